@@ -1,0 +1,308 @@
+"""The CalDAV adapters, on the caldav library's client; caldav and HTTP errors are translated here.
+
+Requests are built here (calendar-query, MKCALENDAR, conditional PUT and DELETE) rather than through
+caldav's search(), which post-filters and expands on the client without bounds. Transient failures
+(connection errors, timeouts, 5xx, 429) are retried with backoff and jitter, honouring Retry-After;
+other 4xx are not. Nothing here logs a request or response body.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from sanitizer.errors import PreconditionFailed, StoreError
+from sanitizer.expand import Window
+from sanitizer.store import RawObject
+
+log = logging.getLogger(__name__)
+
+DAV = "{DAV:}"
+CALDAV = "{urn:ietf:params:xml:ns:caldav}"
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
+ICS_HEADERS = {"Content-Type": "text/calendar; charset=utf-8"}
+
+_QUERY = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/><C:calendar-data/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}</C:comp-filter>
+  </C:comp-filter></C:filter>
+</C:calendar-query>"""
+
+_MKCALENDAR = """<?xml version="1.0" encoding="utf-8"?>
+<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:set><D:prop>
+    <D:displayname>{name}</D:displayname>
+    <C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set>
+  </D:prop></D:set>
+</C:mkcalendar>"""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to reach one account; the password never leaves this object except to the client."""
+
+    url: str
+    username: str
+    password: str
+    verify: bool | str = True  # False, True, or the path of a CA bundle
+    timeout: float = 30.0
+
+    def __repr__(self) -> str:
+        return f"Credentials(url={self.url!r}, username={self.username!r}, password=<hidden>)"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a request returned: status, headers, and the parsed XML (if any)."""
+
+    status: int
+    headers: Mapping[str, str]
+    tree: Any
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts per request and the backoff between them."""
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+
+class Transport:
+    """HTTP over caldav's DAVClient, one client (and connection pool) per thread."""
+
+    def __init__(self, credentials: Credentials, retry: RetryPolicy | None = None) -> None:
+        self.credentials = credentials
+        self.retry = retry or RetryPolicy()
+        self.requests: Counter[str] = Counter()
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from caldav.davclient import DAVClient  # noqa: PLC0415 - heavy; only when talking CalDAV
+
+            creds = self.credentials
+            client = DAVClient(
+                url=creds.url, username=creds.username, password=creds.password,
+                auth_type="basic", timeout=creds.timeout,  # type: ignore[arg-type] # a float works
+                ssl_verify_cert=creds.verify,
+                enable_rfc6764=False, rate_limit_handle=False,
+            )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close every connection pool opened by any thread."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+    def request(self, method: str, url: str, body: bytes = b"",
+                headers: Mapping[str, str] | None = None) -> Reply:
+        """Send with retries for transient faults; raise StoreError when it does not succeed."""
+        error: StoreError | None = None
+        for attempt in range(self.retry.attempts):
+            if error is not None:
+                time.sleep(self._delay(attempt, error.retry_after))
+            try:
+                reply = self._once(method, url, body, headers or {})
+            except StoreError as exc:
+                if not exc.transient:
+                    raise
+                error = exc
+                continue
+            if reply.status in TRANSIENT_STATUSES:
+                error = StoreError(operation=method, url=url, reason=f"http-{reply.status}",
+                                   status=reply.status, transient=True,
+                                   retry_after=_retry_after(reply.headers))
+                continue
+            return reply
+        assert error is not None
+        raise error
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.retry.max_delay)
+        ceiling = min(self.retry.base_delay * float(2 ** max(attempt - 1, 0)), self.retry.max_delay)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+    def _once(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        from caldav.lib import error as caldav_error  # noqa: PLC0415
+
+        self.requests[method] += 1
+        try:
+            response = self._client().request(url, method, body, dict(headers))
+        except caldav_error.AuthorizationError as exc:
+            raise StoreError(operation=method, url=url, reason="auth-rejected",
+                             status=exc.status) from None
+        except caldav_error.RateLimitError as exc:
+            raise StoreError(operation=method, url=url, reason="rate-limited",
+                             status=exc.status, transient=True,
+                             retry_after=exc.retry_after_seconds) from None
+        except Exception as exc:  # noqa: BLE001 - transport errors may quote the server's reply
+            raise _transport_error(method, url, exc) from None
+        return Reply(response.status, dict(response.headers or {}), response.tree)
+
+
+def _transport_error(method: str, url: str, exc: Exception) -> StoreError:
+    name = type(exc).__name__.lower()
+    if "ssl" in name or "certificate" in name or "CERTIFICATE" in str(exc):
+        return StoreError(operation=method, url=url, reason="tls-verification-failed")
+    if "timeout" in name:
+        return StoreError(operation=method, url=url, reason="timeout", transient=True)
+    if "xml" in name or "syntax" in name:
+        return StoreError(operation=method, url=url, reason="bad-response", transient=True)
+    return StoreError(operation=method, url=url, reason="connection-failed", transient=True)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def multistatus(reply: Reply, url: str, operation: str) -> Iterator[tuple[str, int, Any]]:
+    """(absolute href, status, prop element) for each response in a 207 body."""
+    tree = reply.tree
+    if reply.status != 207 or tree is None or getattr(tree, "tag", None) != DAV + "multistatus":
+        raise StoreError(operation=operation, url=url, reason="bad-response", status=reply.status,
+                         transient=reply.status == 207)
+    for response in tree.iter(DAV + "response"):
+        href = response.findtext(DAV + "href")
+        if not href:
+            continue
+        absolute = urljoin(url, href.strip())
+        direct = response.findtext(DAV + "status")
+        if direct is not None:
+            yield absolute, _status_code(direct), None
+            continue
+        for propstat in response.iter(DAV + "propstat"):
+            status = _status_code(propstat.findtext(DAV + "status") or "")
+            if status == 200:
+                yield absolute, 200, propstat.find(DAV + "prop")
+
+
+def _status_code(line: str) -> int:
+    parts = line.split()
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def _objects(reply: Reply, url: str, operation: str) -> list[RawObject]:
+    found = []
+    collection = urlsplit(url).path
+    for href, status, prop in multistatus(reply, url, operation):
+        if status != 200 or prop is None:
+            continue
+        if urlsplit(href).path.rstrip("/") == collection.rstrip("/"):
+            continue
+        data = prop.findtext(CALDAV + "calendar-data")
+        if not data:
+            continue
+        etag = prop.findtext(DAV + "getetag")
+        found.append(RawObject(href, etag.strip() if etag else None, data.encode("utf-8")))
+    return found
+
+
+def _expect(reply: Reply, ok: set[int], operation: str, url: str) -> None:
+    if reply.status in ok:
+        return
+    if reply.status == 412:
+        raise PreconditionFailed(operation=operation, url=url, reason="precondition-failed",
+                                 status=412)
+    reason = {404: "not-found", 405: "not-allowed", 409: "conflict", 507: "insufficient-storage",
+              413: "too-large", 415: "unsupported-media"}.get(reply.status, "http-error")
+    raise StoreError(operation=operation, url=url, reason=reason, status=reply.status)
+
+
+def _range(window: Window) -> str:
+    return (f'<C:time-range start="{window.start:%Y%m%dT%H%M%SZ}" '
+            f'end="{window.end:%Y%m%dT%H%M%SZ}"/>')
+
+
+class CalDAVSource:
+    """A work calendar, read with one calendar-query per cycle. It has no write method."""
+
+    def __init__(self, transport: Transport, url: str) -> None:
+        self.transport = transport
+        self.url = url
+
+    def fetch(self, window: Window) -> list[RawObject]:
+        """Every VEVENT object with an instance in the window, with its ETag and data."""
+        body = _QUERY.format(range=_range(window)).encode()
+        reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
+        if reply.status == 404:
+            raise StoreError(operation="REPORT", url=self.url, reason="source-not-found",
+                             status=404)
+        return _objects(reply, self.url, "REPORT")
+
+
+class CalDAVTarget:
+    """A phone calendar: listed, created if missing, written with conditional requests."""
+
+    def __init__(self, transport: Transport, url: str, display_name: str = "Appointments") -> None:
+        self.transport = transport
+        self.url = url
+        self.display_name = display_name
+
+    def list(self) -> list[RawObject]:
+        """Every VEVENT object in the calendar; 404 if the calendar does not exist."""
+        body = _QUERY.format(range="").encode()
+        reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
+        if reply.status == 404:
+            raise StoreError(operation="REPORT", url=self.url, reason="target-not-found",
+                             status=404)
+        return _objects(reply, self.url, "REPORT")
+
+    def create_calendar(self) -> None:
+        """MKCALENDAR; a calendar that appeared meanwhile is fine."""
+        name = self.display_name.replace("&", "&amp;").replace("<", "&lt;")
+        reply = self.transport.request("MKCALENDAR", self.url,
+                                       _MKCALENDAR.format(name=name).encode(), XML_HEADERS)
+        if reply.status == 405:  # already exists (RFC 4791 5.3.1.2)
+            return
+        _expect(reply, {200, 201}, "MKCALENDAR", self.url)
+
+    def create(self, href_name: str, data: bytes) -> str | None:
+        """PUT If-None-Match: *; never overwrites."""
+        url = urljoin(self.url, href_name)
+        reply = self.transport.request("PUT", url, data, {"If-None-Match": "*", **ICS_HEADERS})
+        _expect(reply, {200, 201, 204}, "PUT", url)
+        return _etag(reply.headers)
+
+    def update(self, href: str, etag: str | None, data: bytes) -> str | None:
+        """PUT If-Match: the ETag read this cycle."""
+        headers = {"If-Match": etag, **ICS_HEADERS} if etag else dict(ICS_HEADERS)
+        reply = self.transport.request("PUT", href, data, headers)
+        _expect(reply, {200, 201, 204}, "PUT", href)
+        return _etag(reply.headers)
+
+    def delete(self, href: str, etag: str | None) -> None:
+        """DELETE If-Match; already gone counts as done."""
+        reply = self.transport.request("DELETE", href, b"", {"If-Match": etag} if etag else {})
+        if reply.status == 404:
+            return
+        _expect(reply, {200, 204}, "DELETE", href)
+
+
+def _etag(headers: Mapping[str, str]) -> str | None:
+    return {k.lower(): v for k, v in headers.items()}.get("etag")

@@ -1,0 +1,215 @@
+"""The command line: each command a few lines over the library.
+
+This is the one place that turns errors into messages and exit codes (see errors.ExitCode). No
+command prints event text: `preview` prints exactly what the phone gets, which is labels and times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, tzinfo
+from typing import NoReturn
+
+from sanitizer import __version__, secrets
+from sanitizer.config import Config, Pair, load_config, resolve_path
+from sanitizer.cycle import open_runtime, run_cycle
+from sanitizer.engine import PairReport
+from sanitizer.errors import ConfigError, ExitCode, SanitizerError, SecretError
+from sanitizer.logs import LEVELS, setup
+from sanitizer.model import SanitizedEvent, Status, Transparency
+
+PROG = "calendar-sanitizer"
+log = logging.getLogger(__name__)
+
+
+class UsageError(SanitizerError):
+    """Bad command-line usage (exit 64)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 64 (sysexits) with one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All commands and options."""
+    common = _Parser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config file (default: $CALENDAR_SANITIZER_CONFIG, "
+                             "else /etc/calendar-sanitizer/config.toml)")
+    common.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS,
+                        help="log verbosity (default: warning; info for run)")
+    parser = _Parser(prog=PROG, parents=[common], description=(
+        "Keep a non-identifying copy of work calendars on phone calendars."))
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    for name, help_text in (("sync", "run one cycle over all pairs (or one)"),
+                            ("preview", "print what each phone calendar will hold")):
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.add_argument("--pair", metavar="NAME", help="only this pair")
+        sub.add_argument("--now", metavar="ISO8601",
+                         help="run as of this time (naive times are in service.timezone)")
+        if name == "sync":
+            sub.add_argument("--dry-run", action="store_true",
+                             help="read both sides and print the plan's counts; write nothing")
+    demo = commands.add_parser("demo", parents=[common],
+                               help="run against an embedded Radicale with sample data",
+                               description="Start a local Radicale with fake appointments and "
+                                           "sync them every few seconds until Ctrl-C.")
+    demo.add_argument("--interval", type=float, default=5.0, help="seconds between cycles")
+    demo.add_argument("--cycles", type=int, default=0,
+                      help="stop after this many cycles (default: run until Ctrl-C)")
+    setpw = commands.add_parser("set-password", parents=[common],
+                                help="store an account's password in the keyring",
+                                description="Store an account's password in the keyring.")
+    setpw.add_argument("account", help="the account name from [accounts.NAME]")
+    setpw.add_argument("--stdin", action="store_true",
+                       help="read the password from standard input instead of a prompt")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn every error into one line and an exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        setup(getattr(args, "log_level", "warning"))
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{PROG}: config error: {problem}", file=sys.stderr)
+        return int(exc.exit_code)
+    except SanitizerError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the message may quote data; the type may not
+        print(f"{PROG}: internal error ({type(exc).__name__}); please report it", file=sys.stderr)
+        return 70
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(resolve_path(getattr(args, "config", None)))
+
+
+def _pairs(config: Config, name: str | None) -> tuple[Pair, ...]:
+    if name is None:
+        return config.pairs
+    try:
+        return (config.pair(name),)
+    except KeyError:
+        raise UsageError(f"no pair named {name!r} in {config.path}") from None
+
+
+def parse_now(text: str | None, zone: tzinfo) -> datetime:
+    """--now, or the clock; naive times are in the service's zone."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError("--now: expected an ISO 8601 time like 2030-03-04T09:00") from None
+    return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One cycle; exit 0 if every pair succeeded, 1 if any failed."""
+    config = _config(args)
+    pairs = _pairs(config, args.pair)
+    now = parse_now(args.now, config.service.timezone)
+    runtime = open_runtime(config, pairs)
+    try:
+        reports = run_cycle(runtime, pairs, now, dry_run=args.dry_run)
+    finally:
+        runtime.close()
+    for report in reports:
+        print(report.summary())
+    return int(ExitCode.OK if all(r.ok for r in reports) else ExitCode.FAILED)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """What each phone calendar will hold: date, time, title, location label. Writes nothing."""
+    config = _config(args)
+    pairs = _pairs(config, args.pair)
+    now = parse_now(args.now, config.service.timezone)
+    runtime = open_runtime(config, pairs)
+    try:
+        reports = run_cycle(runtime, pairs, now, dry_run=True)
+    finally:
+        runtime.close()
+    for report in reports:
+        print(render_preview(report, config.service.timezone))
+    return int(ExitCode.OK if all(r.error is None for r in reports) else ExitCode.FAILED)
+
+
+def render_preview(report: PairReport, zone: tzinfo) -> str:
+    """The phone calendar's entries, one line each, in the agency's time zone."""
+    if report.error is not None:
+        return f"== {report.pair}: FAILED {report.error}"
+    lines = [f"== {report.pair}: {len(report.desired)} entries"]
+    lines += [f"  {format_entry(event, zone)}" for event in report.desired]
+    return "\n".join(lines)
+
+
+def format_entry(event: SanitizedEvent, zone: tzinfo) -> str:
+    """`Mon 2030-03-04 10:00-11:00  Title  @ Location (tentative, free)`."""
+    if isinstance(event.start, datetime) and isinstance(event.end, datetime):
+        start, end = event.start.astimezone(zone), event.end.astimezone(zone)
+        when = f"{start:%a %Y-%m-%d %H:%M}-{end:%H:%M}"
+        if end.date() != start.date():
+            when = f"{start:%a %Y-%m-%d %H:%M}-{end:%a %Y-%m-%d %H:%M}"
+    else:
+        days = (_as_date(event.end) - _as_date(event.start)).days
+        when = f"{event.start:%a %Y-%m-%d} all day" + (f" ({days} days)" if days > 1 else "")
+    text = f"{when:<28} {event.title.text}"
+    if event.location is not None:
+        text += f"  @ {event.location.text}"
+    flags = [name for flag, name in ((event.status is Status.TENTATIVE, "tentative"),
+             (event.transparency is Transparency.TRANSPARENT, "free")) if flag]
+    return text + (f" ({', '.join(flags)})" if flags else "")
+
+
+def _as_date(value: date) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    """Store a password in the configured keyring; it is never taken from the command line."""
+    config = _config(args)
+    if args.account not in config.accounts:
+        raise UsageError(f"no [accounts.{args.account}] in {config.path}")
+    if args.stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    else:
+        value = getpass.getpass(f"Password for account {args.account}: ")
+    if not value:
+        raise SecretError(f"account {args.account}", "empty password; nothing stored")
+    backend = secrets.select_backend(config.service.keyring_backend)
+    secrets.store_password(backend, args.account, value)
+    print(f"stored the password of account {args.account} in {type(backend).__name__}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The embedded default (see demo.py)."""
+    from sanitizer.demo import run_demo  # noqa: PLC0415 - needs Radicale, only for the demo
+
+    return run_demo(interval=args.interval, cycles=args.cycles)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sync": cmd_sync,
+    "preview": cmd_preview,
+    "demo": cmd_demo,
+    "set-password": cmd_set_password,
+}

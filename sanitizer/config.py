@@ -1,0 +1,420 @@
+"""TOML configuration -> frozen dataclasses.
+
+Every problem is collected and reported at once, one line each, starting with its key path. No
+password key exists: secrets come from the keyring (see `secrets.py`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sanitizer.durations import parse_duration
+from sanitizer.errors import ConfigError
+from sanitizer.model import Action, Label
+
+DEFAULT_CONFIG_PATH = Path("/etc/calendar-sanitizer/config.toml")
+CONFIG_ENV = "CALENDAR_SANITIZER_CONFIG"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One classification rule; an event matches when every given `match_*` test passes."""
+
+    where: str  # key path, e.g. "pairs[0].rules[1]", used in reports instead of event text
+    action: Action = Action.SANITIZE
+    match_categories: frozenset[str] = frozenset()
+    match_class: frozenset[str] = frozenset()
+    match_summary: re.Pattern[str] | None = None
+    title: Label | None = None
+    location: Label | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """A CalDAV login; its password lives in the keyring under the account's name."""
+
+    name: str
+    url: str
+    username: str
+    verify_tls: bool = True
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One advocate: a work calendar read, a phone calendar written."""
+
+    name: str
+    source_account: Account
+    target_account: Account
+    source_url: str
+    target_url: str
+    lookahead: timedelta = timedelta(days=14)
+    retention: timedelta = timedelta(hours=24)
+    title: Label = Label("Appointment")
+    location: Label | None = None
+    alarm: timedelta | None = None
+    rules: tuple[Rule, ...] = ()
+
+
+@dataclass(frozen=True)
+class Service:
+    """Settings for the whole process."""
+
+    interval: timedelta = timedelta(minutes=5)
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    state_dir: Path = Path("/var/lib/calendar-sanitizer")
+    full_reconcile: timedelta = timedelta(hours=1)
+    timeout: timedelta = timedelta(seconds=30)
+    workers: int = 4
+    keyring_backend: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    service: Service
+    accounts: Mapping[str, Account]
+    pairs: tuple[Pair, ...]
+    path: Path | None = None
+
+    def pair(self, name: str) -> Pair:
+        """The pair with that name, or KeyError."""
+        for pair in self.pairs:
+            if pair.name == name:
+                return pair
+        raise KeyError(name)
+
+
+def resolve_path(explicit: str | Path | None) -> Path:
+    """--config, else $CALENDAR_SANITIZER_CONFIG, else the system path."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; raise ConfigError with every problem found."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"], str(path)) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: not readable by this user"], str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"], str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: TOML syntax error: {exc}"], str(path)) from None
+    config = parse_config(data, source=str(path))
+    return Config(config.service, config.accounts, config.pairs, path)
+
+
+def parse_config(data: Mapping[str, Any], source: str = "config") -> Config:
+    """Validate parsed TOML; raise ConfigError with every problem found."""
+    reader = _Reader()
+    config = reader.config(data)
+    if reader.problems or config is None:
+        raise ConfigError(reader.problems, source)
+    return config
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and the loopback addresses, the only hosts plain HTTP may reach."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str) -> str | None:
+    """A problem with a server URL, or None. Plain HTTP is allowed to loopback only."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected an http(s) URL with a host"
+    if parts.username or parts.password:
+        return "must not contain a user or password (passwords belong in the keyring)"
+    if parts.query or parts.fragment:
+        return "must not contain a query or fragment"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "plain http is refused except to loopback; use https"
+    return None
+
+
+class _Reader:
+    """Walks the TOML tree, building dataclasses and collecting problems with their key paths."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def get(self, table: Mapping[str, Any], where: str, key: str, kind: type[T],
+            default: T | None = None, *, required: bool = False) -> T | None:
+        if key not in table:
+            if required:
+                self.problem(f"{where}.{key}" if where else key, "missing")
+            return default
+        value = table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.problem(f"{where}.{key}" if where else key,
+                         f"expected {_kind_name(kind)}, got {_kind_name(type(value))}")
+            return default
+        return value
+
+    def convert(self, table: Mapping[str, Any], where: str, key: str,
+                parse: Callable[[str], T], default: T) -> T:
+        text = self.get(table, where, key, str)
+        if text is None:
+            return default
+        try:
+            return parse(text)
+        except (ValueError, KeyError) as exc:
+            self.problem(f"{where}.{key}", str(exc))
+            return default
+
+    def known_keys(self, table: Mapping[str, Any], where: str, keys: set[str]) -> None:
+        for key in table:
+            if key not in keys:
+                self.problem(f"{where}.{key}" if where else str(key), "unknown key")
+
+    def table(self, parent: Mapping[str, Any], where: str, key: str) -> Mapping[str, Any]:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            self.problem(f"{where}.{key}" if where else key, "expected a table")
+            return {}
+        return value
+
+    def array_of_tables(self, parent: Mapping[str, Any], where: str, key: str) -> list[Any]:
+        value = parent.get(key, [])
+        path = f"{where}.{key}" if where else key
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(path, f"expected an array of tables ([[{path}]])")
+            return []
+        return value
+
+    def config(self, data: Mapping[str, Any]) -> Config | None:
+        self.known_keys(data, "", {"service", "accounts", "pairs", "rules"})
+        service = self.service(self.table(data, "", "service"))
+        accounts = {
+            name: account for name, table in self.table(data, "", "accounts").items()
+            if (account := self.account(name, table)) is not None
+        }
+        global_rules = tuple(
+            rule for i, table in enumerate(self.array_of_tables(data, "", "rules"))
+            if (rule := self.rule(table, f"rules[{i}]")) is not None
+        )
+        pairs = tuple(
+            pair for i, table in enumerate(self.array_of_tables(data, "", "pairs"))
+            if (pair := self.pair(table, f"pairs[{i}]", accounts, global_rules)) is not None
+        )
+        if not pairs and "pairs" not in data:
+            self.problem("pairs", "no [[pairs]] defined")
+        self.cross_checks(pairs)
+        return None if self.problems else Config(service, accounts, pairs)
+
+    def service(self, table: Mapping[str, Any]) -> Service:
+        where = "service"
+        self.known_keys(table, where, {"interval", "timezone", "state_dir", "full_reconcile",
+                                       "timeout", "workers", "keyring_backend"})
+        default = Service()
+        interval = self.convert(table, where, "interval", parse_duration, default.interval)
+        if interval < timedelta(seconds=5):
+            self.problem(f"{where}.interval", "must be at least 5s")
+        zone = self.convert(table, where, "timezone", _zone, default.timezone)
+        state_dir = Path(self.get(table, where, "state_dir", str, str(default.state_dir)) or "")
+        if not state_dir.is_absolute():
+            self.problem(f"{where}.state_dir", "must be an absolute path")
+        workers = self.get(table, where, "workers", int, default.workers) or default.workers
+        if not 1 <= workers <= 32:
+            self.problem(f"{where}.workers", "must be between 1 and 32")
+        backend = self.get(table, where, "keyring_backend", str)
+        return Service(
+            interval=interval, timezone=zone, state_dir=state_dir,
+            full_reconcile=self.convert(table, where, "full_reconcile", parse_duration,
+                                        default.full_reconcile),
+            timeout=self.convert(table, where, "timeout", parse_duration, default.timeout),
+            workers=workers, keyring_backend=backend,
+        )
+
+    def account(self, name: str, table: Any) -> Account | None:
+        where = f"accounts.{name}"
+        if not isinstance(table, dict):
+            self.problem(where, "expected a table")
+            return None
+        count = len(self.problems)
+        if not _NAME.match(name):
+            self.problem(where, "account names use letters, digits, '_', '.', '-' (max 64)")
+        self.known_keys(table, where, {"url", "username", "verify_tls", "ca_file"})
+        url = self.get(table, where, "url", str, required=True) or ""
+        if url and (problem := check_url(url)):
+            self.problem(f"{where}.url", problem)
+        username = self.get(table, where, "username", str, required=True) or ""
+        verify = self.get(table, where, "verify_tls", bool, True)
+        ca_file = self.get(table, where, "ca_file", str)
+        if ca_file is not None and not Path(ca_file).is_absolute():
+            self.problem(f"{where}.ca_file", "must be an absolute path")
+        if len(self.problems) > count:
+            return None
+        return Account(name, _with_slash(url), username, bool(verify),
+                       Path(ca_file) if ca_file else None)
+
+    def pair(self, table: Mapping[str, Any], where: str, accounts: Mapping[str, Account],
+             global_rules: tuple[Rule, ...]) -> Pair | None:
+        count = len(self.problems)
+        self.known_keys(table, where, {
+            "name", "account", "source_account", "target_account", "source", "target",
+            "lookahead", "retention", "title", "location", "alarm", "rules"})
+        name = self.get(table, where, "name", str, required=True) or ""
+        if name and not _NAME.match(name):
+            self.problem(f"{where}.name", "pair names use letters, digits, '_', '.', '-' (max 64)")
+        source_account = self.pick_account(table, where, "source_account", accounts)
+        target_account = self.pick_account(table, where, "target_account", accounts)
+        source = self.calendar_url(table, where, "source", source_account)
+        target = self.calendar_url(table, where, "target", target_account)
+        title = self.label(table, where, "title") or Label("Appointment")
+        location = self.label(table, where, "location")
+        alarm: timedelta | None = self.convert(table, where, "alarm", parse_duration, None)
+        rules = tuple(
+            rule for i, rule_table in enumerate(self.array_of_tables(table, where, "rules"))
+            if (rule := self.rule(rule_table, f"{where}.rules[{i}]")) is not None
+        )
+        pair = Pair(
+            name=name, source_account=source_account or _NO_ACCOUNT,
+            target_account=target_account or _NO_ACCOUNT, source_url=source, target_url=target,
+            lookahead=self.convert(table, where, "lookahead", parse_duration, timedelta(days=14)),
+            retention=self.convert(table, where, "retention", parse_duration, timedelta(hours=24)),
+            title=title, location=location, alarm=alarm, rules=rules + global_rules,
+        )
+        if pair.lookahead > timedelta(days=366):
+            self.problem(f"{where}.lookahead", "must be at most 366d")
+        if pair.retention > timedelta(days=366):
+            self.problem(f"{where}.retention", "must be at most 366d")
+        return None if len(self.problems) > count else pair
+
+    def pick_account(self, table: Mapping[str, Any], where: str, key: str,
+                     accounts: Mapping[str, Account]) -> Account | None:
+        name = self.get(table, where, key, str) or self.get(table, where, "account", str)
+        if name is None:
+            if key == "source_account":  # report a missing account once per pair
+                self.problem(f"{where}.account", "missing (or source_account and target_account)")
+            return None
+        if name not in accounts:
+            used = key if key in table else "account"
+            self.problem(f"{where}.{used}", f"no [accounts.{name}] defined")
+            return None
+        return accounts[name]
+
+    def calendar_url(self, table: Mapping[str, Any], where: str, key: str,
+                     account: Account | None) -> str:
+        text = self.get(table, where, key, str, required=True)
+        if not text or account is None:
+            return ""
+        url = _with_slash(urljoin(account.url, text))
+        if problem := check_url(url):
+            self.problem(f"{where}.{key}", problem)
+        elif urlsplit(url).netloc != urlsplit(account.url).netloc:
+            self.problem(f"{where}.{key}", "must be on the account's server")
+        return url
+
+    def label(self, table: Mapping[str, Any], where: str, key: str) -> Label | None:
+        text = self.get(table, where, key, str)
+        if text is None:
+            return None
+        try:
+            return Label(text)
+        except ValueError as exc:
+            self.problem(f"{where}.{key}", str(exc))
+            return None
+
+    def rule(self, table: Mapping[str, Any], where: str) -> Rule | None:
+        count = len(self.problems)
+        self.known_keys(table, where, {"match_categories", "match_class", "match_summary",
+                                       "action", "title", "location"})
+        action_text = self.get(table, where, "action", str, "sanitize") or "sanitize"
+        try:
+            action = Action(action_text)
+        except ValueError:
+            self.problem(f"{where}.action", "expected one of sanitize, keep-title, skip")
+            action = Action.SANITIZE
+        categories = self.string_list(table, where, "match_categories")
+        classes = self.string_list(table, where, "match_class")
+        pattern = self.get(table, where, "match_summary", str)
+        compiled = None
+        if pattern is not None:
+            try:
+                compiled = re.compile(pattern, re.IGNORECASE)
+            except re.error as exc:
+                self.problem(f"{where}.match_summary", f"invalid regular expression ({exc.msg})")
+        title = self.label(table, where, "title")
+        location = self.label(table, where, "location")
+        if action is not Action.SANITIZE and title is not None:
+            self.problem(f"{where}.title", f"only a sanitize rule takes a title, not {action_text}")
+        if len(self.problems) > count:
+            return None
+        return Rule(where=where, action=action,
+                    match_categories=frozenset(c.casefold() for c in categories),
+                    match_class=frozenset(c.upper() for c in classes),
+                    match_summary=compiled, title=title, location=location)
+
+    def string_list(self, table: Mapping[str, Any], where: str, key: str) -> list[str]:
+        value = self.get(table, where, key, list, [])
+        if value is None or not all(isinstance(item, str) for item in value):
+            self.problem(f"{where}.{key}", "expected a list of strings")
+            return []
+        return value
+
+    def cross_checks(self, pairs: tuple[Pair, ...]) -> None:
+        """Names unique; no target shared or used as a source (the source must never be written)."""
+        seen_names: dict[str, int] = {}
+        sources = {pair.source_url for pair in pairs}
+        targets: dict[str, str] = {}
+        for i, pair in enumerate(pairs):
+            if pair.name in seen_names:
+                self.problem(f"pairs[{i}].name", f"duplicate pair name {pair.name!r}")
+            seen_names.setdefault(pair.name, i)
+            if pair.target_url in sources:
+                self.problem(f"pairs[{i}].target", "is also a source calendar; refusing to write")
+            if pair.target_url in targets:
+                self.problem(f"pairs[{i}].target",
+                             f"is already the target of pair {targets[pair.target_url]!r}")
+            targets.setdefault(pair.target_url, pair.name)
+
+
+_NO_ACCOUNT = Account("", "", "")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone (expected an IANA name like Europe/Berlin)") from None
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", list: "a list",
+            dict: "a table", float: "a number"}.get(kind, kind.__name__)

@@ -1,0 +1,97 @@
+"""Wiring: config + secrets -> CalDAV stores per pair, and one cycle over the pairs.
+
+One Transport per account, shared by every pair that uses it (one connection pool per server).
+A pair whose password is missing or whose server is down fails alone; the others run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sanitizer import secrets
+from sanitizer.caldav_store import CalDAVSource, CalDAVTarget, Credentials, Transport
+from sanitizer.config import Account, Config, Pair
+from sanitizer.engine import PairReport, sync_pair
+from sanitizer.errors import SecretError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything a cycle needs that is read once: transports (with passwords) and the UID key."""
+
+    config: Config
+    key: bytes
+    transports: dict[str, Transport] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no password
+
+    def transport(self, account: Account) -> Transport | None:
+        """The account's transport, or None if its password is missing."""
+        return self.transports.get(account.name)
+
+    def close(self) -> None:
+        """Close every connection."""
+        for transport in self.transports.values():
+            transport.close()
+
+
+def credentials_for(account: Account, password: str, timeout: float) -> Credentials:
+    """Client settings for an account; TLS is verified unless the admin turned it off."""
+    verify: bool | str = account.verify_tls
+    if account.ca_file is not None:
+        verify = str(account.ca_file)
+    return Credentials(account.url, account.username, password, verify, timeout)
+
+
+def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime:
+    """Read the UID key and the passwords of the accounts the chosen pairs use."""
+    key = secrets.uid_key(config.service.state_dir)
+    runtime = Runtime(config, key)
+    backend = secrets.select_backend(config.service.keyring_backend)
+    accounts = {a.name: a for p in (pairs or config.pairs)
+                for a in (p.source_account, p.target_account)}
+    timeout = config.service.timeout.total_seconds()
+    for name, account in sorted(accounts.items()):
+        try:
+            password = secrets.password(backend, name)
+        except SecretError as exc:
+            runtime.missing[name] = str(exc)
+            continue
+        runtime.transports[name] = Transport(credentials_for(account, password, timeout))
+    return runtime
+
+
+def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False) -> PairReport:
+    """One cycle of one pair, isolated from the others."""
+    source_transport = runtime.transport(pair.source_account)
+    target_transport = runtime.transport(pair.target_account)
+    if source_transport is None or target_transport is None:
+        account = pair.source_account if source_transport is None else pair.target_account
+        report = PairReport(pair.name, dry_run=dry_run)
+        report.error = runtime.missing.get(account.name, f"account {account.name}: no password")
+        return report
+    return sync_pair(
+        pair, CalDAVSource(source_transport, pair.source_url),
+        CalDAVTarget(target_transport, pair.target_url),
+        key=runtime.key, now=now, zone=runtime.config.service.timezone, dry_run=dry_run,
+        workers=runtime.config.service.workers,
+    )
+
+
+def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
+              dry_run: bool = False) -> list[PairReport]:
+    """One cycle over the given pairs; every pair runs whatever happens to the others."""
+    reports = []
+    for pair in pairs:
+        try:
+            report = sync_one(runtime, pair, now, dry_run)
+        except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
+            report = PairReport(pair.name, dry_run=dry_run)
+            report.error = f"internal error ({type(exc).__name__})"
+        log.info("%s", report.summary())
+        reports.append(report)
+    return reports

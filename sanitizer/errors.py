@@ -1,0 +1,86 @@
+"""Exceptions with named fields, and the exit codes the CLI turns them into.
+
+Messages are built here from fixed words, key paths, pair names and reason codes: never from event
+text, so an error can be printed or logged as it is.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes, after sysexits(3); documented in the README."""
+
+    OK = 0
+    FAILED = 1  # at least one pair failed; the others ran
+    USAGE = 64
+    UNAVAILABLE = 69
+    TEMPFAIL = 75
+    NOPERM = 77
+    CONFIG = 78
+
+
+class SanitizerError(Exception):
+    """Base of every error the program reports itself."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class ConfigError(SanitizerError):
+    """The configuration has problems; each is one line that starts with its key path."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(f"{source}: {len(self.problems)} problem(s)")
+
+
+class SecretError(SanitizerError):
+    """A password or key is missing or unreadable."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, what: str, hint: str) -> None:
+        self.what = what
+        self.hint = hint
+        super().__init__(f"{what}: {hint}")
+
+
+class StoreError(SanitizerError):
+    """A CalDAV request failed. `reason` is a short code, `status` the HTTP status if any."""
+
+    def __init__(
+        self, *, operation: str, url: str, reason: str, status: int | None = None,
+        transient: bool = False, retry_after: float | None = None,
+    ) -> None:
+        self.operation = operation
+        self.url = url
+        self.reason = reason
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+        where = f"HTTP {status}" if status is not None else reason
+        super().__init__(f"{operation} {url}: {where}" if where == reason else
+                         f"{operation} {url}: {reason} ({where})")
+
+    @property
+    def exit_code(self) -> ExitCode:  # type: ignore[override]
+        """Auth problems must not be retried by a supervisor; outages may be."""
+        if self.status in (401, 403):
+            return ExitCode.NOPERM
+        if self.transient:
+            return ExitCode.TEMPFAIL
+        return ExitCode.UNAVAILABLE
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write lost a race (HTTP 412): re-read on the next cycle, never loop."""
+
+
+class AlreadyRunning(SanitizerError):
+    """Another instance holds the lock in the state directory."""
+
+    exit_code = ExitCode.TEMPFAIL

@@ -1,0 +1,230 @@
+"""Source objects -> validated instances inside a window (pure).
+
+One CalDAV object holds one UID: a master event and its overrides. Parsing and expansion are
+bounded (object size, instance count, rule density, time) so a hostile object cannot stall a cycle;
+an object that fails is skipped with a reason code, never with a message that quotes it.
+Warnings from the parsing libraries quote input and are silenced here.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+import icalendar
+import recurring_ical_events
+import x_wr_timezone
+
+from sanitizer.model import Instance, When, instant
+
+MAX_OBJECT_BYTES = 16 * 1024 * 1024
+MAX_INSTANCES = 2000  # per object and window; a real calendar has a handful
+MAX_RULE_STEPS = 200_000  # recurrence steps from DTSTART to the window's end
+MAX_SECONDS = 2.0
+_FREQ_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400,
+                 "WEEKLY": 7 * 86400, "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
+_STATUSES = frozenset({"CONFIRMED", "TENTATIVE", "CANCELLED"})
+
+
+class SkipObject(Exception):
+    """An object that yields nothing; `reason` is a short code, safe to log and count."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end) in UTC: instances that end after start and begin before end are kept."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.utcoffset() != timedelta(0) or self.end.utcoffset() != timedelta(0):
+            raise ValueError("window bounds must be UTC")
+
+
+def parse_object(data: bytes) -> icalendar.Calendar:
+    """Parse one object strictly enough that what we read is what the server holds."""
+    if len(data) > MAX_OBJECT_BYTES:
+        raise SkipObject("too-large")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calendars = icalendar.Calendar.from_ical(data, multiple=True)
+    except Exception:  # noqa: BLE001 - the exception text quotes the input
+        raise SkipObject("unparseable") from None
+    if len(calendars) != 1 or calendars[0].name != "VCALENDAR":
+        raise SkipObject("unparseable")
+    calendar: icalendar.Calendar = calendars[0]
+    return calendar
+
+
+def expand_object(data: bytes, window: Window, zone: tzinfo, fallback_uid: str) -> list[Instance]:
+    """All instances of one object that overlap the window; raise SkipObject to skip it whole."""
+    calendar = _standardize(parse_object(data))
+    events = list(calendar.walk("VEVENT"))
+    if not events:
+        raise SkipObject("not-an-event")
+    for event in events:
+        _validate(event, window)
+    recurring = any(("RRULE" in e or "RDATE" in e or "RECURRENCE-ID" in e) for e in events)
+    deadline = time.monotonic() + MAX_SECONDS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            occurrences = _occurrences(calendar, window, zone, deadline)
+        except SkipObject:
+            raise
+        except Exception:  # noqa: BLE001 - library errors quote the input
+            raise SkipObject("expansion-error") from None
+    instances = [_instance(c, zone, recurring, fallback_uid) for c in occurrences]
+    return [i for i in instances if _overlaps(i, window, zone)]
+
+
+def _standardize(calendar: icalendar.Calendar) -> icalendar.Calendar:
+    """Apply X-WR-TIMEZONE (Google exports) when valid; drop it when not, rather than fail."""
+    if "X-WR-TIMEZONE" not in calendar:
+        return calendar
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result: icalendar.Calendar = x_wr_timezone.to_standard(calendar)
+            return result
+    except Exception:  # noqa: BLE001 - an invalid zone name must not blank the calendar
+        del calendar["X-WR-TIMEZONE"]
+        return calendar
+
+
+def _validate(event: icalendar.Component, window: Window) -> None:
+    """Reject what would otherwise be guessed at: missing or unreadable times, unknown zones."""
+    if "DTSTART" not in event:
+        raise SkipObject("missing-dtstart")
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+        if name not in event:
+            continue
+        prop = event[name]
+        try:
+            value = _dt(event, name)
+        except Exception:  # noqa: BLE001
+            raise SkipObject("bad-date") from None
+        if not isinstance(value, date):
+            raise SkipObject("bad-date")
+        if isinstance(value, datetime) and value.tzinfo is None and "TZID" in prop.params:
+            raise SkipObject("unknown-timezone")
+    if "DURATION" in event:
+        try:
+            duration = _dt(event, "DURATION")
+        except Exception:  # noqa: BLE001
+            raise SkipObject("bad-duration") from None
+        if not isinstance(duration, timedelta) or duration < timedelta(0):
+            raise SkipObject("bad-duration")
+    start, end = _dt(event, "DTSTART"), _dt(event, "DTEND")
+    if end is not None:
+        if isinstance(start, datetime) != isinstance(end, datetime):
+            raise SkipObject("mixed-date-types")
+        if _comparable(end) < _comparable(start):
+            raise SkipObject("end-before-start")
+    _check_density(event, start, window.end)
+
+
+def _dt(component: icalendar.Component, name: str) -> Any:
+    """The parsed value of a date, date-time or duration property, or None if absent."""
+    prop = component.get(name)
+    return None if prop is None else prop.dt
+
+
+def _comparable(value: date) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def _check_density(event: icalendar.Component, start: date, until: datetime) -> None:
+    """Refuse rules whose expansion would take too many steps (FREQ=SECONDLY from long ago)."""
+    rules = event.get("RRULE")
+    for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+        freq = (rule.get("FREQ") or [""])[0]
+        interval = (rule.get("INTERVAL") or [1])[0]
+        if freq not in _FREQ_SECONDS or not isinstance(interval, int) or interval < 1:
+            raise SkipObject("bad-recurrence")
+        span = (until + timedelta(days=1) - _comparable(start)).total_seconds()
+        if freq in ("SECONDLY", "MINUTELY", "HOURLY") and span / (
+                _FREQ_SECONDS[freq] * interval) > MAX_RULE_STEPS:
+            count = (rule.get("COUNT") or [None])[0]
+            if not isinstance(count, int) or count > MAX_RULE_STEPS:
+                raise SkipObject("recurrence-too-dense")
+
+
+def _occurrences(calendar: icalendar.Calendar, window: Window, zone: tzinfo,
+                 deadline: float) -> list[icalendar.Component]:
+    """Expand over a window widened by a day (floating and all-day times are zone-local)."""
+    query = recurring_ical_events.of(calendar)
+    start, end = window.start - timedelta(days=1), window.end + timedelta(days=1)
+    found: list[icalendar.Component] = []
+    for series in query.series:
+        for occurrence in series.between(start, end):
+            found.append(occurrence.as_component(False))
+            if len(found) > MAX_INSTANCES:
+                raise SkipObject("too-many-instances")
+            if time.monotonic() > deadline:
+                raise SkipObject("expansion-timeout")
+    return found
+
+
+def _instance(component: icalendar.Component, zone: tzinfo, recurring: bool,
+              fallback_uid: str) -> Instance:
+    start = _utc(_dt(component, "DTSTART"), zone)
+    end = _utc(_dt(component, "DTEND"), zone) if "DTEND" in component else start
+    key = ""
+    if recurring and "RECURRENCE-ID" in component:
+        key = _key(_dt(component, "RECURRENCE-ID"), zone)
+    status = str(component.get("STATUS", "CONFIRMED")).upper()
+    transp = str(component.get("TRANSP", "")).upper()
+    busy = str(component.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper()
+    return Instance(
+        source_uid=str(component.get("UID", "")) or fallback_uid,
+        key=key, start=start, end=end,
+        status=status if status in _STATUSES else "CONFIRMED",
+        transparent=transp == "TRANSPARENT" or (not transp and busy == "FREE"),
+        categories=_categories(component.get("CATEGORIES")),
+        klass=str(component.get("CLASS", "PUBLIC")).upper(),
+        summary=str(component["SUMMARY"]) if "SUMMARY" in component else None,
+    )
+
+
+def _utc(value: When, zone: tzinfo) -> When:
+    """Dates stay dates; floating times are in the agency's zone; everything else goes to UTC."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def _key(value: When, zone: tzinfo) -> str:
+    moment = _utc(value, zone)
+    if isinstance(moment, datetime):
+        return f"{moment:%Y%m%dT%H%M%SZ}"
+    return f"{moment:%Y%m%d}"
+
+
+def _categories(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    result: list[str] = []
+    for item in items:
+        cats = getattr(item, "cats", None)
+        result.extend(str(c) for c in (cats if cats is not None else [item]))
+    return tuple(result)
+
+
+def _overlaps(instance: Instance, window: Window, zone: tzinfo) -> bool:
+    start, end = instant(instance.start, zone), instant(instance.end, zone)
+    if end == start:
+        return window.start <= start < window.end
+    return end > window.start and start < window.end

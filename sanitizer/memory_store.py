@@ -1,0 +1,116 @@
+"""In-memory calendars that enforce ETags like a server, for fast tests of the engine.
+
+ETags are deterministic (a hash of the bytes), conditional writes fail with PreconditionFailed as a
+412 would, and a duplicate UID in one calendar is refused like Radicale's 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+
+from sanitizer.errors import PreconditionFailed, StoreError
+from sanitizer.expand import Window
+from sanitizer.store import RawObject
+
+
+def _etag(data: bytes) -> str:
+    return '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+
+
+class MemoryCalendar:
+    """A calendar collection: href -> bytes, with ETags and request counts."""
+
+    def __init__(self, url: str = "memory://calendar/") -> None:
+        self.url = url
+        self.objects: dict[str, bytes] = {}
+        self.requests: Counter[str] = Counter()
+        self.exists = True
+        self._lock = threading.Lock()
+
+    def etag(self, href: str) -> str:
+        """The current ETag of an object."""
+        return _etag(self.objects[href])
+
+    def put_raw(self, name: str, data: bytes) -> str:
+        """Store an object without conditions (test setup); returns its href."""
+        href = self.url + name
+        self.objects[href] = data
+        return href
+
+    # Source side: time filtering is left to the expansion, which is the part under test.
+    def fetch(self, window: Window) -> list[RawObject]:
+        """All objects (a server would filter by time; expansion filters again)."""
+        return self._all()
+
+    def _all(self) -> list[RawObject]:
+        with self._lock:
+            self.requests["REPORT"] += 1
+            return [RawObject(h, _etag(d), d) for h, d in sorted(self.objects.items())]
+
+    # Target side.
+    def create_calendar(self) -> None:
+        """Create the collection."""
+        self.requests["MKCALENDAR"] += 1
+        self.exists = True
+
+    def list(self) -> list[RawObject]:
+        """All objects; 404 if the collection does not exist."""
+        if not self.exists:
+            raise StoreError(operation="REPORT", url=self.url, reason="target-not-found",
+                             status=404)
+        return self._all()
+
+    def create(self, href_name: str, data: bytes) -> str | None:
+        """PUT with If-None-Match: *."""
+        href = self.url + href_name
+        with self._lock:
+            self.requests["PUT"] += 1
+            if href in self.objects:
+                raise PreconditionFailed(operation="PUT", url=href, reason="exists", status=412)
+            self.objects[href] = data
+            return _etag(data)
+
+    def update(self, href: str, etag: str | None, data: bytes) -> str | None:
+        """PUT with If-Match."""
+        with self._lock:
+            self.requests["PUT"] += 1
+            if href not in self.objects or (etag is not None and _etag(self.objects[href]) != etag):
+                raise PreconditionFailed(operation="PUT", url=href, reason="changed", status=412)
+            self.objects[href] = data
+            return _etag(data)
+
+    def delete(self, href: str, etag: str | None) -> None:
+        """DELETE with If-Match; a missing object is already gone."""
+        with self._lock:
+            self.requests["DELETE"] += 1
+            if href not in self.objects:
+                return
+            if etag is not None and _etag(self.objects[href]) != etag:
+                raise PreconditionFailed(operation="DELETE", url=href, reason="changed",
+                                         status=412)
+            del self.objects[href]
+
+
+class UnreachableCalendar:
+    """A calendar whose server does not answer, for failure isolation tests."""
+
+    def __init__(self, url: str = "memory://down/") -> None:
+        self.url = url
+
+    def _fail(self) -> StoreError:
+        return StoreError(operation="REPORT", url=self.url, reason="connection-failed",
+                          transient=True)
+
+    def fetch(self, window: Window) -> list[RawObject]:
+        """Always fails."""
+        raise self._fail()
+
+    def create_calendar(self) -> None:
+        """Always fails."""
+        raise self._fail()
+
+    def list(self) -> list[RawObject]:
+        """Always fails."""
+        raise self._fail()

@@ -1,0 +1,66 @@
+"""desired + existing + now -> Plan (pure).
+
+The decision table, per UID:
+- desired, not in the target                 -> Create
+- desired, in the target with other content  -> Update (If-Match the ETag read this cycle)
+- desired, in the target, same content       -> nothing
+- owned, not desired                         -> Delete (expired, cancelled, moved out, rule change)
+- owned, the same UID at several hrefs       -> Delete all but one (a lost response, a crash)
+- not owned                                  -> left alone, reported by href
+The mass-deletion guard: when the source returned nothing, owned entries that have not expired are
+held back, not deleted (an auth glitch or a wrong URL must not empty the phone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, tzinfo
+
+from sanitizer.identity import is_owned
+from sanitizer.model import (
+    Create,
+    Delete,
+    Plan,
+    PlanAction,
+    SanitizedEvent,
+    TargetItem,
+    Update,
+    instant,
+)
+
+
+def plan(desired: Mapping[str, SanitizedEvent], existing: Sequence[TargetItem], *,
+         now: datetime, retention: timedelta, zone: tzinfo, source_empty: bool = False) -> Plan:
+    """The actions that make the target hold exactly `desired` among its owned entries."""
+    foreign = tuple(sorted(item.href for item in existing if not is_owned(item.uid)))
+    by_uid: dict[str, list[TargetItem]] = {}
+    for item in sorted(existing, key=lambda i: i.href):
+        if is_owned(item.uid) and item.uid is not None:
+            by_uid.setdefault(item.uid, []).append(item)
+    horizon = now - retention
+    actions: list[PlanAction] = []
+    unchanged = held_back = 0
+    for uid, items in by_uid.items():
+        keep, *duplicates = _best_first(items, desired.get(uid))
+        actions.extend(Delete(d.href, d.etag, uid, expired=False) for d in duplicates)
+        wanted = desired.get(uid)
+        if wanted is not None:
+            if keep.event == wanted and not keep.extra:
+                unchanged += 1
+            else:
+                actions.append(Update(keep.href, keep.etag, wanted))
+            continue
+        expired = keep.event is not None and instant(keep.event.end, zone) <= horizon
+        if source_empty and not expired:
+            held_back += 1
+            continue
+        actions.append(Delete(keep.href, keep.etag, uid, expired=expired))
+    creates = [event for uid, event in desired.items() if uid not in by_uid]
+    creates.sort(key=lambda e: (instant(e.start, zone), e.uid))  # nearest first on the phone
+    actions.extend(Create(event) for event in creates)
+    return Plan(tuple(actions), unchanged, foreign, held_back)
+
+
+def _best_first(items: list[TargetItem], wanted: SanitizedEvent | None) -> list[TargetItem]:
+    """Among duplicates, keep one that already matches, so cleaning up writes nothing else."""
+    return sorted(items, key=lambda i: not (i.event == wanted and not i.extra))

@@ -1,0 +1,47 @@
+"""Classification: which rule an instance matches decides what reaches the phone (pure).
+
+Rules are tried in order, first match wins; with no match an event is a survivor appointment and is
+sanitized with the pair's title. Rules read source text to decide, but nothing they read is copied,
+except the SUMMARY under an explicit `keep-title` rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sanitizer.config import Rule
+from sanitizer.model import Action, Instance, Label
+
+DEFAULT_RULE = "default"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of classification; `rule` is a key path, safe to log."""
+
+    action: Action
+    title: Label | None
+    location: Label | None
+    rule: str
+
+
+def matches(rule: Rule, instance: Instance) -> bool:
+    """Every `match_*` key the rule has must match; a rule without any matches everything."""
+    if rule.match_categories and not any(
+        category.casefold() in rule.match_categories for category in instance.categories
+    ):
+        return False
+    if rule.match_class and instance.klass.upper() not in rule.match_class:
+        return False
+    return rule.match_summary is None or (
+        rule.match_summary.search(instance.summary or "") is not None
+    )
+
+
+def classify(instance: Instance, rules: Sequence[Rule]) -> Decision:
+    """The first matching rule's decision, or the default: sanitize with the pair's title."""
+    for rule in rules:
+        if matches(rule, instance):
+            return Decision(rule.action, rule.title, rule.location, rule.where)
+    return Decision(Action.SANITIZE, None, None, DEFAULT_RULE)

@@ -1,0 +1,127 @@
+"""Passwords and the UID key: the only module that touches keyring or systemd credentials.
+
+Under systemd (`$CREDENTIALS_DIRECTORY` set, from LoadCredential= or LoadCredentialEncrypted=) the
+password of account NAME is the file `$CREDENTIALS_DIRECTORY/NAME`, read through a read-only keyring
+backend defined here. Otherwise the keyring backend is pinned (the config's `keyring_backend`, or
+keyring's own configuration), because auto-detection can pick a backend that prompts and hangs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets as token
+from pathlib import Path
+
+import keyring
+import keyring.backend
+import keyring.errors
+from keyring.compat.properties import classproperty
+
+from sanitizer.errors import SecretError
+
+SERVICE = "calendar-sanitizer"
+UID_KEY = "uid-key"
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SystemdCredentialsKeyring(keyring.backend.KeyringBackend):
+    """Read-only passwords from systemd credentials: instant, no master password, nothing stored."""
+
+    @classmethod
+    def _directory(cls) -> Path | None:
+        value = os.environ.get(CREDENTIALS_ENV)
+        return Path(value) if value else None
+
+    @classproperty
+    def priority(cls) -> float:
+        """Preferred whenever systemd handed us credentials; unusable otherwise."""
+        if cls._directory() is None:
+            raise RuntimeError(f"${CREDENTIALS_ENV} is not set")
+        return 20.0
+
+    def get_password(self, service: str, username: str) -> str | None:
+        """The credential file named after the account, without its trailing newline."""
+        directory = self._directory()
+        if service != SERVICE or directory is None or not _SAFE_NAME.match(username):
+            return None
+        try:
+            return (directory / username).read_text(encoding="utf-8").rstrip("\r\n")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise keyring.errors.KeyringError(f"credential {username!r} is unreadable") from exc
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        """Credentials are made with systemd-creds, not here."""
+        raise keyring.errors.PasswordSetError(
+            "systemd credentials are read-only; use systemd-creds encrypt")
+
+    def delete_password(self, service: str, username: str) -> None:
+        """Credentials are removed from the unit, not here."""
+        raise keyring.errors.PasswordDeleteError("systemd credentials are read-only")
+
+
+def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
+    """Credentials under systemd, else the pinned backend, else keyring's configured one."""
+    if os.environ.get(CREDENTIALS_ENV):
+        return SystemdCredentialsKeyring()  # type: ignore[no-untyped-call] # keyring's base class
+    if pinned:
+        try:
+            from keyring.core import load_keyring  # noqa: PLC0415
+
+            backend: keyring.backend.KeyringBackend = load_keyring(pinned)
+        except Exception:  # noqa: BLE001 - keyring raises many kinds of import errors
+            raise SecretError("service.keyring_backend",
+                              f"cannot load keyring backend {pinned!r}") from None
+        return backend
+    return keyring.get_keyring()
+
+
+def password(backend: keyring.backend.KeyringBackend, account: str) -> str:
+    """The account's password, or a SecretError that says how to store it."""
+    try:
+        value = backend.get_password(SERVICE, account)
+    except Exception:  # noqa: BLE001 - backends raise anything, messages may hold paths
+        raise SecretError(f"account {account}", "the keyring could not be read") from None
+    if not value:
+        hint = (f"no credential file {account!r} in ${CREDENTIALS_ENV}"
+                if os.environ.get(CREDENTIALS_ENV)
+                else f"no password stored; run: calendar-sanitizer set-password {account}")
+        raise SecretError(f"account {account}", hint)
+    return value
+
+
+def store_password(backend: keyring.backend.KeyringBackend, account: str, value: str) -> None:
+    """Store a password in the pinned keyring."""
+    try:
+        backend.set_password(SERVICE, account, value)
+    except keyring.errors.PasswordSetError as exc:
+        raise SecretError(f"account {account}", str(exc)) from None
+
+
+def uid_key(state_dir: Path) -> bytes:
+    """The per-installation HMAC key: credential `uid-key`, else a 0600 file made on first use."""
+    directory = os.environ.get(CREDENTIALS_ENV)
+    if directory and (Path(directory) / UID_KEY).is_file():
+        return (Path(directory) / UID_KEY).read_bytes().strip()
+    path = state_dir / UID_KEY
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _existing_key(path)
+    except OSError as exc:
+        raise SecretError(str(state_dir), f"cannot create the UID key ({exc.strerror})") from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(token.token_hex(32) + "\n")
+    return path.read_bytes().strip()
+
+
+def _existing_key(path: Path) -> bytes:
+    """A key made by an earlier run; a short one means a damaged file, not a new install."""
+    data = path.read_bytes().strip()
+    if len(data) < 32:
+        raise SecretError(str(path), "the UID key is too short; restore it from backup")
+    return data

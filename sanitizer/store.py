@@ -1,0 +1,55 @@
+"""What the engine needs from a calendar, as two small protocols.
+
+The source side has no write method at all: the work calendar cannot be written through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sanitizer.expand import Window
+
+
+@dataclass(frozen=True)
+class RawObject:
+    """One calendar object as the server holds it; `data` may hold survivor text: never log it."""
+
+    href: str
+    etag: str | None
+    data: bytes
+
+    def __repr__(self) -> str:
+        return f"RawObject(href={self.href!r}, etag={self.etag!r}, {len(self.data)} bytes)"
+
+
+class SourceCalendar(Protocol):
+    """A work calendar, read only."""
+
+    def fetch(self, window: Window) -> list[RawObject]:
+        """Every event object that has an instance overlapping the window."""
+        ...
+
+
+class TargetCalendar(Protocol):
+    """A phone calendar the sanitizer writes."""
+
+    def list(self) -> list[RawObject]:
+        """Every event object in the calendar, owned or not; StoreError 404 if it is missing."""
+        ...
+
+    def create_calendar(self) -> None:
+        """MKCALENDAR, after list() found no calendar."""
+        ...
+
+    def create(self, href_name: str, data: bytes) -> str | None:
+        """PUT a new object (If-None-Match: *); the new ETag if the server gave one."""
+        ...
+
+    def update(self, href: str, etag: str | None, data: bytes) -> str | None:
+        """PUT over an object (If-Match: etag when known); the new ETag if given."""
+        ...
+
+    def delete(self, href: str, etag: str | None) -> None:
+        """DELETE an object (If-Match: etag when known); a 404 counts as done."""
+        ...
