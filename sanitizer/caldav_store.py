@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+TRANSIENT_STATUSES = frozenset({408, 423, 425, 429, 500, 502, 503, 504})  # 423: Xandikos, busy
 XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 ICS_HEADERS = {"Content-Type": "text/calendar; charset=utf-8"}
 
@@ -230,7 +230,7 @@ def _expect(reply: Reply, ok: set[int], operation: str, url: str) -> None:
         raise PreconditionFailed(operation=operation, url=url, reason="precondition-failed",
                                  status=412)
     reason = {404: "not-found", 405: "not-allowed", 409: "conflict", 507: "insufficient-storage",
-              413: "too-large", 415: "unsupported-media"}.get(reply.status, "http-error")
+              413: "too-large", 415: "unsupported-media"}.get(reply.status, f"http-{reply.status}")
     raise StoreError(operation=operation, url=url, reason=reason, status=reply.status)
 
 

@@ -1,1 +1,3 @@
-pytest_plugins = ["server_fixtures"]
+"""Shared fixtures: real CalDAV servers (server_fixtures) and the CLI harness (harness)."""
+
+pytest_plugins = ["server_fixtures", "harness"]
