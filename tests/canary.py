@@ -399,6 +399,11 @@ INTERPRETIVE_PROPERTIES = frozenset(
         "X-MICROSOFT-CDO-BUSYSTATUS", "X-MICROSOFT-CDO-INTENDEDSTATUS", "X-FUNAMBOL-ALLDAY",
     }
 )  # fmt: skip
+# Timezone rule lines: dateutil (behind icalendar's VTIMEZONE support) rejects any
+# parameter on them, and their values are public rules, so they stay untouched.
+TZ_RULE_PROPERTIES = frozenset(
+    {"DTSTART", "RRULE", "RDATE", "EXDATE", "EXRULE", "TZOFFSETFROM", "TZOFFSETTO"}
+)
 INTERPRETIVE_PARAMS = frozenset({"VALUE", "ENCODING", "RANGE", "RELATED", "TZID"})
 INSTANT_PROPERTIES = frozenset({"DTSTAMP", "CREATED", "LAST-MODIFIED", "ACKNOWLEDGED", "COMPLETED"})
 URI_PROPERTIES = frozenset(
@@ -739,6 +744,7 @@ def plant(
         if cl is None:
             out.append(p.text(line, f"{path}.(unparseable line)", "orphan"))
             continue
+        in_vtimezone = "VTIMEZONE[" in path
         key = (path, cl.uname)
         index = seen[key]
         seen[key] += 1
@@ -749,7 +755,7 @@ def plant(
             value = cl.value
         else:
             planted = True
-        if not planted:
+        if not planted and not (in_vtimezone and cl.uname in TZ_RULE_PROPERTIES):
             params.append((TAG_PARAM, (p.token("tag", f"{label};{TAG_PARAM}"),)))
         out.append(format_content_line(ContentLine(cl.name, tuple(params), value)))
 

@@ -41,8 +41,8 @@ def pair(fresh_calendars: FreshCalendars, make_setup):
     server = fresh_calendars.server
     source = fresh_calendars.new("work")
     target = source.replace("/work", "/phone")  # created by the sync (MKCALENDAR)
-    setup = make_setup(server, [("advocate", source, target)],
-                       rules='[[pairs.rules]]\nmatch_categories = ["staff"]\naction = "keep-title"\n')
+    rules = '[[pairs.rules]]\nmatch_categories = ["staff"]\naction = "keep-title"\n'
+    setup = make_setup(server, [("advocate", source, target)], rules=rules)
     return server, source, target, setup
 
 
