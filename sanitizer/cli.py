@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import NoReturn
 
 from sanitizer import __version__, secrets
+from sanitizer.admin import ADMIN_COMMANDS, add_admin_commands
 from sanitizer.config import Config, Pair, load_config, resolve_path
 from sanitizer.cycle import open_runtime, run_cycle
 from sanitizer.engine import PairReport
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     setpw.add_argument("account", help="the account name from [accounts.NAME]")
     setpw.add_argument("--stdin", action="store_true",
                        help="read the password from standard input instead of a prompt")
+    add_admin_commands(commands, common)
     return parser
 
 
@@ -212,4 +214,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "preview": cmd_preview,
     "demo": cmd_demo,
     "set-password": cmd_set_password,
+    **ADMIN_COMMANDS,
 }

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sanitizer import secrets
+from sanitizer import secrets, status
 from sanitizer.caldav_store import CalDAVSource, CalDAVTarget, Credentials, Transport
 from sanitizer.config import Account, Config, Pair
 from sanitizer.engine import PairReport, sync_pair
@@ -73,6 +73,7 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False)
         account = pair.source_account if source_transport is None else pair.target_account
         report = PairReport(pair.name, dry_run=dry_run)
         report.error = runtime.missing.get(account.name, f"account {account.name}: no password")
+        report.error_code = "password-missing"
         return report
     return sync_pair(
         pair, CalDAVSource(source_transport, pair.source_url),
@@ -86,12 +87,19 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
               dry_run: bool = False) -> list[PairReport]:
     """One cycle over the given pairs; every pair runs whatever happens to the others."""
     reports = []
+    state_dir = runtime.config.service.state_dir
     for pair in pairs:
+        if status.is_paused(state_dir, pair.name):
+            log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
+            continue
         try:
             report = sync_one(runtime, pair, now, dry_run)
         except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
             report = PairReport(pair.name, dry_run=dry_run)
             report.error = f"internal error ({type(exc).__name__})"
+            report.error_code = "internal-error"
         log.info("%s", report.summary())
         reports.append(report)
+    if not dry_run and reports:
+        status.record(state_dir, reports, now)
     return reports

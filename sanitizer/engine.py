@@ -41,7 +41,8 @@ class PairReport:
     held_back: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     write_errors: Counter[str] = field(default_factory=Counter)
-    error: str | None = None  # a one-line reason, already free of event text
+    error: str | None = None  # a one-line message, already free of event text
+    error_code: str | None = None  # a short reason code, for the status file
     dry_run: bool = False
     desired: list[SanitizedEvent] = field(default_factory=list, repr=False)
 
@@ -119,7 +120,7 @@ def sync_pair(pair: Pair, source: SourceCalendar, target: TargetCalendar, *, key
         report.desired = sorted(desired.values(), key=lambda e: (str(e.start), e.uid))
         existing = read_target(_list_or_create(target, dry_run))
     except StoreError as exc:
-        report.error = str(exc)
+        report.error, report.error_code = str(exc), exc.reason
         log.warning("pair %s: %s", pair.name, exc)
         return report
     the_plan = plan(desired, existing, now=now, retention=pair.retention, zone=zone,

@@ -546,7 +546,7 @@ class _Planter:
         planted = walk(data, "$")
         if not count:
             return None
-        return _escape_text(json.dumps(planted, ensure_ascii=False))
+        return _escape_text(json.dumps(planted, ensure_ascii=False, separators=(",", ":")))
 
     def binary(self, raw: str, where: str) -> str:
         """Prefix base64 with the marker (padded to 4), so it stays valid base64 and greppable."""
