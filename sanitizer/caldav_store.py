@@ -13,14 +13,14 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from sanitizer.errors import PreconditionFailed, StoreError
+from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.expand import Window
-from sanitizer.store import RawObject
+from sanitizer.store import Changes, RawObject
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,20 @@ _QUERY = """<?xml version="1.0" encoding="utf-8"?>
   <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}</C:comp-filter>
   </C:comp-filter></C:filter>
 </C:calendar-query>"""
+
+_PROPFIND_SYNC_STATE = """<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>"""
+
+_SYNC_COLLECTION = """<?xml version="1.0" encoding="utf-8"?>
+<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>
+  <D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop>
+</D:sync-collection>"""
+
+_MULTIGET = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/><C:calendar-data/></D:prop>
+{hrefs}
+</C:calendar-multiget>"""
 
 _MKCALENDAR = """<?xml version="1.0" encoding="utf-8"?>
 <C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
@@ -149,6 +163,9 @@ class Transport:
         try:
             response = self._client().request(url, method, body, dict(headers))
         except caldav_error.AuthorizationError as exc:
+            if any(p.endswith("valid-sync-token") for p in exc.preconditions):
+                raise TokenRejected(operation=method, url=url, reason="sync-token-rejected",
+                                    status=exc.status) from None
             raise StoreError(operation=method, url=url, reason="auth-rejected",
                              status=exc.status) from None
         except caldav_error.RateLimitError as exc:
@@ -240,11 +257,63 @@ def _range(window: Window) -> str:
 
 
 class CalDAVSource:
-    """A work calendar, read with one calendar-query per cycle. It has no write method."""
+    """A work calendar, read with one calendar-query per full cycle. It has no write method.
+
+    Between full cycles, a sync-collection REPORT with the last token says whether anything
+    changed (one cheap request), and a calendar-multiget fetches only what did.
+    """
 
     def __init__(self, transport: Transport, url: str) -> None:
         self.transport = transport
         self.url = url
+
+    def sync_token(self) -> str | None:
+        """The collection's current sync token, or None if the server has none (RFC 6578)."""
+        reply = self.transport.request("PROPFIND", self.url, _PROPFIND_SYNC_STATE.encode(),
+                                       {"Depth": "0", **XML_HEADERS})
+        if reply.status == 404:
+            raise StoreError(operation="PROPFIND", url=self.url, reason="source-not-found",
+                             status=404)
+        if reply.status != 207:
+            return None
+        for _, status, prop in multistatus(reply, self.url, "PROPFIND"):
+            token = prop.findtext(DAV + "sync-token") if prop is not None else None
+            if status == 200 and token:
+                return str(token).strip()
+        return None
+
+    def changes(self, token: str) -> Changes:
+        """What changed since `token`; TokenRejected when the server forgot it."""
+        body = _SYNC_COLLECTION.format(token=_xml_text(token)).encode()
+        reply = self.transport.request("REPORT", self.url, body, XML_HEADERS)
+        if reply.status in (403, 409, 412):
+            raise TokenRejected(operation="REPORT", url=self.url, reason="sync-token-rejected",
+                                status=reply.status)
+        changed, removed = [], []
+        for href, status, prop in multistatus(reply, self.url, "REPORT"):
+            if urlsplit(href).path.rstrip("/") == urlsplit(self.url).path.rstrip("/"):
+                continue
+            if status == 404:
+                removed.append(href)
+            elif status == 200 and prop is not None:
+                changed.append(href)
+        new_token = reply.tree.findtext(DAV + "sync-token")
+        if not new_token:
+            raise TokenRejected(operation="REPORT", url=self.url, reason="no-sync-token",
+                                status=reply.status)
+        return Changes(new_token.strip(), tuple(changed), tuple(removed))
+
+    def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
+        """The named objects with their data, in one request per batch of 200."""
+        found: list[RawObject] = []
+        for start in range(0, len(hrefs), 200):
+            batch = hrefs[start:start + 200]
+            lines = "\n".join(f"  <D:href>{_xml_text(urlsplit(h).path)}</D:href>" for h in batch)
+            reply = self.transport.request("REPORT", self.url,
+                                           _MULTIGET.format(hrefs=lines).encode(),
+                                           {"Depth": "1", **XML_HEADERS})
+            found.extend(_objects(reply, self.url, "REPORT"))
+        return found
 
     def fetch(self, window: Window) -> list[RawObject]:
         """Every VEVENT object with an instance in the window, with its ETag and data."""
@@ -275,19 +344,19 @@ class CalDAVTarget:
 
     def create_calendar(self) -> None:
         """MKCALENDAR; a calendar that appeared meanwhile is fine."""
-        name = self.display_name.replace("&", "&amp;").replace("<", "&lt;")
+        name = _xml_text(self.display_name)
         reply = self.transport.request("MKCALENDAR", self.url,
                                        _MKCALENDAR.format(name=name).encode(), XML_HEADERS)
         if reply.status == 405:  # already exists (RFC 4791 5.3.1.2)
             return
         _expect(reply, {200, 201}, "MKCALENDAR", self.url)
 
-    def create(self, href_name: str, data: bytes) -> str | None:
+    def create(self, href_name: str, data: bytes) -> tuple[str, str | None]:
         """PUT If-None-Match: *; never overwrites."""
         url = urljoin(self.url, href_name)
         reply = self.transport.request("PUT", url, data, {"If-None-Match": "*", **ICS_HEADERS})
         _expect(reply, {200, 201, 204}, "PUT", url)
-        return _etag(reply.headers)
+        return url, _etag(reply.headers)
 
     def update(self, href: str, etag: str | None, data: bytes) -> str | None:
         """PUT If-Match: the ETag read this cycle."""
@@ -302,6 +371,10 @@ class CalDAVTarget:
         if reply.status == 404:
             return
         _expect(reply, {200, 204}, "DELETE", href)
+
+
+def _xml_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _etag(headers: Mapping[str, str]) -> str | None:

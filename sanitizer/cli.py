@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "sync":
             sub.add_argument("--dry-run", action="store_true",
                              help="read both sides and print the plan's counts; write nothing")
+            sub.add_argument("--full", action="store_true",
+                             help="reconcile fully now (read the whole window and the whole "
+                                  "phone calendar) instead of asking what changed")
     demo = commands.add_parser("demo", parents=[common],
                                help="run against an embedded Radicale with sample data",
                                description="Start a local Radicale with fake appointments and "
@@ -131,7 +134,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     now = parse_now(args.now, config.service.timezone)
     runtime = open_runtime(config, pairs)
     try:
-        reports = run_cycle(runtime, pairs, now, dry_run=args.dry_run)
+        reports = run_cycle(runtime, pairs, now, dry_run=args.dry_run, force_full=args.full)
     finally:
         runtime.close()
     for report in reports:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sanitizer import secrets, status
+from sanitizer import secrets, status, sync_state
 from sanitizer.caldav_store import CalDAVSource, CalDAVTarget, Credentials, Transport
 from sanitizer.config import Account, Config, Pair
 from sanitizer.engine import PairReport, sync_pair
@@ -65,8 +65,9 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime
     return runtime
 
 
-def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False) -> PairReport:
-    """One cycle of one pair, isolated from the others."""
+def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
+             force_full: bool = False) -> PairReport:
+    """One cycle of one pair, isolated from the others; its state is read and saved here."""
     source_transport = runtime.transport(pair.source_account)
     target_transport = runtime.transport(pair.target_account)
     if source_transport is None or target_transport is None:
@@ -75,16 +76,23 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False)
         report.error = runtime.missing.get(account.name, f"account {account.name}: no password")
         report.error_code = "password-missing"
         return report
-    return sync_pair(
+    service = runtime.config.service
+    report = sync_pair(
         pair, CalDAVSource(source_transport, pair.source_url),
         CalDAVTarget(target_transport, pair.target_url),
-        key=runtime.key, now=now, zone=runtime.config.service.timezone, dry_run=dry_run,
-        workers=runtime.config.service.workers,
+        key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
+        workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
+        full_every=service.full_reconcile, force_full=force_full,
     )
+    if report.state is not None:
+        sync_state.save(service.state_dir, pair.name, report.state)
+    elif not dry_run:
+        sync_state.forget(service.state_dir, pair.name)
+    return report
 
 
 def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
-              dry_run: bool = False) -> list[PairReport]:
+              dry_run: bool = False, force_full: bool = False) -> list[PairReport]:
     """One cycle over the given pairs; every pair runs whatever happens to the others."""
     reports = []
     state_dir = runtime.config.service.state_dir
@@ -93,7 +101,7 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
             log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
             continue
         try:
-            report = sync_one(runtime, pair, now, dry_run)
+            report = sync_one(runtime, pair, now, dry_run, force_full)
         except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
             report = PairReport(pair.name, dry_run=dry_run)
             report.error = f"internal error ({type(exc).__name__})"

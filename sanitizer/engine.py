@@ -1,8 +1,14 @@
 """One cycle for one pair: read, classify, sanitize, plan, execute, report.
 
+Two paths reach the same state. The full path reads the source's window and the whole target and
+reconciles them. The quiet path, used between full reconciles while nothing crosses a time
+boundary, asks the source what changed since its sync token (one cheap request); if nothing did, it
+sends nothing else, and if something did, it fetches only those objects and updates only the phone
+entries they produced. Any doubt (a rejected token, a failed write, a config change, a missing
+ETag) sends the next cycle down the full path.
+
 A broken object is skipped and counted by reason; a failed write is counted and the rest go on; a
-source that cannot be read leaves the target untouched. Reports carry counts, reason codes and
-owned UIDs only.
+source that cannot be read leaves the target untouched. Reports carry counts and reason codes only.
 """
 
 from __future__ import annotations
@@ -11,20 +17,53 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
 
+from sanitizer import sync_state
 from sanitizer.config import Pair
 from sanitizer.errors import PreconditionFailed, StoreError
 from sanitizer.expand import SkipObject, Window, expand_object
-from sanitizer.model import Create, Delete, Plan, PlanAction, SanitizedEvent, TargetItem, Update
+from sanitizer.model import (
+    Create,
+    Delete,
+    Plan,
+    PlanAction,
+    SanitizedEvent,
+    TargetItem,
+    Update,
+    instant,
+)
 from sanitizer.phone_format import read_back, serialize
-from sanitizer.plan import plan
+from sanitizer.plan import plan, plan_changes
 from sanitizer.rules import classify
 from sanitizer.sanitize import sanitize
-from sanitizer.store import RawObject, SourceCalendar, TargetCalendar
+from sanitizer.store import Changes, RawObject, SourceCalendar, TargetCalendar
+from sanitizer.sync_state import Entry, PairState
 
 log = logging.getLogger(__name__)
+MARGIN = timedelta(days=1)  # how far past the window a full read looks, to know what comes next
+
+
+class ChangeFeed(Protocol):
+    """A source that can say what changed since a sync token (RFC 6578)."""
+
+    def sync_token(self) -> str | None:
+        """The collection's current token."""
+        ...
+
+    def changes(self, token: str) -> Changes:
+        """Changed and removed hrefs since the token, and the new token."""
+        ...
+
+    def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
+        """The named objects."""
+        ...
+
+
+class NeedFull(Exception):
+    """The quiet path cannot decide safely; run the full path instead."""
 
 
 @dataclass
@@ -44,7 +83,9 @@ class PairReport:
     error: str | None = None  # a one-line message, already free of event text
     error_code: str | None = None  # a short reason code, for the status file
     dry_run: bool = False
+    mode: str = "full"  # full, quiet (nothing changed) or incremental
     desired: list[SanitizedEvent] = field(default_factory=list, repr=False)
+    state: PairState | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +110,16 @@ class PairReport:
         if self.write_errors:
             parts.append("write-errors: " + ", ".join(
                 f"{k}={v}" for k, v in sorted(self.write_errors.items())))
-        return " ".join(parts)
+        return " ".join(parts) + f" [{self.mode}]"
+
+
+@dataclass
+class Desired:
+    """What the phone should hold, where each entry came from, and when that next changes."""
+
+    boundary: datetime  # the next time the window alone changes what the phone should hold
+    events: dict[str, SanitizedEvent] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # target uid -> source href
 
 
 def window_for(pair: Pair, now: datetime) -> Window:
@@ -78,25 +128,32 @@ def window_for(pair: Pair, now: datetime) -> Window:
     return Window(now - pair.retention, now + pair.lookahead)
 
 
-def desired_state(objects: Sequence[RawObject], pair: Pair, key: bytes, window: Window,
-                  zone: tzinfo, skipped: Counter[str]) -> dict[str, SanitizedEvent]:
-    """What the phone calendar should hold, from the source objects; skips are counted."""
-    desired: dict[str, SanitizedEvent] = {}
+def desired_state(objects: Sequence[RawObject], pair: Pair, key: bytes, now: datetime,
+                  zone: tzinfo, skipped: Counter[str]) -> Desired:
+    """The phone entries the objects produce, and the next time the window alone changes them."""
+    window = window_for(pair, now)
+    wide = Window(window.start, window.end + MARGIN)
+    desired = Desired(boundary=now.astimezone(UTC) + MARGIN)  # what we know ends there
     for obj in sorted(objects, key=lambda o: o.href):
         try:
-            instances = expand_object(obj.data, window, zone, fallback_uid=obj.href)
+            instances = expand_object(obj.data, wide, zone, fallback_uid=obj.href)
         except SkipObject as skip:
             skipped[skip.reason] += 1
             continue
         for instance in instances:
-            decision = classify(instance, pair.rules)
-            event = sanitize(instance, decision, pair, key)
+            start, end = instant(instance.start, zone), instant(instance.end, zone)
+            if start >= window.end:  # beyond the lookahead: only its arrival time matters
+                desired.boundary = min(desired.boundary, start - pair.lookahead)
+                continue
+            event = sanitize(instance, classify(instance, pair.rules), pair, key)
             if event is None:
                 skipped["cancelled" if instance.status == "CANCELLED" else "rule-skip"] += 1
-            elif event.uid in desired:
+            elif event.uid in desired.events:
                 skipped["duplicate-uid"] += 1
             else:
-                desired[event.uid] = event
+                desired.events[event.uid] = event
+                desired.origins[event.uid] = obj.href
+                desired.boundary = min(desired.boundary, max(end, start) + pair.retention)
     return desired
 
 
@@ -109,26 +166,138 @@ def read_target(objects: Sequence[RawObject]) -> list[TargetItem]:
     return items
 
 
-def sync_pair(pair: Pair, source: SourceCalendar, target: TargetCalendar, *, key: bytes,
-              now: datetime, zone: tzinfo, dry_run: bool = False, workers: int = 4) -> PairReport:
-    """Run one cycle; never raises for store errors (they land in the report)."""
-    report = PairReport(pair.name, dry_run=dry_run)
-    window = window_for(pair, now)
+def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry point
+        pair: Pair, source: SourceCalendar, target: TargetCalendar, *, key: bytes,
+              now: datetime, zone: tzinfo, dry_run: bool = False, workers: int = 4,
+              state: PairState | None = None, full_every: timedelta = timedelta(hours=1),
+              force_full: bool = False) -> PairReport:
+    """Run one cycle; never raises for store errors (they land in the report).
+
+    `report.state` is what to remember for the next cycle (None after a dry run).
+    """
+    fingerprint = sync_state.fingerprint(pair, zone, key)
+    quiet_ok = (state is not None and not dry_run and not force_full and state.clean
+                and state.token and state.fingerprint == fingerprint
+                and state.last_full <= now < state.last_full + full_every
+                and now < state.next_boundary and hasattr(source, "changes"))
+    cycle = Cycle(pair, key, now, zone, workers)
+    if quiet_ok:
+        assert state is not None
+        report = PairReport(pair.name, mode="quiet")
+        try:
+            return _quiet(cycle, source, target, state, report)
+        except NeedFull:
+            pass
+        except StoreError as exc:
+            if exc.reason not in ("sync-token-rejected", "no-sync-token"):
+                return _failed(report, pair, exc, replace(state, clean=False))
+    return _full(cycle, source, target, PairReport(pair.name, dry_run=dry_run), fingerprint)
+
+
+def _failed(report: PairReport, pair: Pair, exc: StoreError,
+            state: PairState | None) -> PairReport:
+    report.error, report.error_code = str(exc), exc.reason
+    report.state = state
+    log.warning("pair %s: %s", pair.name, exc)
+    return report
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """What stays fixed during one cycle of one pair."""
+
+    pair: Pair
+    key: bytes
+    now: datetime
+    zone: tzinfo
+    workers: int
+
+
+def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: PairReport,
+          fingerprint: str) -> PairReport:
+    pair, key, now, zone = cycle.pair, cycle.key, cycle.now, cycle.zone
     try:
-        objects = source.fetch(window)
-        desired = desired_state(objects, pair, key, window, zone, report.skipped)
-        report.desired = sorted(desired.values(), key=lambda e: (str(e.start), e.uid))
-        existing = read_target(_list_or_create(target, dry_run))
+        token = None
+        if not report.dry_run and hasattr(source, "sync_token"):
+            token = source.sync_token()  # before reading, so later changes show up next time
+        window = window_for(pair, now)
+        objects = source.fetch(Window(window.start, window.end + MARGIN))
+        desired = desired_state(objects, pair, key, now, zone, report.skipped)
+        report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
+        existing = read_target(_list_or_create(target, report.dry_run))
     except StoreError as exc:
-        report.error, report.error_code = str(exc), exc.reason
-        log.warning("pair %s: %s", pair.name, exc)
-        return report
-    the_plan = plan(desired, existing, now=now, retention=pair.retention, zone=zone,
+        return _failed(report, pair, exc, None)
+    the_plan = plan(desired.events, existing, now=now, retention=pair.retention, zone=zone,
                     source_empty=not objects)
     _count_plan(report, the_plan)
-    if not dry_run:
-        execute(the_plan, target, report, workers)
+    if report.dry_run:
+        return report
+    results = execute(the_plan, target, report, cycle.workers)
+    entries: dict[str, Entry] = {}
+    for item in existing:
+        if item.uid in desired.events and item.uid is not None:
+            entries[item.uid] = _entry(key, item.href, item.etag, desired.events[item.uid],
+                                       desired.origins[item.uid])
+    for action, (error, href, etag) in zip(the_plan.actions, results, strict=True):
+        if error is None and not isinstance(action, Delete) and href is not None:
+            uid = action.event.uid
+            entries[uid] = _entry(key, href, etag, action.event, desired.origins[uid])
+    report.state = PairState(
+        fingerprint=fingerprint, token=token, last_full=now,
+        next_boundary=desired.boundary, entries=entries, foreign=report.foreign,
+        clean=report.ok and all(e.etag for e in entries.values()),
+    )
     return report
+
+
+def _quiet(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, state: PairState,
+           report: PairReport) -> PairReport:
+    pair, key, now, zone = cycle.pair, cycle.key, cycle.now, cycle.zone
+    feed: ChangeFeed = source  # type: ignore[assignment] # checked by hasattr in sync_pair
+    assert state.token is not None
+    changes = feed.changes(state.token)
+    changed, removed, new_token = changes.changed, changes.removed, changes.token
+    report.foreign = state.foreign
+    if not changed and not removed:
+        report.unchanged = len(state.entries)
+        report.state = replace(state, token=new_token)
+        return report
+    report.mode = "incremental"
+    touched = {sync_state.keyed(key, "href", href) for href in (*changed, *removed)}
+    objects = feed.multiget(list(changed)) if changed else []
+    desired = desired_state(objects, pair, key, now, zone, report.skipped)
+    old = {uid: e for uid, e in state.entries.items() if e.origin in touched}
+    if any(uid in state.entries and uid not in old for uid in desired.events):
+        raise NeedFull  # an entry now claimed by another source object: let the full path sort it
+    digests = {uid: _digest(key, event) for uid, event in desired.events.items()}
+    the_plan = plan_changes(desired.events, digests, old)
+    _count_plan(report, the_plan)
+    report.unchanged = len(state.entries) - report.updated - report.deleted
+    results = execute(the_plan, target, report, cycle.workers)
+    entries = {uid: e for uid, e in state.entries.items() if uid not in old}
+    entries.update({uid: e for uid, e in old.items() if uid in desired.events})
+    for action, (error, href, etag) in zip(the_plan.actions, results, strict=True):
+        if isinstance(action, Delete):
+            if error is not None:
+                entries[action.uid] = old[action.uid]
+            continue
+        uid = action.event.uid
+        if error is None and href is not None:
+            entries[uid] = _entry(key, href, etag, action.event, desired.origins[uid])
+    boundary = min(state.next_boundary, desired.boundary)
+    report.state = replace(state, token=new_token, entries=entries, next_boundary=boundary,
+                           clean=report.ok and all(e.etag for e in entries.values()))
+    return report
+
+
+def _digest(key: bytes, event: SanitizedEvent) -> str:
+    return sync_state.keyed(key, "entry", serialize(event))
+
+
+def _entry(key: bytes, href: str, etag: str | None, event: SanitizedEvent, origin: str) -> Entry:
+    return Entry(href=href, etag=etag, digest=_digest(key, event),
+                 end=instant(event.end, UTC).isoformat(),
+                 origin=sync_state.keyed(key, "href", origin))
 
 
 def _list_or_create(target: TargetCalendar, dry_run: bool) -> list[RawObject]:
@@ -153,22 +322,26 @@ def _count_plan(report: PairReport, the_plan: Plan) -> None:
     report.held_back = the_plan.held_back
 
 
-def execute(the_plan: Plan, target: TargetCalendar, report: PairReport, workers: int) -> None:
+Outcome = tuple[str | None, str | None, str | None]  # (error reason, href, new ETag)
+
+
+def execute(the_plan: Plan, target: TargetCalendar, report: PairReport,
+            workers: int) -> list[Outcome]:
     """Apply the actions, a few at a time; each failure is counted and the rest go on."""
-    def run(action: PlanAction) -> str | None:
+    def run(action: PlanAction) -> Outcome:
         try:
-            _apply(action, target)
+            href, etag = _apply(action, target)
         except PreconditionFailed:
-            return "conflict"  # changed since we read it: re-read next cycle, never loop
+            return "conflict", None, None  # changed since we read it: re-read next cycle
         except StoreError as exc:
-            return exc.reason
-        return None
+            return exc.reason, None, None
+        return None, href, etag
 
     outcomes = _map(run, the_plan.actions, workers)
-    for action, outcome in zip(the_plan.actions, outcomes, strict=True):
-        if outcome is None:
+    for action, (error, _, _) in zip(the_plan.actions, outcomes, strict=True):
+        if error is None:
             continue
-        report.write_errors[outcome] += 1
+        report.write_errors[error] += 1
         if isinstance(action, Create):
             report.created -= 1
         elif isinstance(action, Update):
@@ -176,25 +349,27 @@ def execute(the_plan: Plan, target: TargetCalendar, report: PairReport, workers:
         else:
             report.deleted -= 1
         log.info("pair %s: %s of %s failed: %s", report.pair, type(action).__name__.lower(),
-                 _uid_of(action), outcome)
+                 _uid_of(action), error)
+    return outcomes
 
 
-def _apply(action: PlanAction, target: TargetCalendar) -> None:
+def _apply(action: PlanAction, target: TargetCalendar) -> tuple[str | None, str | None]:
     if isinstance(action, Create):
-        target.create(action.event.uid + ".ics", serialize(action.event))
-    elif isinstance(action, Update):
-        target.update(action.href, action.etag, serialize(action.event))
-    else:
-        target.delete(action.href, action.etag)
+        return target.create(action.event.uid + ".ics", serialize(action.event))
+    if isinstance(action, Update):
+        return action.href, target.update(action.href, action.etag, serialize(action.event))
+    target.delete(action.href, action.etag)
+    return action.href, None
 
 
 def _uid_of(action: PlanAction) -> str:
     return action.uid if isinstance(action, Delete) else action.event.uid
 
 
-def _map(run: Callable[[PlanAction], str | None], actions: Sequence[PlanAction],
-         workers: int) -> list[str | None]:
+def _map(run: Callable[[PlanAction], Outcome], actions: Sequence[PlanAction],
+         workers: int) -> list[Outcome]:
     if workers <= 1 or len(actions) <= 1:
         return [run(a) for a in actions]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="write") as pool:
         return list(pool.map(run, actions))
+

@@ -80,6 +80,10 @@ class PreconditionFailed(StoreError):
     """A conditional write lost a race (HTTP 412): re-read on the next cycle, never loop."""
 
 
+class TokenRejected(StoreError):
+    """The server no longer knows our sync token (403 or 412 with DAV:valid-sync-token)."""
+
+
 class AlreadyRunning(SanitizerError):
     """Another instance holds the lock in the state directory."""
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter
+from collections.abc import Sequence
 
-from sanitizer.errors import PreconditionFailed, StoreError
+from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.expand import Window
-from sanitizer.store import RawObject
+from sanitizer.store import Changes, RawObject
 
 
 def _etag(data: bytes) -> str:
@@ -27,6 +28,8 @@ class MemoryCalendar:
         self.objects: dict[str, bytes] = {}
         self.requests: Counter[str] = Counter()
         self.exists = True
+        self.version = 0
+        self.versions: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def etag(self, href: str) -> str:
@@ -36,8 +39,50 @@ class MemoryCalendar:
     def put_raw(self, name: str, data: bytes) -> str:
         """Store an object without conditions (test setup); returns its href."""
         href = self.url + name
-        self.objects[href] = data
+        with self._lock:
+            self._store(href, data)
         return href
+
+    def remove_raw(self, href: str) -> None:
+        """Delete an object without conditions (test setup)."""
+        with self._lock:
+            self.objects.pop(href, None)
+            self._changed(href)
+
+    def _store(self, href: str, data: bytes) -> None:
+        self.objects[href] = data
+        self._changed(href)
+
+    def _changed(self, href: str) -> None:
+        self.version += 1
+        self.versions[href] = self.version
+
+    # The change feed of RFC 6578: a token is the version counter.
+    def sync_token(self) -> str | None:
+        """The current version, as a token."""
+        with self._lock:
+            self.requests["PROPFIND"] += 1
+            return f"v{self.version}"
+
+    def changes(self, token: str) -> Changes:
+        """Hrefs changed or removed since the token."""
+        with self._lock:
+            self.requests["REPORT"] += 1
+            known = token.startswith("v") and token[1:].isdigit()
+            if not known or int(token[1:]) > self.version:
+                raise TokenRejected(operation="REPORT", url=self.url,
+                                    reason="sync-token-rejected", status=403)
+            since = int(token[1:])
+            touched = sorted(h for h, v in self.versions.items() if v > since)
+            return Changes(f"v{self.version}", tuple(h for h in touched if h in self.objects),
+                           tuple(h for h in touched if h not in self.objects))
+
+    def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
+        """The named objects that exist."""
+        with self._lock:
+            self.requests["REPORT"] += 1
+            return [RawObject(h, _etag(self.objects[h]), self.objects[h])
+                    for h in hrefs if h in self.objects]
 
     # Source side: time filtering is left to the expansion, which is the part under test.
     def fetch(self, window: Window) -> list[RawObject]:
@@ -62,15 +107,15 @@ class MemoryCalendar:
                              status=404)
         return self._all()
 
-    def create(self, href_name: str, data: bytes) -> str | None:
+    def create(self, href_name: str, data: bytes) -> tuple[str, str | None]:
         """PUT with If-None-Match: *."""
         href = self.url + href_name
         with self._lock:
             self.requests["PUT"] += 1
             if href in self.objects:
                 raise PreconditionFailed(operation="PUT", url=href, reason="exists", status=412)
-            self.objects[href] = data
-            return _etag(data)
+            self._store(href, data)
+            return href, _etag(data)
 
     def update(self, href: str, etag: str | None, data: bytes) -> str | None:
         """PUT with If-Match."""
@@ -78,7 +123,7 @@ class MemoryCalendar:
             self.requests["PUT"] += 1
             if href not in self.objects or (etag is not None and _etag(self.objects[href]) != etag):
                 raise PreconditionFailed(operation="PUT", url=href, reason="changed", status=412)
-            self.objects[href] = data
+            self._store(href, data)
             return _etag(data)
 
     def delete(self, href: str, etag: str | None) -> None:
@@ -91,6 +136,7 @@ class MemoryCalendar:
                 raise PreconditionFailed(operation="DELETE", url=href, reason="changed",
                                          status=412)
             del self.objects[href]
+            self._changed(href)
 
 
 class UnreachableCalendar:

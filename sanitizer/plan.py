@@ -27,6 +27,7 @@ from sanitizer.model import (
     Update,
     instant,
 )
+from sanitizer.sync_state import Entry
 
 
 def plan(desired: Mapping[str, SanitizedEvent], existing: Sequence[TargetItem], *,
@@ -64,3 +65,24 @@ def plan(desired: Mapping[str, SanitizedEvent], existing: Sequence[TargetItem], 
 def _best_first(items: list[TargetItem], wanted: SanitizedEvent | None) -> list[TargetItem]:
     """Among duplicates, keep one that already matches, so cleaning up writes nothing else."""
     return sorted(items, key=lambda i: not (i.event == wanted and not i.extra))
+
+
+def plan_changes(desired: Mapping[str, SanitizedEvent], digests: Mapping[str, str],
+                 old: Mapping[str, Entry]) -> Plan:
+    """The quiet path's plan: only the entries that changed source objects produced.
+
+    `old` holds the remembered entries of those objects; `digests` the new entries' digests.
+    """
+    actions: list[PlanAction] = []
+    unchanged = 0
+    for uid, event in sorted(desired.items()):
+        entry = old.get(uid)
+        if entry is None:
+            actions.append(Create(event))
+        elif entry.digest != digests[uid]:
+            actions.append(Update(entry.href, entry.etag, event))
+        else:
+            unchanged += 1
+    actions.extend(Delete(entry.href, entry.etag, uid, expired=False)
+                   for uid, entry in sorted(old.items()) if uid not in desired)
+    return Plan(tuple(actions), unchanged, ())

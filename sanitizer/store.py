@@ -23,6 +23,15 @@ class RawObject:
         return f"RawObject(href={self.href!r}, etag={self.etag!r}, {len(self.data)} bytes)"
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a collection since a sync token: hrefs changed or added, and removed."""
+
+    token: str
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
 class SourceCalendar(Protocol):
     """A work calendar, read only."""
 
@@ -42,8 +51,8 @@ class TargetCalendar(Protocol):
         """MKCALENDAR, after list() found no calendar."""
         ...
 
-    def create(self, href_name: str, data: bytes) -> str | None:
-        """PUT a new object (If-None-Match: *); the new ETag if the server gave one."""
+    def create(self, href_name: str, data: bytes) -> tuple[str, str | None]:
+        """PUT a new object (If-None-Match: *); its href and the new ETag if the server gave one."""
         ...
 
     def update(self, href: str, etag: str | None, data: bytes) -> str | None:

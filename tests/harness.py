@@ -149,8 +149,9 @@ def list_objects(server: CalDAVServer, calendar_url: str) -> dict[str, tuple[str
     for node in tree.iter(DAV + "response"):
         href = node.findtext(DAV + "href") or ""
         data = node.findtext(f".//{CALDAV}calendar-data")
-        if data:
-            found[href] = (node.findtext(f".//{DAV}getetag") or "", data.encode("utf-8"))
+        if data:  # XML turns CRLF into LF; restore the line ends the server stored
+            raw = data.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+            found[href] = (node.findtext(f".//{DAV}getetag") or "", raw)
     return found
 
 

@@ -1,0 +1,102 @@
+"""What a pair remembers between cycles, so that a quiet cycle costs one cheap request.
+
+Per pair, in `state_dir/pairs/NAME.json`: the source's sync token, when the last full reconcile ran,
+the next time the window's contents change by time alone (an instance entering the lookahead or
+passing retention), and the owned phone entries (UID, href, ETag, a digest of what was written, its
+end time, and a keyed hash of the source object it came from). No text from any event is stored:
+digests and source hashes are keyed with the installation's secret, so they link to nothing
+without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from sanitizer.config import Pair
+from sanitizer.files import write_json
+
+VERSION = 1
+PAIRS_DIR = "pairs"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One owned phone entry as the sanitizer last saw or wrote it."""
+
+    href: str
+    etag: str | None
+    digest: str  # of the bytes written (phone_format.serialize), keyed
+    end: str  # ISO time the entry ends, for expiry
+    origin: str  # keyed hash of the source href it came from
+
+
+@dataclass(frozen=True)
+class PairState:
+    """The state of one pair after a cycle that reached the target."""
+
+    fingerprint: str
+    token: str | None
+    last_full: datetime
+    next_boundary: datetime
+    entries: Mapping[str, Entry] = field(default_factory=dict)
+    foreign: int = 0
+    clean: bool = True
+
+
+def keyed(key: bytes, *parts: str | bytes) -> str:
+    """A short keyed hash: stable for this installation, meaningless without its key."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for part in parts:
+        mac.update(part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass"))
+        mac.update(b"\x00")
+    return mac.hexdigest()[:24]
+
+
+def fingerprint(pair: Pair, zone: tzinfo, key: bytes) -> str:
+    """Changes whenever anything that shapes the phone entries changes (rules, titles, zone)."""
+    return keyed(key, "config", repr(pair), str(zone))
+
+
+def path_for(state_dir: Path, pair: str) -> Path:
+    """Where a pair's state lives."""
+    return state_dir / PAIRS_DIR / f"{pair}.json"
+
+
+def load(state_dir: Path, pair: str) -> PairState | None:
+    """The saved state, or None if there is none or it is unreadable (then a full cycle runs)."""
+    try:
+        data = json.loads(path_for(state_dir, pair).read_text(encoding="utf-8"))
+        if data.get("version") != VERSION:
+            return None
+        return PairState(
+            fingerprint=str(data["fingerprint"]), token=data["token"],
+            last_full=datetime.fromisoformat(data["last_full"]),
+            next_boundary=datetime.fromisoformat(data["next_boundary"]),
+            entries={uid: Entry(**entry) for uid, entry in data["entries"].items()},
+            foreign=int(data["foreign"]), clean=bool(data["clean"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def save(state_dir: Path, pair: str, state: PairState) -> None:
+    """Write the state atomically (0600)."""
+    data: dict[str, Any] = {
+        "version": VERSION, "fingerprint": state.fingerprint, "token": state.token,
+        "last_full": state.last_full.isoformat(), "next_boundary": state.next_boundary.isoformat(),
+        "entries": {uid: asdict(entry) for uid, entry in sorted(state.entries.items())},
+        "foreign": state.foreign, "clean": state.clean,
+    }
+    write_json(path_for(state_dir, pair), data)
+
+
+def forget(state_dir: Path, pair: str) -> None:
+    """Drop a pair's state: its next cycle is a full reconcile (after a wipe, say)."""
+    path_for(state_dir, pair).unlink(missing_ok=True)
