@@ -44,6 +44,7 @@ from sanitizer.sync_state import Entry, PairState
 
 log = logging.getLogger(__name__)
 MARGIN = timedelta(days=1)  # how far past the window a full read looks, to know what comes next
+ARRIVAL = timedelta(seconds=1)  # the window is half-open: an instance enters just after this
 
 
 class ChangeFeed(Protocol):
@@ -142,8 +143,8 @@ def desired_state(objects: Sequence[RawObject], pair: Pair, key: bytes, now: dat
             continue
         for instance in instances:
             start, end = instant(instance.start, zone), instant(instance.end, zone)
-            if start >= window.end:  # beyond the lookahead: only its arrival time matters
-                desired.boundary = min(desired.boundary, start - pair.lookahead)
+            if start >= window.end:  # beyond the lookahead: it arrives once now + lookahead > start
+                desired.boundary = min(desired.boundary, start - pair.lookahead + ARRIVAL)
                 continue
             event = sanitize(instance, classify(instance, pair.rules), pair, key)
             if event is None:

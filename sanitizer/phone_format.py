@@ -65,8 +65,10 @@ def serialize(event: SanitizedEvent) -> bytes:
         raise TypeError("only a SanitizedEvent can be written to a phone calendar")
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN",
              "BEGIN:VEVENT", f"UID:{event.uid}", f"DTSTAMP:{DTSTAMP}",
-             _when("DTSTART", event.start), _when("DTEND", event.end),
-             f"SUMMARY:{_escape(event.title.text)}"]
+             _when("DTSTART", event.start)]
+    if event.end != event.start:  # RFC 5545: DTEND must be later; a moment has none
+        lines.append(_when("DTEND", event.end))
+    lines.append(f"SUMMARY:{_escape(event.title.text)}")
     if event.location is not None:
         lines.append(f"LOCATION:{_escape(event.location.text)}")
     lines += [f"STATUS:{event.status.value}", f"TRANSP:{event.transparency.value}",

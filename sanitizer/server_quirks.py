@@ -2,8 +2,9 @@
 
 The sync never depends on any of these going one way: it decides "changed" on parsed content (never
 on bytes or ETags) and lists the whole phone calendar on a full cycle. The table is for code that
-uses an optional feature (sync tokens, server-side expansion) and for tests/test_server_differences.py,
-which measures the Radicale and Xandikos rows on every run. docs/servers.md explains each column.
+uses an optional feature (sync tokens, server-side expansion) and for the tests in
+tests/test_server_differences.py, which measure the Radicale and Xandikos rows on every run.
+docs/servers.md explains each column.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ServerQuirks:
     adds_properties: frozenset[str]  # properties it adds to what was PUT (beyond reordering)
     reput_changes_etag: bool  # PUT of identical bytes gives a new ETag
     reput_changes_token: bool  # ... and a new sync token
-    token_form: str  # what its sync tokens look like (for error reports and docs)
+    sync_state_form: str  # what its DAV:sync-token values look like (for docs, reports)
     unknown_token_status: int  # its answer to sync-collection with a token it does not know
     duplicate_uid_status: int | None  # a second object with a UID already present; None: accepted
     busy_status: int | None  # its answer to a write it cannot take now (concurrent writers)
@@ -54,25 +55,25 @@ QUIRKS: dict[str, ServerQuirks] = {
         ServerQuirks(
             kind="radicale", get_identical=False, adds_properties=frozenset(),
             reput_changes_etag=False, reput_changes_token=False,
-            token_form="http://radicale.org/ns/sync/<sha256 hex>", unknown_token_status=403,
+            sync_state_form="http://radicale.org/ns/sync/<sha256 hex>", unknown_token_status=403,
             duplicate_uid_status=409, busy_status=None, expands=True, measured_here=True,
         ),
         ServerQuirks(
             kind="xandikos", get_identical=False, adds_properties=frozenset(),
             reput_changes_etag=False, reput_changes_token=False,
-            token_form="<git commit sha1 hex>", unknown_token_status=412,
+            sync_state_form="<git commit sha1 hex>", unknown_token_status=412,
             duplicate_uid_status=412, busy_status=423, expands=True, measured_here=True,
         ),
         ServerQuirks(
             kind="davical", get_identical=True, adds_properties=frozenset(),
             reput_changes_etag=False, reput_changes_token=True,
-            token_form="data:,<n>", unknown_token_status=207,
+            sync_state_form="data:,<n>", unknown_token_status=207,
             duplicate_uid_status=None, busy_status=None, expands=True, measured_here=False,
         ),
         ServerQuirks(
             kind="sogo", get_identical=False, adds_properties=frozenset({"CLASS"}),
             reput_changes_etag=True, reput_changes_token=True,
-            token_form="<unix seconds>", unknown_token_status=207,
+            sync_state_form="<unix seconds>", unknown_token_status=207,
             duplicate_uid_status=409, busy_status=None, expands=False, measured_here=False,
         ),
     )

@@ -1,7 +1,8 @@
 """The status file and pause flags in state_dir: counts, times and reason codes only.
 
-`status.json` holds, per pair, the last cycle's time, result and counts, so `status` can answer
-without talking to a server. A pair is paused (after `wipe`) while `paused/PAIR` exists.
+`status.json` holds, per pair, the last cycle's time, result and counts, and (from the daemon) the
+next run and the count of failures in a row, so `status` can answer without talking to a server.
+A pair is paused (after `wipe`) while `paused/PAIR` exists; the file says when and why.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def record(state_dir: Path, reports: list[PairReport], now: datetime) -> None:
     """Merge this cycle's reports into the status file, atomically."""
     data = read_status(state_dir)
     for report in reports:
-        data[report.pair] = {
+        entry = data.get(report.pair)
+        data[report.pair] = entry = dict(entry) if isinstance(entry, dict) else {}
+        entry.update({
             "time": now.isoformat(timespec="seconds"),
             "ok": report.ok,
             "error": report.error_code,
@@ -45,8 +48,46 @@ def record(state_dir: Path, reports: list[PairReport], now: datetime) -> None:
             "unchanged": report.unchanged, "foreign": report.foreign,
             "held_back": report.held_back, "skipped": dict(report.skipped),
             "write_errors": dict(report.write_errors),
-        }
+        })
     write_json(state_dir / STATUS_FILE, data)
+
+
+def record_schedule(state_dir: Path, schedule: dict[str, tuple[datetime, int]]) -> None:
+    """The daemon's plan per pair: next run and failures in a row (0 after a success)."""
+    data = read_status(state_dir)
+    for pair, (next_run, failures) in schedule.items():
+        entry = data.get(pair)
+        data[pair] = entry = dict(entry) if isinstance(entry, dict) else {}
+        entry["next_run"] = next_run.isoformat(timespec="seconds")
+        entry["failures"] = failures
+    write_json(state_dir / STATUS_FILE, data)
+
+
+def pause(state_dir: Path, pair: str, reason: str, now: datetime) -> None:
+    """Pause a pair: every cycle skips it until resume()."""
+    write_json(state_dir / PAUSED_DIR / pair,
+               {"since": now.isoformat(timespec="seconds"), "reason": reason})
+
+
+def resume(state_dir: Path, pair: str) -> bool:
+    """Remove the pause flag; False if the pair was not paused."""
+    try:
+        (state_dir / PAUSED_DIR / pair).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def paused_info(state_dir: Path, pair: str) -> dict[str, Any] | None:
+    """When and why the pair was paused ({} if the flag has no readable details), or None."""
+    path = state_dir / PAUSED_DIR / pair
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -1,0 +1,52 @@
+"""Config loading: the example file, defaults, and reporting every problem at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sanitizer.config import load_config, parse_config
+from sanitizer.errors import ConfigError
+from sanitizer.model import Action
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_example_config_loads() -> None:
+    config = load_config(REPO / "config.example.toml")
+    pair = config.pair("maria")
+    assert pair.source_url.startswith("https://") and pair.target_url.endswith("/phone/")
+    assert [r.action for r in pair.rules] == [Action.KEEP_TITLE, Action.SANITIZE, Action.SKIP]
+    assert pair.rules[-1].where == "rules[0]"  # global rules come after the pair's own
+
+
+def test_defaults() -> None:
+    config = parse_config({"accounts": {"a": {"url": "http://127.0.0.1:5232/", "username": "u"}},
+                           "pairs": [{"name": "p", "account": "a", "source": "u/w/",
+                                      "target": "u/p/"}]})
+    pair = config.pairs[0]
+    assert (pair.lookahead, pair.retention) == (timedelta(days=14), timedelta(hours=24))
+    assert pair.title.text == "Appointment" and pair.location is None
+    assert config.service.interval == timedelta(minutes=5)
+
+
+def test_every_problem_is_reported_at_once_with_its_key_path() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({
+            "service": {"interval": "soon", "timezone": "Mars/Base", "colour": 1},
+            "accounts": {"a": {"url": "http://calendar.example.org/", "username": "u",
+                               "password": "x"}},
+            "pairs": [{"name": "p", "account": "b", "source": "w/", "target": "p/",
+                       "rules": [{"match_summary": "(", "action": "hide"}]},
+                      {"name": "p", "account": "a", "source": "w/", "target": "w/"}],
+        })
+    problems = "\n".join(caught.value.problems)
+    for expected in ("service.interval: expected a number and a unit",
+                     "service.timezone: unknown time zone", "service.colour: unknown key",
+                     "accounts.a.url: plain http is refused except to loopback",
+                     "accounts.a.password: unknown key", "pairs[0].account: no [accounts.b]",
+                     "pairs[0].rules[0].match_summary: invalid regular expression",
+                     "pairs[0].rules[0].action: expected one of"):
+        assert expected in problems, problems
