@@ -123,3 +123,32 @@ def test_dry_run_and_preview_write_nothing(pair) -> None:
     assert response.status in (404, 207)
     if response.status == 207:  # Xandikos answers 207 with a 404 inside
         assert b"404" in response.body
+
+
+def test_requests_sent_by_a_first_and_a_second_sync_of_100_events(caldav_server, make_setup,
+                                                                  fresh_calendars) -> None:
+    """Counted by a proxy in front of the server, not by the client."""
+    from faultproxy import FaultProxy
+
+    server = fresh_calendars.server
+    if server.ca_file:
+        pytest.skip("the counting proxy speaks plain HTTP")
+    source = fresh_calendars.new("work")
+    target = source.replace("/work", "/phone")
+    for i in range(100):
+        day, hour = divmod(i, 8)
+        put(server, f"{source}e{i}.ics", vevent(f"e{i}", f"203003{4 + day:02d}T{9 + hour:02d}0000Z",
+                                                 f"203003{4 + day:02d}T{9 + hour:02d}3000Z"))
+    with FaultProxy(server.url, log=True) as proxy:
+        relative = [u.removeprefix(server.url) for u in (source, target)]
+        setup = make_setup(server, [("advocate", *relative)], url=proxy.url)
+        first = setup.run("sync", "--now", NOW)
+        counts_first = dict(proxy.stats().requests)
+        proxy.reset_stats()
+        second = setup.run("sync", "--now", NOW)
+        counts_second = dict(proxy.stats().requests)
+    assert first.code == 0 and "created=100" in first.stdout, first.output
+    assert second.code == 0 and "unchanged=100" in second.stdout, second.output
+    assert counts_first.get("PUT") == 100 and not counts_first.get("DELETE")
+    assert counts_second == {"REPORT": 1}, counts_second  # one sync-collection, nothing else
+    print(f"\n[{server.name}] first sync: {counts_first}; second sync: {counts_second}")
