@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from faultproxy import FaultProxy
 from harness import delete, etags, list_objects, put, vevent
 from schema import assert_schema
 from server_fixtures import FreshCalendars
@@ -128,8 +129,6 @@ def test_dry_run_and_preview_write_nothing(pair) -> None:
 def test_requests_sent_by_a_first_and_a_second_sync_of_100_events(caldav_server, make_setup,
                                                                   fresh_calendars) -> None:
     """Counted by a proxy in front of the server, not by the client."""
-    from faultproxy import FaultProxy
-
     server = fresh_calendars.server
     if server.ca_file:
         pytest.skip("the counting proxy speaks plain HTTP")
