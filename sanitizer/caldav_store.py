@@ -243,6 +243,9 @@ def _objects(reply: Reply, url: str, operation: str) -> list[RawObject]:
 def _expect(reply: Reply, ok: set[int], operation: str, url: str) -> None:
     if reply.status in ok:
         return
+    if reply.tree is not None and reply.tree.find(".//" + CALDAV + "no-uid-conflict") is not None:
+        # Something else in the target holds this UID: not a race that heals by itself.
+        raise StoreError(operation=operation, url=url, reason="uid-conflict", status=reply.status)
     if reply.status == 412:
         raise PreconditionFailed(operation=operation, url=url, reason="precondition-failed",
                                  status=412)

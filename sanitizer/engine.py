@@ -265,6 +265,11 @@ def _quiet(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, state: 
         return report
     report.mode = "incremental"
     touched = {sync_state.keyed(key, "href", href) for href in (*changed, *removed)}
+    known = {entry.origin for entry in state.entries.values()}
+    if not removed and known and known <= touched:
+        # Some servers (DAViCal, SOGo) answer a forgotten token with everything and no
+        # deletions; only a full reconcile can find what was deleted.
+        raise NeedFull
     objects = feed.multiget(list(changed)) if changed else []
     desired = desired_state(objects, pair, key, now, zone, report.skipped)
     old = {uid: e for uid, e in state.entries.items() if e.origin in touched}

@@ -1,7 +1,7 @@
 """In-memory calendars that enforce ETags like a server, for fast tests of the engine.
 
-ETags are deterministic (a hash of the bytes), conditional writes fail with PreconditionFailed as a
-412 would, and a duplicate UID in one calendar is refused like Radicale's 409.
+ETags are deterministic (a hash of the bytes) and conditional writes fail with PreconditionFailed as
+a 412 would. A duplicate UID in one calendar is accepted, as DAViCal does, so tests can build one.
 """
 
 from __future__ import annotations

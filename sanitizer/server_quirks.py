@@ -12,7 +12,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["QUIRKS", "ServerQuirks", "SyncAnswer", "classify_sync_answer", "quirks_for"]
+__all__ = ["QUIRKS", "Expand", "ServerQuirks", "SyncAnswer", "classify_sync_answer", "quirks_for"]
+
+
+class Expand(enum.Enum):
+    """What a server does with CALDAV:expand in a calendar-query (RFC 4791 section 9.6.5)."""
+
+    UTC = "utc"  # one VEVENT per instance, times in UTC, as the RFC requires
+    KEEPS_TZID = "keeps-tzid"  # instances, but local times with a TZID and no VTIMEZONE
+    IGNORED = "ignored"  # the stored object, RRULE and all
 
 
 class SyncAnswer(enum.Enum):
@@ -36,7 +44,7 @@ class ServerQuirks:
     unknown_token_status: int  # its answer to sync-collection with a token it does not know
     duplicate_uid_status: int | None  # a second object with a UID already present; None: accepted
     busy_status: int | None  # its answer to a write it cannot take now (concurrent writers)
-    expands: bool  # honours CALDAV:expand in calendar-data
+    expand: Expand  # its answer to CALDAV:expand; the product expands by itself
     measured_here: bool  # measured by tests/test_server_differences.py on every run
 
     @property
@@ -56,25 +64,25 @@ QUIRKS: dict[str, ServerQuirks] = {
             kind="radicale", get_identical=False, adds_properties=frozenset(),
             reput_changes_etag=False, reput_changes_token=False,
             sync_state_form="http://radicale.org/ns/sync/<sha256 hex>", unknown_token_status=403,
-            duplicate_uid_status=409, busy_status=None, expands=True, measured_here=True,
+            duplicate_uid_status=409, busy_status=None, expand=Expand.UTC, measured_here=True,
         ),
         ServerQuirks(
             kind="xandikos", get_identical=False, adds_properties=frozenset(),
             reput_changes_etag=False, reput_changes_token=False,
             sync_state_form="<git commit sha1 hex>", unknown_token_status=412,
-            duplicate_uid_status=412, busy_status=423, expands=True, measured_here=True,
+            duplicate_uid_status=412, busy_status=423, expand=Expand.KEEPS_TZID, measured_here=True,
         ),
         ServerQuirks(
             kind="davical", get_identical=True, adds_properties=frozenset(),
             reput_changes_etag=False, reput_changes_token=True,
             sync_state_form="data:,<n>", unknown_token_status=207,
-            duplicate_uid_status=None, busy_status=None, expands=True, measured_here=False,
+            duplicate_uid_status=None, busy_status=None, expand=Expand.UTC, measured_here=False,
         ),
         ServerQuirks(
             kind="sogo", get_identical=False, adds_properties=frozenset({"CLASS"}),
             reput_changes_etag=True, reput_changes_token=True,
             sync_state_form="<unix seconds>", unknown_token_status=207,
-            duplicate_uid_status=409, busy_status=None, expands=False, measured_here=False,
+            duplicate_uid_status=409, busy_status=None, expand=Expand.IGNORED, measured_here=False,
         ),
     )
 }
