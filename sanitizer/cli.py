@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from typing import NoReturn
 
-from sanitizer import __version__, secrets
+from sanitizer import __version__, lock, secrets
 from sanitizer.admin import ADMIN_COMMANDS, add_admin_commands
 from sanitizer.config import Config, Pair, load_config, resolve_path
-from sanitizer.cycle import open_runtime, run_cycle
+from sanitizer.cycle import open_runtime, run_cycle, run_locked
 from sanitizer.engine import PairReport
 from sanitizer.errors import ConfigError, ExitCode, SanitizerError, SecretError
 from sanitizer.logs import LEVELS, setup
@@ -132,11 +132,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
     config = _config(args)
     pairs = _pairs(config, args.pair)
     now = parse_now(args.now, config.service.timezone)
+    instance = None if args.dry_run else lock.acquire(config.service.state_dir)
     runtime = open_runtime(config, pairs)
     try:
-        reports = run_cycle(runtime, pairs, now, dry_run=args.dry_run, force_full=args.full)
+        if args.dry_run:
+            reports = run_cycle(runtime, pairs, now, dry_run=True)
+        else:
+            reports = run_locked(runtime, pairs, now, force_full=args.full)
     finally:
         runtime.close()
+        if instance is not None:
+            instance.release()
     for report in reports:
         print(report.summary())
     return int(ExitCode.OK if all(r.ok for r in reports) else ExitCode.FAILED)

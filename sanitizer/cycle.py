@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sanitizer import secrets, status, sync_state
+from sanitizer import lock, secrets, status, sync_state
 from sanitizer.caldav_store import CalDAVSource, CalDAVTarget, Credentials, Transport
 from sanitizer.config import Account, Config, Pair
 from sanitizer.engine import PairReport, sync_pair
@@ -110,4 +110,20 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         reports.append(report)
     if not dry_run and reports:
         status.record(state_dir, reports, now)
+    return reports
+
+
+def run_locked(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
+               force_full: bool = False, wait: float = 30.0) -> list[PairReport]:
+    """One cycle per pair, each under the pair's lock, so a `wipe` never interleaves with it."""
+    reports: list[PairReport] = []
+    state_dir = runtime.config.service.state_dir
+    for pair in pairs:
+        try:
+            with lock.pair_lock(state_dir, pair.name, timeout=wait):
+                reports.extend(run_cycle(runtime, [pair], now, force_full=force_full))
+        except lock.PairBusy as exc:
+            report = PairReport(pair.name)
+            report.error, report.error_code = str(exc), "pair-busy"
+            reports.append(report)
     return reports

@@ -28,6 +28,7 @@ from types import FrameType
 import schedule
 
 from sanitizer import lock, sdnotify, status
+from sanitizer.checks import password_fix
 from sanitizer.config import Config, Pair, load_config
 from sanitizer.cycle import Runtime, open_runtime, run_cycle
 from sanitizer.engine import PairReport
@@ -56,7 +57,8 @@ def backoff(interval: timedelta, failures: int, cap: timedelta = BACKOFF_MAX) ->
     """The wait after `failures` failures in a row: 1, 2, 4, 8... intervals, at most `cap`."""
     if failures <= 0:
         return timedelta(0)
-    return min(interval * (2 ** min(failures - 1, 30)), max(cap, interval))
+    factor: int = 2 ** min(failures - 1, 30)
+    return min(interval * factor, max(cap, interval))
 
 
 def jitter(interval_seconds: int) -> int:
@@ -75,14 +77,9 @@ def backs_off(report: PairReport) -> bool:
 
 def missing_password_problems(runtime: Runtime) -> list[str]:
     """One line per account without a password, with what to do about it."""
-    problems = []
-    for name, why in sorted(runtime.missing.items()):
-        if os.environ.get(CREDENTIALS_ENV):
-            cred = f"/etc/calendar-sanitizer/credentials/{name}.cred"
-            why += (f"; create it with `systemd-creds encrypt --name={name} - {cred}` and add "
-                    f"`LoadCredentialEncrypted={name}:{cred}` to the unit")
-        problems.append(why)
-    return problems
+    under_systemd = bool(os.environ.get(CREDENTIALS_ENV))  # else the hint names set-password
+    return [f"{why}; {password_fix(name)}" if under_systemd else why
+            for name, why in sorted(runtime.missing.items())]
 
 
 def open_checked_runtime(config: Config) -> Runtime:
@@ -175,7 +172,9 @@ class Daemon:
                 if self.cycle_done:
                     self.cycle_done = False
                     self._record_schedule()
-                if not self.stopping:
+                # A signal during the cycle may have had its wake-up byte read while a pair
+                # ran; its flag is still set, so look at the flags before sleeping.
+                if not (self.stopping or self.reload_requested):
                     self._wait(self._tick(self.scheduler.idle_seconds))
         finally:
             sdnotify.notify("STOPPING=1", "STATUS=stopping")
@@ -248,6 +247,7 @@ class Daemon:
     def _run_pair(self, pair: Pair, now: datetime) -> PairReport | None:
         """Sync one pair in a worker thread; None if it was paused or being wiped."""
         result: list[PairReport] = []
+        done = threading.Event()  # set before the wake-up byte, so no wake-up is missed
         state_dir = self.config.service.state_dir
         runtime = self.runtime
 
@@ -257,6 +257,12 @@ class Daemon:
                     result.extend(run_cycle(runtime, [pair], now))
             except lock.PairBusy:
                 log.info("pair %s: being wiped or synced by another process; skipped", pair.name)
+            except OSError as exc:  # the pair's lock file: the state directory is not ours
+                report = PairReport(pair.name)
+                report.error = f"cannot take the pair's lock in {state_dir} ({exc.strerror})"
+                report.error_code = "state-dir-unwritable"
+                log.error("pair %s: %s", pair.name, report.error)
+                result.append(report)
             except Exception as exc:  # noqa: BLE001 - a bug in one pair must not stop the daemon
                 report = PairReport(pair.name)
                 report.error = f"internal error ({type(exc).__name__})"
@@ -264,6 +270,7 @@ class Daemon:
                 log.error("pair %s: %s", pair.name, report.error)
                 result.append(report)
             finally:
+                done.set()
                 self._wake()
 
         thread = threading.Thread(target=work, name=f"pair-{pair.name}", daemon=True)
@@ -273,7 +280,7 @@ class Daemon:
         give_up: float | None = None
         warned = False
         thread.start()
-        while thread.is_alive():
+        while not done.is_set():
             clock = time.monotonic()
             if self.stopping and give_up is None:
                 give_up = clock + STOP_GRACE
@@ -292,7 +299,7 @@ class Daemon:
     def _abandon(self, pair: Pair) -> None:
         """SIGTERM and the pair did not finish in time: leave now. Every write is conditional,
         so whatever was half done is re-read and completed by the next cycle."""
-        log.warning("pair %s: still writing after %ds; stopping anyway", pair.name,
+        log.warning("pair %s: still running after %ds; stopping anyway", pair.name,
                     int(STOP_GRACE))
         sdnotify.notify("STOPPING=1", "STATUS=stopping")
         logging.shutdown()

@@ -1,17 +1,24 @@
 """Source objects -> validated instances inside a window (pure).
 
-One CalDAV object holds one UID: a master event and its overrides. Parsing and expansion are
-bounded (object size, instance count, rule density, time) so a hostile object cannot stall a cycle;
-an object that fails is skipped with a reason code, never with a message that quotes it.
-Warnings from the parsing libraries quote input and are silenced here.
+One CalDAV object holds one UID: a master event and its overrides. Anyone can put an object into a
+work calendar by sending an invitation, so the work on one object is bounded before parsing (bytes,
+lines, components) and while parsing and expanding (CPU time, rule density, instances): a hostile
+object cannot stall a cycle or exhaust memory. An object that fails is skipped with a reason code,
+never with a message that quotes it. An object whose event or time zone lines do not all parse is
+skipped too: the lost line may have been an EXDATE or a STATUS, and guessing would put more on the
+phone, not less. Warnings from the parsing libraries quote input and are silenced here.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import sys
 import time
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from types import FrameType
 from typing import Any
 
 import icalendar
@@ -21,12 +28,29 @@ import x_wr_timezone
 from sanitizer.model import Instance, When, instant
 
 MAX_OBJECT_BYTES = 16 * 1024 * 1024
+MAX_LINES = 50_000  # unfolded content lines; a long series with every instance moved has ~20k
+MAX_COMPONENTS = 2_000  # BEGIN: lines (events, overrides, alarms, zones)
+MAX_DATES = 20_000  # RDATE and EXDATE values; parsing each costs ~15 us, and a line has no calls
 MAX_INSTANCES = 2000  # per object and window; a real calendar has a handful
-MAX_RULE_STEPS = 200_000  # recurrence steps from DTSTART to the window's end
-MAX_SECONDS = 2.0
+MAX_RULE_STEPS = 200_000  # candidate times a rule generates from DTSTART to the window's end
+MAX_PERIOD_CANDIDATES = 50_000  # candidate times in one FREQ period (BYHOUR x BYMINUTE x ...)
+MAX_SECONDS = 2.0  # CPU budget per object, parsing included
 _FREQ_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400,
                  "WEEKLY": 7 * 86400, "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
+_PERIOD_DAYS = {"YEARLY": 366, "MONTHLY": 31, "WEEKLY": 7}
+_DAY_PARTS = ("BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY")
+_TIME_PARTS = {"SECONDLY": (), "MINUTELY": ("BYSECOND",), "HOURLY": ("BYMINUTE", "BYSECOND")}
+_ALL_TIME_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND")
 _STATUSES = frozenset({"CONFIRMED", "TENTATIVE", "CANCELLED"})
+# Components whose damage can change what reaches the phone (times, zones, status).
+_CHECKED = frozenset({"VCALENDAR", "VEVENT", "VTIMEZONE", "STANDARD", "DAYLIGHT"})
+# The reason for a property whose value did not parse; any other broken line is "unparseable".
+_BROKEN = {"DTSTART": "bad-date", "DTEND": "bad-date", "RECURRENCE-ID": "bad-date",
+           "DURATION": "bad-duration", "RRULE": "bad-recurrence", "RDATE": "bad-recurrence",
+           "EXDATE": "bad-recurrence", "EXRULE": "bad-recurrence"}
+_THIS_FILE = __file__
+_CALLS = frozenset({"call", "c_call"})
+_DATE_LINES = re.compile(rb"^(?:RDATE|EXDATE)[;:][^\r\n]*", re.MULTILINE | re.IGNORECASE)
 
 
 class SkipObject(Exception):
@@ -49,10 +73,68 @@ class Window:
             raise ValueError("window bounds must be UTC")
 
 
-def parse_object(data: bytes) -> icalendar.Calendar:
-    """Parse one object strictly enough that what we read is what the server holds."""
+class _OutOfTime(BaseException):
+    """Raised inside library code when an object's CPU budget is spent.
+
+    A BaseException, so that a library's `except Exception` cannot swallow it.
+    """
+
+
+class _TimeLimit:
+    """Interrupt library code running in this thread once `seconds` have passed.
+
+    The parsing and recurrence libraries loop without calling back (a rule that never matches walks
+    to the year 9999), so a deadline checked between instances is not enough. A profile hook looks
+    at the clock every 1024 events; once the time is up it raises on every call into code outside
+    this module, so a library that swallows one interruption meets the next. Frames of this module
+    are never interrupted: the hook is always removed and the caller turns the interruption into a
+    SkipObject. (A contextlib context manager would run library code on exit.)
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.previous: Any = None
+
+    def __enter__(self) -> _TimeLimit:
+        deadline = time.monotonic() + self.seconds
+        events = 0
+        mask = 0x3FF
+
+        def hook(frame: FrameType, event: str, arg: object) -> None:
+            nonlocal events, mask
+            events += 1
+            if events & mask:
+                return
+            if mask and time.monotonic() <= deadline:
+                return
+            mask = 0  # out of time: from now on, look at every event
+            if event in _CALLS and frame.f_code.co_filename != _THIS_FILE:
+                raise _OutOfTime
+
+        self.previous = sys.getprofile()
+        sys.setprofile(hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setprofile(self.previous)
+
+
+def _precheck(data: bytes) -> None:
+    """Refuse objects too big to parse within the budget, before parsing them."""
     if len(data) > MAX_OBJECT_BYTES:
         raise SkipObject("too-large")
+    lines = data.count(b"\n") - data.count(b"\n ") - data.count(b"\n\t")
+    if lines > MAX_LINES or data.upper().count(b"BEGIN:") > MAX_COMPONENTS:
+        raise SkipObject("too-complex")
+    unfolded = data.replace(b"\r\n ", b"").replace(b"\r\n\t", b"").replace(b"\n ", b"")
+    dates = sum(line.count(b",") + 1 for line in _DATE_LINES.findall(unfolded))
+    if dates > MAX_DATES:
+        raise SkipObject("too-complex")
+
+
+def parse_object(data: bytes) -> icalendar.Calendar:
+    """Parse one object strictly enough that what we read is what the server holds."""
+    _precheck(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -67,22 +149,37 @@ def parse_object(data: bytes) -> icalendar.Calendar:
 
 def expand_object(data: bytes, window: Window, zone: tzinfo, fallback_uid: str) -> list[Instance]:
     """All instances of one object that overlap the window; raise SkipObject to skip it whole."""
+    _precheck(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _TimeLimit(MAX_SECONDS):
+                return _expand(data, window, zone, fallback_uid)
+    except SkipObject:
+        raise
+    except _OutOfTime:
+        raise SkipObject("expansion-timeout") from None
+    except RecursionError:
+        raise SkipObject("too-complex") from None
+    except MemoryError:
+        raise SkipObject("too-large") from None
+    except Exception:  # noqa: BLE001 - library errors quote the input
+        raise SkipObject("expansion-error") from None
+
+
+def _expand(data: bytes, window: Window, zone: tzinfo, fallback_uid: str) -> list[Instance]:
     calendar = _standardize(parse_object(data))
+    for component in calendar.walk():
+        if component.name in _CHECKED and component.errors:
+            name = component.errors[0][0]
+            raise SkipObject(_BROKEN.get(str(name).upper(), "unparseable"))
     events = list(calendar.walk("VEVENT"))
     if not events:
         raise SkipObject("not-an-event")
     for event in events:
         _validate(event, window)
     recurring = any(("RRULE" in e or "RDATE" in e or "RECURRENCE-ID" in e) for e in events)
-    deadline = time.monotonic() + MAX_SECONDS
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            occurrences = _occurrences(calendar, window, zone, deadline)
-        except SkipObject:
-            raise
-        except Exception:  # noqa: BLE001 - library errors quote the input
-            raise SkipObject("expansion-error") from None
+    occurrences = _occurrences(calendar, window)
     instances = [_instance(c, zone, recurring, fallback_uid) for c in occurrences]
     return [i for i in instances if _overlaps(i, window, zone)]
 
@@ -92,10 +189,8 @@ def _standardize(calendar: icalendar.Calendar) -> icalendar.Calendar:
     if "X-WR-TIMEZONE" not in calendar:
         return calendar
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result: icalendar.Calendar = x_wr_timezone.to_standard(calendar)
-            return result
+        result: icalendar.Calendar = x_wr_timezone.to_standard(calendar)
+        return result
     except Exception:  # noqa: BLE001 - an invalid zone name must not blank the calendar
         del calendar["X-WR-TIMEZONE"]
         return calendar
@@ -146,23 +241,42 @@ def _comparable(value: date) -> datetime:
 
 
 def _check_density(event: icalendar.Component, start: date, until: datetime) -> None:
-    """Refuse rules whose expansion would take too many steps (FREQ=SECONDLY from long ago)."""
+    """Refuse rules the library cannot read, or whose expansion would be too costly."""
     rules = event.get("RRULE")
     for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
-        freq = (rule.get("FREQ") or [""])[0]
-        interval = (rule.get("INTERVAL") or [1])[0]
-        if freq not in _FREQ_SECONDS or not isinstance(interval, int) or interval < 1:
-            raise SkipObject("bad-recurrence")
-        span = (until + timedelta(days=1) - _comparable(start)).total_seconds()
-        if freq in ("SECONDLY", "MINUTELY", "HOURLY") and span / (
-                _FREQ_SECONDS[freq] * interval) > MAX_RULE_STEPS:
-            count = (rule.get("COUNT") or [None])[0]
-            if not isinstance(count, int) or count > MAX_RULE_STEPS:
-                raise SkipObject("recurrence-too-dense")
+        try:
+            _check_rule(rule, start, until)
+        except SkipObject:
+            raise
+        except Exception:  # noqa: BLE001 - a rule the library cannot read
+            raise SkipObject("bad-recurrence") from None
 
 
-def _occurrences(calendar: icalendar.Calendar, window: Window, zone: tzinfo,
-                 deadline: float) -> list[icalendar.Component]:
+def _check_rule(rule: Any, start: date, until: datetime) -> None:
+    """Bound the candidate times one rule generates from DTSTART to the window's end.
+
+    The recurrence library builds every candidate of a period (a YEARLY rule with BYHOUR, BYMINUTE
+    and BYSECOND lists makes 31 million a year) and walks from DTSTART, so the cost is periods x
+    candidates per period. A small COUNT stops the walk early, so it may be dense.
+    """
+    freq = (rule.get("FREQ") or [""])[0]
+    interval = (rule.get("INTERVAL") or [1])[0]
+    if freq not in _FREQ_SECONDS or not isinstance(interval, int) or interval < 1:
+        raise SkipObject("bad-recurrence")
+    per_period = _PERIOD_DAYS.get(freq, 1) if any(rule.get(p) for p in _DAY_PARTS) else 1
+    for part in _TIME_PARTS.get(freq, _ALL_TIME_PARTS):
+        per_period *= max(1, len(rule.get(part) or []))
+    if per_period > MAX_PERIOD_CANDIDATES:
+        raise SkipObject("recurrence-too-dense")
+    span = (until + timedelta(days=1) - _comparable(start)).total_seconds()
+    periods = math.ceil(max(0.0, span) / (_FREQ_SECONDS[freq] * interval))
+    if periods * per_period > MAX_RULE_STEPS:
+        count = (rule.get("COUNT") or [None])[0]
+        if not isinstance(count, int) or count > MAX_RULE_STEPS:
+            raise SkipObject("recurrence-too-dense")
+
+
+def _occurrences(calendar: icalendar.Calendar, window: Window) -> list[icalendar.Component]:
     """Expand over a window widened by a day (floating and all-day times are zone-local)."""
     query = recurring_ical_events.of(calendar)
     start, end = window.start - timedelta(days=1), window.end + timedelta(days=1)
@@ -172,8 +286,6 @@ def _occurrences(calendar: icalendar.Calendar, window: Window, zone: tzinfo,
             found.append(occurrence.as_component(False))
             if len(found) > MAX_INSTANCES:
                 raise SkipObject("too-many-instances")
-            if time.monotonic() > deadline:
-                raise SkipObject("expansion-timeout")
     return found
 
 

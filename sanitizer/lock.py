@@ -1,7 +1,7 @@
 """flock(2) locks in state_dir: one daemon per state directory, one writer per pair.
 
 `state_dir/lock` is held by `run` for its lifetime, so a second instance stops at once (exit 75).
-`state_dir/pairs/PAIR.lock` is held while a pair is written (by the daemon's cycle and by `wipe`),
+`state_dir/locks/PAIR` is held while a pair is written (by the daemon's cycle and by `wipe`),
 so a wipe never interleaves with a sync of the same pair. The kernel drops both when the process
 dies, so a crash never leaves a stale lock behind.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from sanitizer.errors import AlreadyRunning, ExitCode, SanitizerError
 
 LOCK_FILE = "lock"
-PAIR_LOCK_DIR = "pairs"
+PAIR_LOCK_DIR = "locks"
 
 
 class PairBusy(SanitizerError):
@@ -30,6 +30,12 @@ class PairBusy(SanitizerError):
 def _open(path: Path) -> int:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+class LockError(SanitizerError):
+    """The lock file cannot be opened: the state directory's owner or mode is wrong (exit 78)."""
+
+    exit_code = ExitCode.CONFIG
 
 
 class InstanceLock:
@@ -53,7 +59,8 @@ def acquire(state_dir: Path) -> InstanceLock:
     try:
         fd = _open(path)
     except OSError as exc:
-        raise AlreadyRunning(f"cannot open the lock {path} ({exc.strerror})") from None
+        raise LockError(f"cannot open the lock {path} ({exc.strerror}); the state directory "
+                        "must belong to the user the service runs as") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -88,7 +95,7 @@ def holder(state_dir: Path) -> int | None:
 @contextlib.contextmanager
 def pair_lock(state_dir: Path, pair: str, timeout: float = 0.0) -> Iterator[None]:
     """Hold the pair's write lock, waiting up to `timeout` seconds for another holder."""
-    fd = _open(state_dir / PAIR_LOCK_DIR / f"{pair}.lock")
+    fd = _open(state_dir / PAIR_LOCK_DIR / pair)
     try:
         deadline = time.monotonic() + timeout
         while True:

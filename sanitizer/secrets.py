@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets as token
+import sys
 from pathlib import Path
 
 import keyring
@@ -23,6 +24,7 @@ from sanitizer.errors import SecretError
 SERVICE = "calendar-sanitizer"
 UID_KEY = "uid-key"
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+MASTER = "keyring-master"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -63,20 +65,65 @@ class SystemdCredentialsKeyring(keyring.backend.KeyringBackend):
         raise keyring.errors.PasswordDeleteError("systemd credentials are read-only")
 
 
-def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
-    """Credentials under systemd, else the pinned backend, else keyring's configured one."""
-    if os.environ.get(CREDENTIALS_ENV):
-        return SystemdCredentialsKeyring()  # type: ignore[no-untyped-call] # keyring's base class
-    if pinned:
-        try:
-            from keyring.core import load_keyring  # noqa: PLC0415
+class CredentialsFirst(keyring.backend.KeyringBackend):
+    """Look in systemd credentials first, then in the pinned backend; store in the pinned one."""
 
-            backend: keyring.backend.KeyringBackend = load_keyring(pinned)
-        except Exception:  # noqa: BLE001 - keyring raises many kinds of import errors
-            raise SecretError("service.keyring_backend",
-                              f"cannot load keyring backend {pinned!r}") from None
-        return backend
-    return keyring.get_keyring()
+    priority = 0.0
+
+    def __init__(self, pinned: keyring.backend.KeyringBackend) -> None:
+        super().__init__()  # type: ignore[no-untyped-call] # keyring's base class
+        self.credentials = SystemdCredentialsKeyring()  # type: ignore[no-untyped-call]
+        self.pinned = pinned
+
+    def get_password(self, service: str, username: str) -> str | None:
+        """The credential file if there is one, else the pinned keyring's entry."""
+        return (self.credentials.get_password(service, username)
+                or self.pinned.get_password(service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        """Stored in the pinned keyring (credentials are read only)."""
+        self.pinned.set_password(service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        """Removed from the pinned keyring."""
+        self.pinned.delete_password(service, username)
+
+
+def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
+    """Credentials under systemd, else the pinned backend, else keyring's configured one.
+
+    With both, credentials are looked at first and the pinned backend is where set-password
+    writes. A backend with a master password (keyrings.cryptfile) gets it from the credential
+    `keyring-master`; without one it may prompt only on a terminal, never under a service.
+    """
+    under_systemd = bool(os.environ.get(CREDENTIALS_ENV))
+    if not pinned:
+        if under_systemd:
+            return SystemdCredentialsKeyring()  # type: ignore[no-untyped-call] # keyring's base
+        return keyring.get_keyring()
+    try:
+        from keyring.core import load_keyring  # noqa: PLC0415
+
+        backend: keyring.backend.KeyringBackend = load_keyring(pinned)
+    except Exception:  # noqa: BLE001 - keyring raises many kinds of import errors
+        raise SecretError("service.keyring_backend",
+                          f"cannot load keyring backend {pinned!r}") from None
+    _unlock(backend)
+    return CredentialsFirst(backend) if under_systemd else backend
+
+
+def _unlock(backend: keyring.backend.KeyringBackend) -> None:
+    """Give an encrypted backend its master password from the credential `keyring-master`."""
+    if not hasattr(backend, "keyring_key"):
+        return
+    directory = os.environ.get(CREDENTIALS_ENV)
+    master = Path(directory) / MASTER if directory else None
+    if master is not None and master.is_file():
+        backend.keyring_key = master.read_text(encoding="utf-8").rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        raise SecretError("service.keyring_backend",
+                          f"the backend needs its master password: add the credential {MASTER!r}"
+                          " (see docs/keyring.md)")
 
 
 def password(backend: keyring.backend.KeyringBackend, account: str) -> str:
@@ -94,11 +141,19 @@ def password(backend: keyring.backend.KeyringBackend, account: str) -> str:
 
 
 def store_password(backend: keyring.backend.KeyringBackend, account: str, value: str) -> None:
-    """Store a password in the pinned keyring."""
+    """Store a password in the pinned keyring, and check that it was kept."""
+    name = type(backend).__name__
     try:
         backend.set_password(SERVICE, account, value)
+        kept = backend.get_password(SERVICE, account) == value
     except keyring.errors.PasswordSetError as exc:
         raise SecretError(f"account {account}", str(exc)) from None
+    except (keyring.errors.KeyringError, ValueError, OSError):
+        raise SecretError(f"account {account}",
+                          f"the keyring backend {name} could not store it") from None
+    if not kept:
+        raise SecretError(f"account {account}", f"the keyring backend {name} did not keep it; "
+                          "pin a real backend with service.keyring_backend")
 
 
 def uid_key(state_dir: Path) -> bytes:

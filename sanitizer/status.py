@@ -8,21 +8,30 @@ A pair is paused (after `wipe`) while `paused/PAIR` exists; the file says when a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sanitizer.engine import PairReport
+from sanitizer.files import write_json
 
+log = logging.getLogger(__name__)
 STATUS_FILE = "status.json"
 PAUSED_DIR = "paused"
 
 
 def is_paused(state_dir: Path, pair: str) -> bool:
-    """True while the pair is paused (after a wipe, until resume)."""
-    return (state_dir / PAUSED_DIR / pair).exists()
+    """True while the pair is paused (after a wipe, until resume). A flag that cannot be looked
+    at counts as set: after a lost phone, writing to it again by mistake is the worse error."""
+    try:
+        (state_dir / PAUSED_DIR / pair).stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.warning("pair %s: cannot read its pause flag (%s); treating it as paused",
+                    pair, exc.strerror)
+    return True
 
 
 def read_status(state_dir: Path) -> dict[str, Any]:
@@ -89,17 +98,3 @@ def paused_info(state_dir: Path, pair: str) -> dict[str, Any] | None:
         return {}
     return data if isinstance(data, dict) else {}
 
-
-def write_json(path: Path, data: Any) -> None:
-    """Write a 0600 file by rename, so a crash never leaves half a file."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -8,6 +8,8 @@ from harness import delete, etags, list_objects, put, vevent
 from schema import assert_schema
 from server_fixtures import FreshCalendars
 
+from sanitizer import lock
+
 NOW = "2030-03-04T09:00:00+00:00"
 SERIES = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
@@ -151,3 +153,14 @@ def test_requests_sent_by_a_first_and_a_second_sync_of_100_events(caldav_server,
     assert counts_first.get("PUT") == 100 and not counts_first.get("DELETE")
     assert counts_second == {"REPORT": 1}, counts_second  # one sync-collection, nothing else
     print(f"\n[{server.name}] first sync: {counts_first}; second sync: {counts_second}")
+
+
+def test_sync_refuses_to_run_beside_another_instance(pair) -> None:
+    _, _, _, setup = pair
+    held = lock.acquire(setup.state_dir)
+    try:
+        result = setup.run_process("sync", "--now", NOW)
+    finally:
+        held.release()
+    assert result.code == 75 and "already running" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
