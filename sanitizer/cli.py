@@ -207,7 +207,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
         raise SecretError(f"account {args.account}", "empty password; nothing stored")
     backend = secrets.select_backend(config.service.keyring_backend)
     secrets.store_password(backend, args.account, value)
-    print(f"stored the password of account {args.account} in {type(backend).__name__}")
+    print(f"stored the password of account {args.account} in {secrets.backend_name(backend)}")
     return 0
 
 

@@ -112,14 +112,24 @@ def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
     return CredentialsFirst(backend) if under_systemd else backend
 
 
+def backend_name(backend: keyring.backend.KeyringBackend) -> str:
+    """The class name of the backend that stores passwords, for messages."""
+    return type(backend.pinned if isinstance(backend, CredentialsFirst) else backend).__name__
+
+
 def _unlock(backend: keyring.backend.KeyringBackend) -> None:
     """Give an encrypted backend its master password from the credential `keyring-master`."""
-    if not hasattr(backend, "keyring_key"):
-        return
+    if not isinstance(getattr(type(backend), "keyring_key", None), property):
+        return  # (looking at the instance's attribute would unlock it, with a prompt)
     directory = os.environ.get(CREDENTIALS_ENV)
     master = Path(directory) / MASTER if directory else None
     if master is not None and master.is_file():
-        backend.keyring_key = master.read_text(encoding="utf-8").rstrip("\r\n")
+        try:
+            backend.keyring_key = master.read_text(  # type: ignore[attr-defined] # cryptfile
+                encoding="utf-8").rstrip("\r\n")
+        except (ValueError, OSError):
+            raise SecretError("service.keyring_backend",
+                              f"the credential {MASTER!r} does not unlock the keyring") from None
     elif not sys.stdin.isatty():
         raise SecretError("service.keyring_backend",
                           f"the backend needs its master password: add the credential {MASTER!r}"
@@ -142,7 +152,7 @@ def password(backend: keyring.backend.KeyringBackend, account: str) -> str:
 
 def store_password(backend: keyring.backend.KeyringBackend, account: str, value: str) -> None:
     """Store a password in the pinned keyring, and check that it was kept."""
-    name = type(backend).__name__
+    name = backend_name(backend)
     try:
         backend.set_password(SERVICE, account, value)
         kept = backend.get_password(SERVICE, account) == value

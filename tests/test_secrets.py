@@ -277,3 +277,28 @@ def test_set_password_on_a_backend_that_drops_it_fails(setup: Setup) -> None:
     pin(setup, "keyring.backends.null.Keyring")
     stored = run_without_credentials(setup, "set-password", "main", "--stdin", stdin="pw\n")
     assert stored.code == 78
+
+
+def test_cryptfile_backend_unlocked_by_a_credential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    setup: Setup) -> None:
+    """The writable store for admins: its master password comes from the credential
+    keyring-master, never from a prompt; a wrong or missing one is a one-line exit 78."""
+    pytest.importorskip("keyrings.cryptfile")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    pin(setup, "keyrings.cryptfile.cryptfile.CryptFileKeyring")
+    (setup.credentials / "main").unlink()
+    (setup.credentials / "keyring-master").write_text("correct horse\n")
+    stored = setup.run_process("set-password", "main", "--stdin", stdin="pw-in-file\n")
+    assert stored.code == 0 and "CryptFileKeyring" in stored.stdout, stored.output
+    keyring_file = tmp_path / "data" / "python_keyring" / "cryptfile_pass.cfg"
+    assert keyring_file.exists() and b"pw-in-file" not in keyring_file.read_bytes()
+    monkeypatch.setenv(secrets.CREDENTIALS_ENV, str(setup.credentials))
+    backend = secrets.select_backend("keyrings.cryptfile.cryptfile.CryptFileKeyring")
+    assert secrets.password(backend, "main") == "pw-in-file"
+    (setup.credentials / "keyring-master").write_text("wrong\n")
+    wrong = setup.run_process("sync", "--dry-run")
+    assert wrong.code == 78 and "does not unlock the keyring" in wrong.stderr
+    (setup.credentials / "keyring-master").unlink()
+    missing = setup.run_process("sync", "--dry-run")
+    assert missing.code == 78 and "needs its master password" in missing.stderr
+    assert "Traceback" not in wrong.output + missing.output
