@@ -224,13 +224,22 @@ def _status_code(line: str) -> int:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
+def _is_collection(href: str, url: str) -> bool:
+    return urlsplit(href).path.rstrip("/") == urlsplit(url).path.rstrip("/")
+
+
+def _truncated(href: str, status: int, url: str, operation: str) -> None:
+    """A 507 on the collection itself means the server cut the listing short (RFC 6578 3.6):
+    taking the rest as gone would delete phone entries."""
+    if status == 507 and _is_collection(href, url):
+        raise StoreError(operation=operation, url=url, reason="listing-truncated", status=507)
+
+
 def _objects(reply: Reply, url: str, operation: str) -> list[RawObject]:
     found = []
-    collection = urlsplit(url).path
     for href, status, prop in multistatus(reply, url, operation):
-        if status != 200 or prop is None:
-            continue
-        if urlsplit(href).path.rstrip("/") == collection.rstrip("/"):
+        _truncated(href, status, url, operation)
+        if status != 200 or prop is None or _is_collection(href, url):
             continue
         data = prop.findtext(CALDAV + "calendar-data")
         if not data:
@@ -241,8 +250,11 @@ def _objects(reply: Reply, url: str, operation: str) -> list[RawObject]:
 
 
 def _expect(reply: Reply, ok: set[int], operation: str, url: str) -> None:
-    if reply.status in ok:
+    if reply.status in ok and not _looks_like_a_page(reply):
         return
+    if reply.status in ok:  # a captive portal or login page answering 200 is not a success
+        raise StoreError(operation=operation, url=url, reason="not-a-dav-answer",
+                         status=reply.status, transient=True)
     if reply.tree is not None and reply.tree.find(".//" + CALDAV + "no-uid-conflict") is not None:
         # Something else in the target holds this UID: not a race that heals by itself.
         raise StoreError(operation=operation, url=url, reason="uid-conflict", status=reply.status)
@@ -294,7 +306,8 @@ class CalDAVSource:
                                 status=reply.status)
         changed, removed = [], []
         for href, status, prop in multistatus(reply, self.url, "REPORT"):
-            if urlsplit(href).path.rstrip("/") == urlsplit(self.url).path.rstrip("/"):
+            _truncated(href, status, self.url, "REPORT")
+            if _is_collection(href, self.url):
                 continue
             if status == 404:
                 removed.append(href)
@@ -374,6 +387,11 @@ class CalDAVTarget:
         if reply.status == 404:
             return
         _expect(reply, {200, 204}, "DELETE", href)
+
+
+def _looks_like_a_page(reply: Reply) -> bool:
+    content_type = {k.lower(): v for k, v in reply.headers.items()}.get("content-type", "")
+    return content_type.lower().startswith("text/html") and reply.status == 200
 
 
 def _xml_text(text: str) -> str:

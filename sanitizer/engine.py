@@ -246,7 +246,7 @@ def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: 
     report.state = PairState(
         fingerprint=fingerprint, token=token, last_full=now,
         next_boundary=desired.boundary, entries=entries, foreign=report.foreign,
-        clean=report.ok and all(e.etag for e in entries.values()),
+        clean=_clean(report, entries),
     )
     return report
 
@@ -266,9 +266,11 @@ def _quiet(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, state: 
     report.mode = "incremental"
     touched = {sync_state.keyed(key, "href", href) for href in (*changed, *removed)}
     known = {entry.origin for entry in state.entries.values()}
-    if not removed and known and known <= touched:
-        # Some servers (DAViCal, SOGo) answer a forgotten token with everything and no
-        # deletions; only a full reconcile can find what was deleted.
+    if known and known <= touched:
+        # Every object the phone's entries came from is said to have changed or gone. Either
+        # the server answered a forgotten token with everything (DAViCal, SOGo), so only a full
+        # reconcile finds deletions, or the source was emptied, which the full path's
+        # mass-deletion guard must judge.
         raise NeedFull
     objects = feed.multiget(list(changed)) if changed else []
     desired = desired_state(objects, pair, key, now, zone, report.skipped)
@@ -292,8 +294,15 @@ def _quiet(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, state: 
             entries[uid] = _entry(key, href, etag, action.event, desired.origins[uid])
     boundary = min(state.next_boundary, desired.boundary)
     report.state = replace(state, token=new_token, entries=entries, next_boundary=boundary,
-                           clean=report.ok and all(e.etag for e in entries.values()))
+                           clean=_clean(report, entries))
     return report
+
+
+def _clean(report: PairReport, entries: dict[str, Entry]) -> bool:
+    """Whether the next cycle may be quiet: nothing failed, not even a lost race (412), and
+    every entry's ETag is known. Otherwise the next cycle re-reads both sides."""
+    return (report.ok and not report.write_errors and not report.held_back
+            and all(e.etag for e in entries.values()))
 
 
 def _digest(key: bytes, event: SanitizedEvent) -> str:
