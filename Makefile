@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/calendar-sanitizer demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check sanitizer tests bench
+	$(BIN)/ruff check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
