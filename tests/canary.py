@@ -16,7 +16,6 @@ tool must see (and write) exactly what is on the wire.
 
 from __future__ import annotations
 
-import bisect
 import json
 import random
 import re
@@ -141,8 +140,12 @@ def parse_content_line(line: str) -> ContentLine | None:
 
 
 def _quote_param(value: str) -> str:
-    """Quote a parameter value when RFC 5545 (or icalendar's backslash handling) needs it."""
-    if any(c in value for c in ';:,\\') or value != value.strip():
+    """Quote a parameter value when RFC 5545 or icalendar's lenient reader needs it.
+
+    icalendar treats a backslash outside quotes as an escape and strips blanks
+    around ``=`` outside quotes, so those values are quoted as well.
+    """
+    if any(c in value for c in ";:,=\\") or value != value.strip():
         return f'"{value}"'
     return value
 
@@ -161,8 +164,11 @@ def _octets(ch: str) -> int:
     return len(ch.encode("utf-8"))
 
 
-def fold_line(line: str, width: int = 75) -> str:
-    """Fold to at most `width` octets per physical line, never inside a UTF-8 character."""
+def fold_line(line: str, width: int = 75, continuation: str = " ") -> str:
+    """Fold to at most `width` octets per physical line, never inside a UTF-8 character.
+
+    `continuation` is the space or tab that starts each continuation line.
+    """
     out: list[str] = []
     current: list[str] = []
     size, limit = 0, width
@@ -170,7 +176,7 @@ def fold_line(line: str, width: int = 75) -> str:
         o = _octets(ch)
         if size + o > limit:
             out.append("".join(current))
-            current, size, limit = [" "], 1, width
+            current, size, limit = [continuation], 1, width
         current.append(ch)
         size += o
     out.append("".join(current))
@@ -183,9 +189,7 @@ def unescape_text(value: str) -> str:
 
 
 def _escape_text(value: str) -> str:
-    return (
-        value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
-    )
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
 def _split_unescaped(value: str, sep: str) -> list[str]:
@@ -317,12 +321,17 @@ class MarkerSet:
     def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
         if self._pattern_cache is None:
             generic = re.compile(re.escape(self.prefix.casefold()) + r"[0-9a-f]{10}")
-            bounded = sorted(
-                {f for m in self if m.bounded for f in m.forms}, key=len, reverse=True
-            )
+            bounded = sorted({f for m in self if m.bounded for f in m.forms}, key=len, reverse=True)
+            # Zero-width lookahead so overlapping forms (an instant and its time of
+            # day) are all reported.
             numeric = (
                 re.compile(
-                    _BOUND_BEFORE + "(" + "|".join(map(re.escape, bounded)) + ")" + _BOUND_AFTER
+                    _BOUND_BEFORE
+                    + "(?=("
+                    + "|".join(map(re.escape, bounded))
+                    + ")"
+                    + _BOUND_AFTER
+                    + ")"
                 )
                 if bounded
                 else None
@@ -338,40 +347,40 @@ class MarkerSet:
         prefix is reported even if it is not in this set: it can only have
         come from some planted calendar.
         """
-        text = unfold(data).casefold()
         by_form: dict[str, Marker] = {}
-        for marker in self:
-            for form in marker.forms:
-                by_form.setdefault(form, marker)
+        for planted in self:
+            for form in planted.forms:
+                by_form.setdefault(form, planted)
         generic, numeric = self._patterns()
         hits: dict[tuple[str, int], Hit] = {}
-        for after_unescaping, variant in ((False, text), (True, unescape_text(text))):
-            line_starts = [0] + [m.end() for m in re.finditer("\n", variant)]
-            found: list[tuple[int, str, Marker | None]] = []
-            for m in generic.finditer(variant):
-                found.append((m.start(), m.group(), by_form.get(m.group())))
-            for m in numeric.finditer(variant) if numeric else ():
-                found.append((m.start(1), m.group(1), by_form[m.group(1)]))
-            for pos, form, marker in found:
-                line_no = bisect.bisect_right(line_starts, pos)
-                token = marker.token if marker else form
-                key = (token, line_no)
-                if key in hits:
-                    continue
-                start = line_starts[line_no - 1]
-                end = variant.find("\n", pos)
-                line_text = variant[start : end if end >= 0 else len(variant)]
-                col = pos - start
-                excerpt = line_text[max(0, col - 40) : col + len(form) + 40]
-                hits[key] = Hit(
-                    token=token,
-                    kind=marker.kind if marker else "unknown",
-                    planted_at=marker.where if marker else (),
-                    found_in=found_in,
-                    line=line_no,
-                    excerpt=excerpt.encode("utf-8", "backslashreplace").decode("ascii", "replace"),
-                    after_unescaping=after_unescaping,
-                )
+        lines = _NEWLINE_RE.split(unfold(data).casefold())
+        for line_no, line in enumerate(lines, start=1):
+            unescaped = unescape_text(line)
+            variants = [(False, line)] + ([(True, unescaped)] if unescaped != line else [])
+            for after_unescaping, variant in variants:
+                found: list[tuple[int, str, Marker | None]] = [
+                    (m.start(), m.group(), by_form.get(m.group()))
+                    for m in generic.finditer(variant)
+                ]
+                if numeric is not None:
+                    found += [
+                        (m.start(1), m.group(1), by_form[m.group(1)])
+                        for m in numeric.finditer(variant)
+                    ]
+                for pos, form, marker in found:
+                    token = marker.token if marker else form
+                    if (token, line_no) in hits:
+                        continue
+                    excerpt = variant[max(0, pos - 40) : pos + len(form) + 40]
+                    hits[(token, line_no)] = Hit(
+                        token=token,
+                        kind=marker.kind if marker else "unknown",
+                        planted_at=marker.where if marker else (),
+                        found_in=found_in,
+                        line=line_no,
+                        excerpt=excerpt.encode("utf-8", "backslashreplace").decode("utf-8"),
+                        after_unescaping=after_unescaping,
+                    )
         return sorted(hits.values(), key=lambda h: (h.line, h.token))
 
 
@@ -432,8 +441,8 @@ class _Planter:
     markers: MarkerSet = field(init=False)
     used: set[str] = field(default_factory=set)
     used_days: set[str] = field(default_factory=set)
-    tz_map: dict[str, str] = field(default_factory=dict)
-    uid_map: dict[str, str] = field(default_factory=dict)
+    tz_map: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (token, new)
+    uid_map: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (token, new)
 
     def __post_init__(self) -> None:
         self.markers = MarkerSet(self.prefix)
@@ -572,19 +581,17 @@ def _plant_params(
     for pname, values in cl.params:
         upper = pname.upper()
         if upper == "TZID":
-            new = tuple(p.tz_map.get(v, v) for v in values)
-            planted = planted or new != values
+            # Renamed together with its VTIMEZONE; a zone without one keeps its name.
+            new = []
             for v in values:
                 if v in p.tz_map:
-                    p.markers.add(
-                        Marker(
-                            p.tz_map[v].split(" ", 1)[0],
-                            "tzid",
-                            (f"{label};TZID",),
-                            (p.tz_map[v].split(" ", 1)[0].casefold(),),
-                        )
-                    )
-            out.append((pname, new))
+                    token, renamed = p.tz_map[v]
+                    p.markers.add(Marker(token, "tzid", (f"{label};TZID",), ()))
+                    new.append(renamed)
+                    planted = True
+                else:
+                    new.append(v)
+            out.append((pname, tuple(new)))
         elif upper in INTERPRETIVE_PARAMS or upper in p.keep_params:
             out.append((pname, values))
         else:
@@ -622,15 +629,21 @@ def _plant_value(p: _Planter, cl: ContentLine, label: str) -> str | None:
         lon = p.number("geo", f"{label}#lon", lambda: f"{p.rng.uniform(-170, 170):.6f}")
         return f"{lat};{lon}"
     if name in {"UID", "RELATED-TO"}:
+        # One marker per UID value: overrides share the master's UID, and a RELATED-TO
+        # naming a UID of the same object must keep pointing at it.
         key = unescape_text(cl.value)
-        if key not in p.uid_map:
-            p.uid_map[key] = f"{p.token('uid', label)}-{cl.value}"
+        if key in p.uid_map:
+            token, new = p.uid_map[key]
+            p.markers.add(Marker(token, "uid", (label,), ()))
         else:
-            p.markers.add(Marker(p.uid_map[key].split("-", 1)[0], "uid", (label,), ()))
-        return p.uid_map[key]
+            token = p.token("uid", label)
+            new = f"{token}-{cl.value}"
+            p.uid_map[key] = (token, new)
+        return new
     if name == "TZID":
-        new = p.tz_map.get(unescape_text(cl.value))
-        return _escape_text(new) if new else p.text(cl.value, label, "tzid")
+        if (renamed := p.tz_map.get(unescape_text(cl.value))) is not None:
+            return _escape_text(renamed[1])
+        return p.text(cl.value, label, "tzid")
     if name in LIST_PROPERTIES:
         items = _split_unescaped(cl.value, ",")
         multi = len(items) > 1
@@ -688,11 +701,12 @@ def plant(
     output is checked to parse at least as cleanly; pass ``strict=False`` to
     plant into a deliberately broken file, whose brokenness is preserved.
     """
+    if not prefix.isascii() or not prefix.isalnum():
+        raise ValueError("prefix must be ASCII letters and digits (it goes into base64 and URIs)")
     raw = ics.encode("utf-8", "surrogateescape") if isinstance(ics, str) else ics
-    if strict:
-        before = _parse_errors(raw)
-        if before is None:
-            raise ValueError("input does not parse with icalendar; use strict=False")
+    before = _parse_errors(raw) if strict else 0
+    if before is None:
+        raise ValueError("input does not parse with icalendar; use strict=False")
     text = unfold(raw)
     p = _Planter(
         prefix=prefix,
@@ -730,7 +744,7 @@ def plant(
                 original = unescape_text(cl.value)
                 if original not in p.tz_map:
                     token = p.token("tzid", f"{path}.TZID")
-                    p.tz_map[original] = f"{token} {original}"
+                    p.tz_map[original] = (token, f"{token} {original}")
         else:
             entries.append(("orphan", _component_path(stack), None, line))
 
@@ -764,7 +778,7 @@ def plant(
     )
     if strict:
         after = _parse_errors(result)
-        if after is None or after > before:  # type: ignore[operator]
+        if after is None or after > before:
             raise ValueError("planting produced a calendar icalendar parses worse than the input")
     return result, p.markers
 
