@@ -15,6 +15,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -102,6 +104,7 @@ class Transport:
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
+        self._not_before = 0.0
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
@@ -110,6 +113,9 @@ class Transport:
 
             creds = self.credentials
             client = DAVClient(
+                # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail
+                # the whole listing; entity expansion stays off in caldav's parser.
+                huge_tree=True,
                 url=creds.url, username=creds.username, password=creds.password,
                 auth_type="basic", timeout=creds.timeout,  # type: ignore[arg-type] # a float works
                 ssl_verify_cert=creds.verify,
@@ -133,26 +139,41 @@ class Transport:
         error: StoreError | None = None
         for attempt in range(self.retry.attempts):
             if error is not None:
-                time.sleep(self._delay(attempt, error.retry_after))
+                time.sleep(self._delay(attempt))
+            self._wait_if_told()
             try:
                 reply = self._once(method, url, body, headers or {})
             except StoreError as exc:
                 if not exc.transient:
                     raise
                 error = exc
-                continue
-            if reply.status in TRANSIENT_STATUSES:
+            else:
+                if reply.status not in TRANSIENT_STATUSES:
+                    return reply
                 error = StoreError(operation=method, url=url, reason=f"http-{reply.status}",
                                    status=reply.status, transient=True,
                                    retry_after=_retry_after(reply.headers))
-                continue
-            return reply
+            if error.retry_after is not None and not self._told_to_wait(error.retry_after):
+                break  # the server wants a longer pause than a cycle should take: next cycle
         assert error is not None
         raise error
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.retry.max_delay)
+    def _told_to_wait(self, seconds: float) -> bool:
+        """Honour Retry-After for every request of this transport, not each on its own, so
+        parallel writes do not multiply a rate limit. False if the wait is too long."""
+        if seconds > self.retry.max_delay:
+            return False
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+        return True
+
+    def _wait_if_told(self) -> None:
+        with self._lock:
+            pause = self._not_before - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+    def _delay(self, attempt: int) -> float:
         ceiling = min(self.retry.base_delay * float(2 ** max(attempt - 1, 0)), self.retry.max_delay)
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
 
@@ -189,13 +210,19 @@ def _transport_error(method: str, url: str, exc: Exception) -> StoreError:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds, from either of its forms (delta-seconds or an HTTP date)."""
     value = {k.lower(): v for k, v in headers.items()}.get("retry-after")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else None
 
 
 def multistatus(reply: Reply, url: str, operation: str) -> Iterator[tuple[str, int, Any]]:

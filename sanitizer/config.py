@@ -115,6 +115,10 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{path}: no such file"], str(path)) from None
     except PermissionError:
         raise ConfigError([f"{path}: not readable by this user"], str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a file"], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror})"], str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"], str(path)) from None
     except tomllib.TOMLDecodeError as exc:
@@ -163,9 +167,13 @@ class _Reader:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.invalid_accounts: set[str] = set()  # reported already; pairs stay quiet about them
+        self.reported: set[tuple[str, str]] = set()
 
     def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
+        line = f"{where}: {message}"
+        if line not in self.problems:
+            self.problems.append(line)
 
     def get(self, table: Mapping[str, Any], where: str, key: str, kind: type[T],
             default: T | None = None, *, required: bool = False) -> T | None:
@@ -245,26 +253,34 @@ class _Reader:
         state_dir = Path(self.get(table, where, "state_dir", str, str(default.state_dir)) or "")
         if not state_dir.is_absolute():
             self.problem(f"{where}.state_dir", "must be an absolute path")
-        workers = self.get(table, where, "workers", int, default.workers) or default.workers
+        workers = self.get(table, where, "workers", int, default.workers)
+        workers = default.workers if workers is None else workers
         if not 1 <= workers <= 32:
             self.problem(f"{where}.workers", "must be between 1 and 32")
         backend = self.get(table, where, "keyring_backend", str)
+        timeout = self.convert(table, where, "timeout", parse_duration, default.timeout)
+        if timeout < timedelta(seconds=1):
+            self.problem(f"{where}.timeout", "must be at least 1s")
         return Service(
             interval=interval, timezone=zone, state_dir=state_dir,
             full_reconcile=self.convert(table, where, "full_reconcile", parse_duration,
                                         default.full_reconcile),
-            timeout=self.convert(table, where, "timeout", parse_duration, default.timeout),
-            workers=workers, keyring_backend=backend,
+            timeout=timeout, workers=workers, keyring_backend=backend,
         )
 
     def account(self, name: str, table: Any) -> Account | None:
-        where = f"accounts.{name}"
+        where = f"accounts.{_bare_or_quoted(name)}"
+        self.invalid_accounts.add(name)  # until it turns out valid
         if not isinstance(table, dict):
             self.problem(where, "expected a table")
             return None
         count = len(self.problems)
         if not _NAME.match(name):
             self.problem(where, "account names use letters, digits, '_', '.', '-' (max 64)")
+        if "password" in table:
+            self.problem(f"{where}.password", "passwords do not belong in the config file; "
+                         f"store it with: calendar-sanitizer set-password {name}")
+            table = {k: v for k, v in table.items() if k != "password"}
         self.known_keys(table, where, {"url", "username", "verify_tls", "ca_file"})
         url = self.get(table, where, "url", str, required=True) or ""
         if url and (problem := check_url(url)):
@@ -276,6 +292,7 @@ class _Reader:
             self.problem(f"{where}.ca_file", "must be an absolute path")
         if len(self.problems) > count:
             return None
+        self.invalid_accounts.discard(name)
         return Account(name, _with_slash(url), username, bool(verify),
                        Path(ca_file) if ca_file else None)
 
@@ -310,7 +327,9 @@ class _Reader:
             self.problem(f"{where}.lookahead", "must be at most 366d")
         if pair.retention > timedelta(days=366):
             self.problem(f"{where}.retention", "must be at most 366d")
-        return None if len(self.problems) > count else pair
+        if len(self.problems) > count or source_account is None or target_account is None:
+            return None
+        return pair
 
     def pick_account(self, table: Mapping[str, Any], where: str, key: str,
                      accounts: Mapping[str, Account]) -> Account | None:
@@ -321,7 +340,8 @@ class _Reader:
             return None
         if name not in accounts:
             used = key if key in table else "account"
-            self.problem(f"{where}.{used}", f"no [accounts.{name}] defined")
+            if name not in self.invalid_accounts:  # an invalid one was reported where it is
+                self.problem(f"{where}.{used}", f"no [accounts.{_bare_or_quoted(name)}] defined")
             return None
         return accounts[name]
 
@@ -402,6 +422,11 @@ class _Reader:
 
 
 _NO_ACCOUNT = Account("", "", "")
+
+
+def _bare_or_quoted(key: str) -> str:
+    """A key as TOML writes it in a path: bare if it can be, quoted otherwise."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else '"' + key.replace('"', '\\"') + '"'
 
 
 def _zone(name: str) -> ZoneInfo:

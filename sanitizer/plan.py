@@ -7,8 +7,10 @@ The decision table, per UID:
 - owned, not desired                         -> Delete (expired, cancelled, moved out, rule change)
 - owned, the same UID at several hrefs       -> Delete all but one (a lost response, a crash)
 - not owned                                  -> left alone, reported by href
-The mass-deletion guard: when the source returned nothing, owned entries that have not expired are
-held back, not deleted (an auth glitch or a wrong URL must not empty the phone).
+The mass-deletion guard: when the source returned nothing and two or more owned entries that have
+not expired would go, they are held back, not deleted (an auth glitch or a wrong URL must not
+empty the phone). A single entry is let go: its deletion looks like any cancellation, and holding
+it would fail the pair until it expired, each time an advocate's last appointment is cancelled.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from sanitizer.model import (
 )
 from sanitizer.sync_state import Entry
 
+GUARD_MINIMUM = 2
+
 
 def plan(desired: Mapping[str, SanitizedEvent], existing: Sequence[TargetItem], *,
          now: datetime, retention: timedelta, zone: tzinfo, source_empty: bool = False) -> Plan:
@@ -40,6 +44,7 @@ def plan(desired: Mapping[str, SanitizedEvent], existing: Sequence[TargetItem], 
             by_uid.setdefault(item.uid, []).append(item)
     horizon = now - retention
     actions: list[PlanAction] = []
+    gone: list[Delete] = []
     unchanged = held_back = 0
     for uid, items in by_uid.items():
         keep, *duplicates = _best_first(items, desired.get(uid))
@@ -52,10 +57,12 @@ def plan(desired: Mapping[str, SanitizedEvent], existing: Sequence[TargetItem], 
                 actions.append(Update(keep.href, keep.etag, wanted))
             continue
         expired = keep.event is not None and instant(keep.event.end, zone) <= horizon
-        if source_empty and not expired:
-            held_back += 1
-            continue
-        actions.append(Delete(keep.href, keep.etag, uid, expired=expired))
+        gone.append(Delete(keep.href, keep.etag, uid, expired=expired))
+    live = [d for d in gone if not d.expired]
+    if source_empty and len(live) >= GUARD_MINIMUM:
+        held_back = len(live)
+        gone = [d for d in gone if d.expired]
+    actions.extend(gone)
     creates = [event for uid, event in desired.items() if uid not in by_uid]
     creates.sort(key=lambda e: (instant(e.start, zone), e.uid))  # nearest first on the phone
     actions.extend(Create(event) for event in creates)

@@ -12,6 +12,7 @@ import os
 import re
 import secrets as token
 import sys
+import tempfile
 from pathlib import Path
 
 import keyring
@@ -167,21 +168,33 @@ def store_password(backend: keyring.backend.KeyringBackend, account: str, value:
 
 
 def uid_key(state_dir: Path) -> bytes:
-    """The per-installation HMAC key: credential `uid-key`, else a 0600 file made on first use."""
+    """The per-installation HMAC key: credential `uid-key`, else a 0600 file made on first use.
+
+    The file appears whole or not at all (written aside, then linked into place), so a crash
+    while making it can never leave an empty key behind.
+    """
     directory = os.environ.get(CREDENTIALS_ENV)
     if directory and (Path(directory) / UID_KEY).is_file():
         return (Path(directory) / UID_KEY).read_bytes().strip()
     path = state_dir / UID_KEY
+    if path.exists():
+        return _existing_key(path)
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _existing_key(path)
+        fd, temp = tempfile.mkstemp(dir=state_dir, prefix=".uid-key-")
     except OSError as exc:
         raise SecretError(str(state_dir), f"cannot create the UID key ({exc.strerror})") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(token.token_hex(32) + "\n")
-    return path.read_bytes().strip()
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(token.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temp, path)  # fails if another process made the key first: use theirs
+    except FileExistsError:
+        pass
+    finally:
+        Path(temp).unlink(missing_ok=True)
+    return _existing_key(path)
 
 
 def _existing_key(path: Path) -> bytes:

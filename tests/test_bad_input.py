@@ -311,9 +311,6 @@ def test_memory_stays_bounded_for_the_largest_hostile_objects(stubbed) -> None: 
     print(f"\npeak RSS of `sync` in MB ({server.name}): {figures}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "caldav_store: lxml refuses a text node over 10 MB unless huge_tree is set, so one large "
-    "object (an inline attachment) fails the whole listing as bad-response, every cycle"))
 def test_one_object_over_10_mb_does_not_block_the_pair(stubbed) -> None:  # type: ignore[no-untyped-def]
     server, source_path, target, stub, setup = stubbed
     blob = "QUJD" * (11 * 1024 * 1024 // 4)  # 11 MB of base64, as an inline ATTACH

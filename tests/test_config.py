@@ -46,7 +46,8 @@ def test_every_problem_is_reported_at_once_with_its_key_path() -> None:
     for expected in ("service.interval: expected a number and a unit",
                      "service.timezone: unknown time zone", "service.colour: unknown key",
                      "accounts.a.url: plain http is refused except to loopback",
-                     "accounts.a.password: unknown key", "pairs[0].account: no [accounts.b]",
+                     "accounts.a.password: passwords do not belong in the config file",
+                     "pairs[0].account: no [accounts.b]",
                      "pairs[0].rules[0].match_summary: invalid regular expression",
                      "pairs[0].rules[0].action: expected one of"):
         assert expected in problems, problems

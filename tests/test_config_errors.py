@@ -2,7 +2,7 @@
 
 Each case is a small edit of a valid config. The expected lines are the whole of stderr: a message
 that names the wrong key path, repeats itself or points at the wrong cause fails the test. Cases
-marked xfail show a message that is still wrong; their reason says what it should be.
+marked xfail would show a message that is still wrong; their reason says what it should be.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ target = "{target}"
 
 SECOND_PAIR = ('\n[[pairs]]\nname = "{name}"\naccount = "main"\nsource = "{source}"\n'
                'target = "{target}"\n')
-CASCADE = ("an invalid [accounts.main] also prints 'pairs[0].account: no [accounts.main] "
-           "defined', twice")
 
 
 def config(**parts: str) -> str:
@@ -76,8 +74,7 @@ CASES = [
     Case("unknown-service-key", config(service='intervall = "5m"'),
          ("service.intervall: unknown key",)),
     Case("unknown-account-key", config(account="verify = true"),
-         ("accounts.main.verify: unknown key",),
-         CASCADE),
+         ("accounts.main.verify: unknown key",)),
     Case("unknown-pair-key", config(pair='lookahed = "7d"'), ("pairs[0].lookahed: unknown key",)),
     Case("unknown-rule-key",
          config(pair='[[pairs.rules]]\nmatch_category = ["x"]\naction = "skip"'),
@@ -87,8 +84,7 @@ CASES = [
     # a password in the config
     Case("password-in-account", config(account='password = "hunter2"'),
          ("accounts.main.password: passwords do not belong in the config file; "
-          "store it with: calendar-sanitizer set-password main",),
-         "says only 'unknown key', then 'no [accounts.main] defined' twice"),
+          "store it with: calendar-sanitizer set-password main",)),
     # wrong types
     Case("workers-string", config(service='workers = "4"'),
          ("service.workers: expected an integer, got a string",)),
@@ -105,46 +101,36 @@ CASES = [
     Case("account-not-a-table",
          config().replace('[accounts.main]\nurl = "https://dav.example.org/"\n'
                           'username = "advocate"\n', '[accounts]\nmain = "https://x.example/"\n'),
-         ("accounts.main: expected a table",),
-         CASCADE),
+         ("accounts.main: expected a table",)),
     # accounts
     Case("no-accounts",
          '[[pairs]]\nname = "alice"\naccount = "main"\nsource = "w/"\ntarget = "p/"\n',
-         ("pairs[0].account: no [accounts.main] defined",),
-         "the same line is printed twice (source and target both fall back to `account`)"),
+         ("pairs[0].account: no [accounts.main] defined",)),
     Case("pair-without-account", config().replace('account = "main"\n', ""),
          ("pairs[0].account: missing (or source_account and target_account)",)),
     Case("username-missing", config().replace('username = "advocate"\n', ""),
-         ("accounts.main.username: missing",),
-         CASCADE),
+         ("accounts.main.username: missing",)),
     Case("account-name", config().replace("[accounts.main]", '[accounts."main account"]')
          .replace('account = "main"', 'account = "main account"'),
-         ("accounts.\"main account\": account names use letters, digits, '_', '.', '-' (max 64)",),
-         "the key path is printed unquoted and the pair adds 'no [accounts...] defined' twice"),
+         ("accounts.\"main account\": account names use letters, digits, '_', '.', '-' (max 64)",)),
     # URLs
     Case("url-without-scheme", config(url="dav.example.org/cal/"),
-         ("accounts.main.url: expected an http(s) URL with a host",),
-         CASCADE),
+         ("accounts.main.url: expected an http(s) URL with a host",)),
     Case("url-ftp", config(url="ftp://dav.example.org/"),
-         ("accounts.main.url: expected an http(s) URL with a host",),
-         CASCADE),
+         ("accounts.main.url: expected an http(s) URL with a host",)),
     Case("url-plain-http-remote", config(url="http://dav.example.org/"),
-         ("accounts.main.url: plain http is refused except to loopback; use https",),
-         CASCADE),
+         ("accounts.main.url: plain http is refused except to loopback; use https",)),
     Case("url-with-password", config(url="https://advocate:secret@dav.example.org/"),
          ("accounts.main.url: must not contain a user or password "
-          "(passwords belong in the keyring)",),
-         CASCADE),
+          "(passwords belong in the keyring)",)),
     Case("url-with-query", config(url="https://dav.example.org/?token=abc"),
-         ("accounts.main.url: must not contain a query or fragment",),
-         CASCADE),
+         ("accounts.main.url: must not contain a query or fragment",)),
     Case("source-on-another-server", config(source="https://elsewhere.example.net/work/"),
          ("pairs[0].source: must be on the account's server",)),
     Case("target-plain-http-remote", config(target="http://dav.example.org/phone/"),
          ("pairs[0].target: plain http is refused except to loopback; use https",)),
     Case("ca-file-relative", config(account='ca_file = "ca.pem"'),
-         ("accounts.main.ca_file: must be an absolute path",),
-         CASCADE),
+         ("accounts.main.ca_file: must be an absolute path",)),
     # durations and ranges
     Case("duration-words", config(service='interval = "5 minutes"'),
          ('service.interval: expected a number and a unit, like "90s", "15m", "24h", "14d" '
@@ -163,11 +149,9 @@ CASES = [
          ('service.full_reconcile: expected a number and a unit, like "90s", "15m", "24h", '
           '"14d" or "2w"',)),
     Case("timeout-zero", config(service='timeout = "0s"'),
-         ("service.timeout: must be at least 1s",),
-         "accepted: every request would time out at once"),
+         ("service.timeout: must be at least 1s",)),
     Case("workers-zero", config(service="workers = 0"),
-         ("service.workers: must be between 1 and 32",),
-         "accepted: 0 is falsy and silently becomes the default 4"),
+         ("service.workers: must be between 1 and 32",)),
     Case("workers-too-many", config(service="workers = 64"),
          ("service.workers: must be between 1 and 32",)),
     Case("state-dir-relative", config().replace('"/var/lib/calendar-sanitizer-test"', '"state"'),
@@ -246,8 +230,6 @@ def test_unreadable_files(tmp_path: Path) -> None:
     assert run_sync(latin1) == (78, "", f"{PREFIX}{latin1}: not UTF-8 text\n")
 
 
-@pytest.mark.xfail(strict=True, reason="a directory gives 'internal error (IsADirectoryError)', "
-                                       "exit 70; load_config catches only two OSErrors")
 def test_a_directory_instead_of_a_file(tmp_path: Path) -> None:
     assert run_sync(tmp_path) == (78, "", f"{PREFIX}{tmp_path}: is a directory, not a file\n")
 

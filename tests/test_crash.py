@@ -186,10 +186,6 @@ def run_key(state_dir: Path, kill_at: int) -> subprocess.CompletedProcess[str]:
                           env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "secrets.uid_key: killed after os.open(O_CREAT|O_EXCL) and before the write, it leaves an "
-    "empty uid-key, and every later start fails with 'the UID key is too short; restore it from "
-    "backup' (exit 78) although no key was ever used"))
 def test_the_uid_key_survives_a_kill_at_every_line_of_its_creation(tmp_path: Path) -> None:
     killed_at = []
     for line in range(1, 200):

@@ -134,13 +134,14 @@ def test_foreign_objects_are_never_touched() -> None:
 def test_empty_source_holds_back_future_deletions() -> None:
     source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
     source.put_raw("a.ics", ics("a", NOW + timedelta(days=2)))
+    source.put_raw("c.ics", ics("c", NOW + timedelta(days=3)))
     source.put_raw("b.ics", ics("b", NOW - timedelta(hours=2)))
     run(source, target)
     for href in list(source.objects):
         source.remove_raw(href)
     report = run(source, target, now=NOW + timedelta(hours=30), force_full=True)
-    assert report.held_back == 1 and report.expired == 1 and not report.ok
-    assert len(target.objects) == 1
+    assert report.held_back == 2 and report.expired == 1 and not report.ok
+    assert len(target.objects) == 2
 
 
 EDITS = st.lists(st.tuples(st.sampled_from(["add", "move", "retitle", "delete", "staff"]),
@@ -154,9 +155,10 @@ def test_quiet_and_full_paths_reach_the_same_phone(edits, minutes) -> None:  # t
     reconcile's phone, every entry is owned, and a replan writes nothing."""
     pair = make_pair(rules=(keep_title_rule(),))
     source = MemoryCalendar("mem://work/")
+    source.put_raw("anchor.ics", ics("anchor", NOW + timedelta(days=3)))  # never empty: no guard
     quiet, full = MemoryCalendar("mem://q/"), MemoryCalendar("mem://f/")
-    state = None
     now = NOW
+    state = sync_pair(pair, source, quiet, key=KEY, now=now, zone=UTC_ZONE, workers=1).state
     for step, (kind, index, hours) in enumerate(edits):
         name = f"{index}.ics"
         start = NOW + timedelta(hours=hours)

@@ -46,11 +46,17 @@ def test_owned_event_with_extra_content_is_rewritten() -> None:
 
 
 def test_guard_holds_future_deletions_but_expires_old_ones() -> None:
-    future, old = event(1, hours=48), event(2, hours=-30)
-    result = plan({}, [item(future), item(old)], now=NOW, retention=RETENTION, zone=UTC_ZONE,
-                  source_empty=True)
-    assert result.held_back == 1
+    futures, old = [event(1, hours=48), event(3, hours=50)], event(2, hours=-30)
+    result = plan({}, [*map(item, futures), item(old)], now=NOW, retention=RETENTION,
+                  zone=UTC_ZONE, source_empty=True)
+    assert result.held_back == 2
     assert [(type(a), a.expired) for a in result.actions] == [(Delete, True)]  # type: ignore[union-attr]
+
+
+def test_guard_lets_a_single_last_entry_go() -> None:
+    result = plan({}, [item(event(1, hours=48))], now=NOW, retention=RETENTION, zone=UTC_ZONE,
+                  source_empty=True)
+    assert result.held_back == 0 and [type(a) for a in result.actions] == [Delete]
 
 
 def apply(actions, items: dict[str, TargetItem]) -> dict[str, TargetItem]:  # type: ignore[no-untyped-def]
