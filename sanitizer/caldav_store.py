@@ -95,41 +95,53 @@ class RetryPolicy:
 
 
 class Transport:
-    """HTTP over caldav's DAVClient, one client (and connection pool) per thread."""
+    """HTTP over caldav's DAVClient, from a small pool of clients (each a kept-alive connection).
+
+    A request checks a client out and returns it afterwards, so however many threads come and
+    go (the daemon's pair threads, each cycle's writers), no more clients exist than requests
+    ever ran at once, and their connections are reused from cycle to cycle.
+    """
 
     def __init__(self, credentials: Credentials, retry: RetryPolicy | None = None) -> None:
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
         self.requests: Counter[str] = Counter()
-        self._local = threading.local()
-        self._clients: list[Any] = []
+        self._idle: list[Any] = []
+        self._made = 0
         self._lock = threading.Lock()
         self._not_before = 0.0
 
-    def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            from caldav.davclient import DAVClient  # noqa: PLC0415 - heavy; only when talking CalDAV
+    @property
+    def clients(self) -> int:
+        """How many clients (connections) this transport has made."""
+        return self._made
 
-            creds = self.credentials
-            client = DAVClient(
-                # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail
-                # the whole listing; entity expansion stays off in caldav's parser.
-                huge_tree=True,
-                url=creds.url, username=creds.username, password=creds.password,
-                auth_type="basic", timeout=creds.timeout,  # type: ignore[arg-type] # a float works
-                ssl_verify_cert=creds.verify,
-                enable_rfc6764=False, rate_limit_handle=False,
-            )
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
+    def _checkout(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            self._made += 1
+        from caldav.davclient import DAVClient  # noqa: PLC0415 - heavy; only when talking CalDAV
+
+        creds = self.credentials
+        return DAVClient(
+            # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail
+            # the whole listing; entity expansion stays off in caldav's parser.
+            huge_tree=True,
+            url=creds.url, username=creds.username, password=creds.password,
+            auth_type="basic", timeout=creds.timeout,  # type: ignore[arg-type] # a float works
+            ssl_verify_cert=creds.verify,
+            enable_rfc6764=False, rate_limit_handle=False,
+        )
+
+    def _checkin(self, client: Any) -> None:
+        with self._lock:
+            self._idle.append(client)
 
     def close(self) -> None:
-        """Close every connection pool opened by any thread."""
+        """Close every idle connection (call when no request is running)."""
         with self._lock:
-            clients, self._clients = self._clients, []
+            clients, self._idle = self._idle, []
         for client in clients:
             client.close()
 
@@ -182,7 +194,11 @@ class Transport:
 
         self.requests[method] += 1
         try:
-            response = self._client().request(url, method, body, dict(headers))
+            client = self._checkout()
+            try:
+                response = client.request(url, method, body, dict(headers))
+            finally:
+                self._checkin(client)
         except caldav_error.AuthorizationError as exc:
             if any(p.endswith("valid-sync-token") for p in exc.preconditions):
                 raise TokenRejected(operation=method, url=url, reason="sync-token-rejected",
