@@ -1,0 +1,1 @@
+"""Benchmark: calendar-sanitizer against vdirsyncer on a local Radicale (`make bench`)."""
