@@ -168,3 +168,20 @@ def vevent(uid: str, start: str, end: str, summary: str = "Secret name", extra: 
     return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
             f"UID:{uid}\r\nDTSTAMP:20300101T000000Z\r\n{prop('DTSTART', start)}\r\n"
             f"{prop('DTEND', end)}\r\nSUMMARY:{summary}\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+# A daily series with a moved and a cancelled instance, in a named zone.
+SERIES = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
+    "DTSTART;TZID=Europe/Berlin:20300304T100000\r\nDTEND;TZID=Europe/Berlin:20300304T110000\r\n"
+    "RRULE:FREQ=DAILY;COUNT=5\r\nSUMMARY:Group with Jane Doe\r\nEND:VEVENT\r\n"
+    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
+    "RECURRENCE-ID;TZID=Europe/Berlin:20300305T100000\r\n"
+    "DTSTART;TZID=Europe/Berlin:20300305T150000\r\nDTEND;TZID=Europe/Berlin:20300305T160000\r\n"
+    "SUMMARY:Moved group with Jane Doe\r\nEND:VEVENT\r\n"
+    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
+    "RECURRENCE-ID;TZID=Europe/Berlin:20300306T100000\r\n"
+    "DTSTART;TZID=Europe/Berlin:20300306T100000\r\nDTEND;TZID=Europe/Berlin:20300306T110000\r\n"
+    "STATUS:CANCELLED\r\nSUMMARY:Cancelled\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from servers import SERVER_KINDS, CalDAVServer, make_server
+from servers import SERVER_KINDS, CalDAVServer, RadicaleServer, make_server
 
 __all__ = ["FreshCalendars", "caldav_server", "fresh_calendars", "selected_server_kinds"]
 
@@ -74,3 +74,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "caldav_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def radicale() -> Iterator[RadicaleServer]:
+    """One Radicale for tests whose subject is not the server (daemon, admin, secrets)."""
+    server = RadicaleServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def calendars(radicale: RadicaleServer) -> FreshCalendars:
+    """Fresh calendars on that Radicale."""
+    return FreshCalendars(radicale)

@@ -9,12 +9,10 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 from harness import REPO, list_objects, put, vevent
-from server_fixtures import FreshCalendars
-from servers import RadicaleServer, XandikosServer
+from servers import XandikosServer
 
 from sanitizer import status
 from sanitizer.cli import COMMANDS, main
@@ -22,21 +20,6 @@ from sanitizer.embedded_server import find_free_port
 
 pytestmark = pytest.mark.integration
 NOW = "2030-03-04T09:00:00+00:00"
-
-
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[RadicaleServer]:
-    server = RadicaleServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def calendars(radicale: RadicaleServer) -> FreshCalendars:
-    return FreshCalendars(radicale)
 
 
 @pytest.fixture

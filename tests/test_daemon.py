@@ -19,29 +19,12 @@ from pathlib import Path
 import pytest
 from faultproxy import FaultProxy
 from harness import REPO, Setup, list_objects, put, vevent
-from server_fixtures import FreshCalendars
-from servers import RadicaleServer
 
 from sanitizer import status
 from sanitizer.daemon import backoff, backs_off, jitter
 from sanitizer.engine import PairReport
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[RadicaleServer]:
-    server = RadicaleServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def calendars(radicale: RadicaleServer) -> FreshCalendars:
-    return FreshCalendars(radicale)
 
 
 def soon(days: int = 1, hour: int = 10) -> tuple[str, str]:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import put, vevent
+from harness import SERIES, put, vevent
 from schema import assert_schema
 from server_fixtures import FreshCalendars
 from servers import RadicaleServer
@@ -27,20 +27,6 @@ VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
 NOW = "2030-03-04T09:00:00+00:00"
 RETENTION_RUN = "2030-03-06T12:00:00+00:00"  # 24h retention: what ended by 03-05 12:00Z goes
 SECRETS = ("Jane", "Doe", "555-0100", "Elm", "Shelter", "Court")
-SERIES = (
-    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
-    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
-    "DTSTART;TZID=Europe/Berlin:20300304T100000\r\nDTEND;TZID=Europe/Berlin:20300304T110000\r\n"
-    "RRULE:FREQ=DAILY;COUNT=5\r\nSUMMARY:Group with Jane Doe\r\nEND:VEVENT\r\n"
-    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
-    "RECURRENCE-ID;TZID=Europe/Berlin:20300305T100000\r\n"
-    "DTSTART;TZID=Europe/Berlin:20300305T150000\r\nDTEND;TZID=Europe/Berlin:20300305T160000\r\n"
-    "SUMMARY:Moved: Jane Doe\r\nEND:VEVENT\r\n"
-    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
-    "RECURRENCE-ID;TZID=Europe/Berlin:20300306T100000\r\n"
-    "DTSTART;TZID=Europe/Berlin:20300306T100000\r\nDTEND;TZID=Europe/Berlin:20300306T110000\r\n"
-    "STATUS:CANCELLED\r\nSUMMARY:Cancelled\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-)
 # (DTSTART line, DTEND line, SUMMARY line) of every entry the phone must show after the first sync
 FIRST = {
     ("DTSTART:20300304T130000Z", "DTEND:20300304T140000Z", "SUMMARY:Appointment"),  # a

@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring.backend
@@ -154,16 +153,6 @@ def test_damaged_uid_key_is_an_error(tmp_path: Path, monkeypatch) -> None:
 
 
 # through the CLI, against Radicale ----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[RadicaleServer]:
-    server = RadicaleServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 @pytest.fixture
 def setup(radicale: RadicaleServer, make_setup) -> Setup:

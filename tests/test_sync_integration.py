@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import pytest
 from faultproxy import FaultProxy
-from harness import delete, etags, list_objects, put, vevent
+from harness import SERIES, delete, etags, list_objects, put, vevent
 from schema import assert_schema
 from server_fixtures import FreshCalendars
 
 from sanitizer import lock
 
 NOW = "2030-03-04T09:00:00+00:00"
-SERIES = (
-    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
-    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
-    "DTSTART;TZID=Europe/Berlin:20300304T100000\r\nDTEND;TZID=Europe/Berlin:20300304T110000\r\n"
-    "RRULE:FREQ=DAILY;COUNT=5\r\nSUMMARY:Group with Jane Doe\r\nEND:VEVENT\r\n"
-    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
-    "RECURRENCE-ID;TZID=Europe/Berlin:20300305T100000\r\n"
-    "DTSTART;TZID=Europe/Berlin:20300305T150000\r\nDTEND;TZID=Europe/Berlin:20300305T160000\r\n"
-    "SUMMARY:Moved group with Jane Doe\r\nEND:VEVENT\r\n"
-    "BEGIN:VEVENT\r\nUID:series-1\r\nDTSTAMP:20300101T000000Z\r\n"
-    "RECURRENCE-ID;TZID=Europe/Berlin:20300306T100000\r\n"
-    "DTSTART;TZID=Europe/Berlin:20300306T100000\r\nDTEND;TZID=Europe/Berlin:20300306T110000\r\n"
-    "STATUS:CANCELLED\r\nSUMMARY:Cancelled\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-)
 
 
 def phone_events(server, url):
