@@ -124,7 +124,7 @@ class Transport:
         from caldav.davclient import DAVClient  # noqa: PLC0415 - heavy; only when talking CalDAV
 
         creds = self.credentials
-        return DAVClient(
+        client = DAVClient(
             # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail
             # the whole listing; entity expansion stays off in caldav's parser.
             huge_tree=True,
@@ -133,6 +133,10 @@ class Transport:
             ssl_verify_cert=creds.verify,
             enable_rfc6764=False, rate_limit_handle=False,
         )
+        # No proxy, CA bundle or .netrc from the environment: the configured server, verified
+        # as configured, is the only place passwords and calendar data go.
+        client.session.trust_env = False
+        return client
 
     def _checkin(self, client: Any) -> None:
         with self._lock:

@@ -214,6 +214,7 @@ def _validate(event: icalendar.Component, window: Window) -> None:
             raise SkipObject("bad-date")
         if isinstance(value, datetime) and value.tzinfo is None and "TZID" in prop.params:
             raise SkipObject("unknown-timezone")
+    _check_date_lists(event)
     if "DURATION" in event:
         try:
             duration = _dt(event, "DURATION")
@@ -228,6 +229,18 @@ def _validate(event: icalendar.Component, window: Window) -> None:
         if _comparable(end) < _comparable(start):
             raise SkipObject("end-before-start")
     _check_density(event, start, window.end)
+
+
+def _check_date_lists(event: icalendar.Component) -> None:
+    """RDATE and EXDATE in a zone nobody defined would add or remove instances at guessed times."""
+    for name in ("RDATE", "EXDATE"):
+        values = event.get(name)
+        for prop in values if isinstance(values, list) else [values] if values is not None else []:
+            params = getattr(prop, "params", {})
+            for item in getattr(prop, "dts", []):
+                when = getattr(item, "dt", None)
+                if isinstance(when, datetime) and when.tzinfo is None and "TZID" in params:
+                    raise SkipObject("unknown-timezone")
 
 
 def _dt(component: icalendar.Component, name: str) -> Any:

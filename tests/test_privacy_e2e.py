@@ -285,6 +285,8 @@ def fill_source(fresh_calendars: FreshCalendars, source: str,
 def test_nothing_identifying_reaches_the_phone_the_logs_or_the_disk(
         fresh_calendars: FreshCalendars, make_setup: Callable[..., Setup]) -> None:
     server = fresh_calendars.server
+    if server.ca_file:  # the client's TLS logging is searched in test_log_hygiene
+        pytest.skip("the same server as plain Xandikos; kept out to keep the suite fast")
     source = fresh_calendars.new("work")
     target = source.replace("/work", "/phone")  # made by the first sync (MKCALENDAR)
     clock = time.monotonic()
