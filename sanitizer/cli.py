@@ -144,7 +144,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if instance is not None:
             instance.release()
     for report in reports:
-        print(report.summary())
+        print(report.status_line())
     return int(ExitCode.OK if all(r.ok for r in reports) else ExitCode.FAILED)
 
 

@@ -106,7 +106,7 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
             report = PairReport(pair.name, dry_run=dry_run)
             report.error = f"internal error ({type(exc).__name__})"
             report.error_code = "internal-error"
-        log.info("%s", report.summary())
+        log.info("%s", report.status_line())
         reports.append(report)
     if not dry_run and reports:
         status.record(state_dir, reports, now)

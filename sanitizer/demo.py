@@ -104,7 +104,7 @@ def _loop(runtime: Runtime, work_url: str, server: EmbeddedRadicale, zone: ZoneI
         reports = run_cycle(runtime, runtime.config.pairs, now)
         print(f"\n--- cycle {count} at {now.astimezone(zone):%H:%M:%S} ---")
         for report in reports:
-            print(report.summary())
+            print(report.status_line())
         print(side_by_side(runtime, work_url, phone_url, zone, today, now))
         if count == 1:
             print(_connect_text(phone_url, server))

@@ -94,7 +94,7 @@ class PairReport:
         real_errors = {k: v for k, v in self.write_errors.items() if k != "conflict"}
         return self.error is None and not real_errors and not self.held_back
 
-    def summary(self) -> str:
+    def status_line(self) -> str:
         """One line, for the CLI and the log."""
         if self.error is not None:
             return f"pair {self.pair}: FAILED {self.error}"

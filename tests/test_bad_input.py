@@ -143,7 +143,7 @@ def test_the_rest_of_the_pair_syncs_around_every_bad_object() -> None:
     good = 5 + sum(n for _, n in EXPECTED.values()) + sum(n for _, _, n in GENERATED.values())
     assert report.created == len(target.objects) == good + 1  # + bad_duplicate_uid_a.ics
     assert report.error is None and report.ok
-    line = report.summary()
+    line = report.status_line()
     for reason in expected:
         assert f"{reason}={expected[reason]}" in line
     phone = b"".join(target.objects.values()).decode()

@@ -115,7 +115,7 @@ def test_unreachable_source_leaves_target_untouched_and_reports() -> None:
     target = MemoryCalendar("mem://phone/")
     report = sync_pair(PAIR, UnreachableCalendar(), target, key=KEY, now=NOW, zone=UTC_ZONE)
     assert not report.ok and report.error_code == "connection-failed"
-    assert not target.requests.get("PUT") and "connection-failed" in report.summary()
+    assert not target.requests.get("PUT") and "connection-failed" in report.status_line()
 
 
 def test_foreign_objects_are_never_touched() -> None:
@@ -173,6 +173,6 @@ def test_quiet_and_full_paths_reach_the_same_phone(edits, minutes) -> None:  # t
     sync_pair(pair, source, full, key=KEY, now=now, zone=UTC_ZONE, workers=1)
     final = sync_pair(pair, source, quiet, key=KEY, now=now, zone=UTC_ZONE, workers=1,
                       force_full=True)
-    assert final.created == final.updated == final.deleted == 0, final.summary()
+    assert final.created == final.updated == final.deleted == 0, final.status_line()
     assert phone(quiet) == phone(full)
     assert all(is_owned(read_back(d).uid) for d in quiet.objects.values())

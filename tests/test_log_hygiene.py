@@ -323,7 +323,7 @@ def test_switches_are_reset_when_caldav_was_imported_first(configured: io.String
 LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical", "exception",
                          "log"})
 # Names that hold, or are commonly used for, event content: a log or print argument must not
-# mention them. `x.summary()` (the report line) is a method call and allowed.
+# mention them. `x.status_line()` (the report line) is a method call and allowed.
 EVENT_NAMES = frozenset({"summary", "description", "location", "data", "ics", "raw", "component",
                          "components", "calendar", "vevent", "attendee", "organizer", "comment",
                          "body", "errors", "obj", "objects",
@@ -350,7 +350,7 @@ def _is_output_call(call: ast.Call) -> bool:
 
 
 def _event_names(node: ast.AST) -> list[str]:
-    """Mentions of event-content names in an expression; `something.summary()` is allowed."""
+    """Mentions of event-content names in an expression; `something.status_line()` is allowed."""
     called = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
     found = []
     for sub in ast.walk(node):
@@ -396,7 +396,8 @@ def test_log_and_print_calls_mention_no_event_content(path: Path) -> None:
 
 def test_the_source_check_would_catch_a_leak() -> None:
     bad = ast.parse("log.info('pair %s: %s', pair.name, instance.summary)\n"
-                    "log.warning('%s', data)\nprint(component)\nlog.info('%s', report.summary())")
+                    "log.warning('%s', data)\nprint(component)\n"
+                    "log.info('%s', report.status_line())")
     found = [name for call in _calls(bad) if _is_log_call(call) or _is_output_call(call)
              for arg in call.args for name in _event_names(arg)]
     assert sorted(found) == ["component", "data", "instance", "summary"]

@@ -209,7 +209,7 @@ def check_run(run: Run, pair: Pair, markers: MarkerSet, label: str) -> set[str]:
     for instance in run.instances:
         assert_clean(repr(instance), markers, f"{label} repr(Instance)")
     assert_clean(repr(run.report), markers, f"{label} repr(PairReport)")
-    assert_clean(run.report.summary(), markers, f"{label} PairReport.summary()")
+    assert_clean(run.report.status_line(), markers, f"{label} PairReport.status_line()")
     the_plan = plan({e.uid: e for e in run.report.desired}, [], now=NOW,
                     retention=pair.retention, zone=ZONE)
     assert_clean(repr(the_plan), markers, f"{label} repr(Plan)")
@@ -282,15 +282,16 @@ def engine_round(objects: Sequence[RawObject], pair: Pair, markers: MarkerSet,
                 source.remove_raw(hrefs[-1])
             report = sync_pair(pair, source, target, key=KEY, now=NOW, zone=ZONE, workers=1,
                                state=state)
-            assert report.ok, report.summary()
+            assert report.ok, report.status_line()
             assert report.state is not None
             sync_state.save(state_dir, pair.name, report.state)
             state = sync_state.load(state_dir, pair.name)
             status.record(state_dir, [report], NOW)
-            for text, what in ((report.summary(), "summary"), (repr(report), "repr(PairReport)"),
+            for text, what in ((report.status_line(), "status line"),
+                               (repr(report), "repr(PairReport)"),
                                (repr(report.state), "repr(PairState)")):
                 assert_clean(text, markers, f"{label} {what}, {cycle} cycle")
-        assert report.mode == "quiet", report.summary()
+        assert report.mode == "quiet", report.status_line()
         disk = b"".join(p.read_bytes() for p in sorted(state_dir.rglob("*")) if p.is_file())
         assert_clean(disk, markers, f"{label} state and status files")
     for href, data in target.objects.items():
