@@ -521,7 +521,7 @@ def test_the_phone_converges_after_faults(bench: Bench, rate: float, seed: int) 
               f"faults={dict(faulty.faults)} total_faults={faulty.total_faults} exit_codes={codes} "
               f"clean_cycles_to_converge={clean_cycles} entries={len(reference.owned)}")
         assert state.owned == reference.owned, result.output
-        assert state.status_line() == reference.status_line()
+        assert state.summary() == reference.summary()
         assert state.duplicate_uids == state.duplicate_slots == state.unreadable == 0
         assert state.foreign == foreign
 
