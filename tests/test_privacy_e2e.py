@@ -377,9 +377,8 @@ def test_nothing_identifying_reaches_the_phone_the_logs_or_the_disk(
 # ----------------------------------------------------------------------------- broken among good
 
 # What each broken fixture gives, planted (None: its times are sound, so it syncs; no text of it
-# is copied either way). tests/data/README.md expects a skip for the Latin-1 file and for the
-# invalid X-WR-TIMEZONE; the code drops an invalid X-WR-TIMEZONE instead of failing, and reads
-# Latin-1 bytes as replacement characters, which it never copies.
+# is copied either way). An invalid X-WR-TIMEZONE is dropped instead of failing the object, and
+# Latin-1 bytes are read as replacement characters, which are never copied.
 BROKEN_REASONS: dict[str, str | None] = {
     "bad_dtend_before_dtstart.ics": "end-before-start",
     "bad_dtstart_invalid.ics": "bad-date",
