@@ -55,7 +55,7 @@ def run_demo(interval: float = 5.0, cycles: int = 0) -> int:
         server.start()
         zone_name = local_zone_name()
         zone = ZoneInfo(zone_name)
-        work_url = server.create_calendar("work", "Work calendar (full detail)")
+        work_url = server.create_calendar("casework", "Work calendar (full detail)")
         phone_url = server.url + "advocate/phone/"
         today = datetime.now(zone).date()
         for event in sample_events(today, zone_name):

@@ -120,7 +120,7 @@ username = "{username}"
 [[pairs]]
 name = "advocate"
 account = "demo"
-source = "{username}/work/"
+source = "{username}/casework/"
 target = "{username}/phone/"
 title = "Appointment"
 lookahead = "14d"

@@ -17,7 +17,7 @@ ACCOUNT = Account("main", "http://127.0.0.1:1/", "user")
 def make_pair(name: str = "advocate", rules: tuple[Rule, ...] = (), **options: object) -> Pair:
     """A pair with the defaults of the config loader."""
     return Pair(name=name, source_account=ACCOUNT, target_account=ACCOUNT,
-                source_url="http://127.0.0.1:1/u/work/", target_url="http://127.0.0.1:1/u/phone/",
+                source_url="http://127.0.0.1:1/u/casework/", target_url="http://127.0.0.1:1/u/phone/",
                 rules=rules, **options)  # type: ignore[arg-type]
 
 

@@ -89,7 +89,7 @@ def test_check_wrong_password_is_77(pair) -> None:
 def test_check_unreachable_server_is_69(calendars, make_setup) -> None:
     port = find_free_port()  # nothing listens there
     closed = f"http://127.0.0.1:{port}/"
-    setup = make_setup(calendars.server, [("advocate", closed + "advocate/work/",
+    setup = make_setup(calendars.server, [("advocate", closed + "advocate/casework/",
                                            closed + "advocate/phone/")], url=closed)
     setup.config_path.chmod(0o600)
     result = setup.run("check")

@@ -130,7 +130,7 @@ def all_bad_objects() -> dict[str, bytes]:
 
 
 def test_the_rest_of_the_pair_syncs_around_every_bad_object() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     for i in range(5):
         source.put_raw(f"good-{i}.ics", ics(f"good-{i}", NOW + timedelta(hours=2 + i)))
     for name, data in all_bad_objects().items():
@@ -151,7 +151,7 @@ def test_the_rest_of_the_pair_syncs_around_every_bad_object() -> None:
 
 
 def test_a_duplicate_uid_keeps_the_first_object_by_href() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     for name in ("bad_duplicate_uid_b.ics", "bad_duplicate_uid_a.ics"):
         source.put_raw(name, (DATA / name).read_bytes())
     report = sync_pair(make_pair(), source, target, key=KEY, now=NOW, zone=UTC_ZONE, workers=1)

@@ -125,7 +125,7 @@ CASES = [
           "(passwords belong in the keyring)",)),
     Case("url-with-query", config(url="https://dav.example.org/?token=abc"),
          ("accounts.main.url: must not contain a query or fragment",)),
-    Case("source-on-another-server", config(source="https://elsewhere.example.net/work/"),
+    Case("source-on-another-server", config(source="https://elsewhere.example.net/casework/"),
          ("pairs[0].source: must be on the account's server",)),
     Case("target-plain-http-remote", config(target="http://dav.example.org/phone/"),
          ("pairs[0].target: plain http is refused except to loopback; use https",)),

@@ -61,7 +61,7 @@ def put_all(bench: Bench, objects: dict[str, str]) -> None:
 def expected(bench: Bench, setup: Setup) -> dict[str, SanitizedEvent]:
     """The pure engine on the source as the server holds it, with the setup's pair and key."""
     config = load_config(setup.config_path)
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     for href, (_, data) in list_objects(bench.server, bench.source).items():
         source.put_raw(href.rsplit("/", 1)[1], data)
     sync_pair(config.pairs[0], source, target, key=KEY.encode(), zone=config.service.timezone,

@@ -33,7 +33,7 @@ def phone(target: MemoryCalendar) -> set[tuple[object, object, str]]:
 
 
 def test_full_then_quiet_cycle_sends_one_request_and_writes_nothing() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     for i in range(5):
         source.put_raw(f"{i}.ics", ics(f"e{i}", NOW + timedelta(hours=i)))
     first = run(source, target)
@@ -46,7 +46,7 @@ def test_full_then_quiet_cycle_sends_one_request_and_writes_nothing() -> None:
 
 
 def test_incremental_change_touches_only_what_changed() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     hrefs = [source.put_raw(f"{i}.ics", ics(f"e{i}", NOW + timedelta(hours=i))) for i in range(20)]
     state = run(source, target).state
     source.put_raw("3.ics", ics("e3", NOW + timedelta(hours=30)))
@@ -61,7 +61,7 @@ def test_incremental_change_touches_only_what_changed() -> None:
 
 
 def test_config_change_forces_a_full_cycle() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     source.put_raw("a.ics", ics("a", NOW))
     state = run(source, target).state
     other = make_pair(title=Label("Busy"))
@@ -71,7 +71,7 @@ def test_config_change_forces_a_full_cycle() -> None:
 
 def test_boundary_crossing_forces_a_full_cycle_that_expires_entries() -> None:
     pair = make_pair(retention=timedelta(hours=2))
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     source.put_raw("a.ics", ics("a", NOW))
     state = sync_pair(pair, source, target, key=KEY, now=NOW, zone=UTC_ZONE).state
     assert state is not None
@@ -85,14 +85,14 @@ def test_boundary_crossing_forces_a_full_cycle_that_expires_entries() -> None:
 
 
 def test_knowledge_horizon_is_a_boundary_too() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     source.put_raw("a.ics", ics("a", NOW + timedelta(days=3)))
     state = run(source, target).state
     assert state is not None and state.next_boundary == NOW + timedelta(days=1)
 
 
 def test_an_instance_entering_the_lookahead_sets_the_boundary() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     later = NOW + PAIR.lookahead + timedelta(hours=3)
     source.put_raw("a.ics", ics("a", later))
     state = run(source, target).state
@@ -103,7 +103,7 @@ def test_an_instance_entering_the_lookahead_sets_the_boundary() -> None:
 
 
 def test_rejected_token_falls_back_to_full() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     source.put_raw("a.ics", ics("a", NOW))
     state = run(source, target).state
     assert state is not None
@@ -119,7 +119,7 @@ def test_unreachable_source_leaves_target_untouched_and_reports() -> None:
 
 
 def test_foreign_objects_are_never_touched() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     source.put_raw("a.ics", ics("a", NOW))
     foreign = ics("advocate-own", NOW, summary="Dentist")
     href = target.put_raw("own.ics", foreign)
@@ -132,7 +132,7 @@ def test_foreign_objects_are_never_touched() -> None:
 
 
 def test_empty_source_holds_back_future_deletions() -> None:
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     source.put_raw("a.ics", ics("a", NOW + timedelta(days=2)))
     source.put_raw("c.ics", ics("c", NOW + timedelta(days=3)))
     source.put_raw("b.ics", ics("b", NOW - timedelta(hours=2)))
@@ -154,7 +154,7 @@ def test_quiet_and_full_paths_reach_the_same_phone(edits, minutes) -> None:  # t
     """Property: after any edits and any passage of time, the quiet path's phone equals a full
     reconcile's phone, every entry is owned, and a replan writes nothing."""
     pair = make_pair(rules=(keep_title_rule(),))
-    source = MemoryCalendar("mem://work/")
+    source = MemoryCalendar("mem://casework/")
     source.put_raw("anchor.ics", ics("anchor", NOW + timedelta(days=3)))  # never empty: no guard
     quiet, full = MemoryCalendar("mem://q/"), MemoryCalendar("mem://f/")
     now = NOW

@@ -77,7 +77,7 @@ def pair_with(rules: Sequence[Rule] = (), **options: object) -> Pair:
     """A pair whose window covers every generated occurrence."""
     settings_: dict[str, object] = {"lookahead": HORIZON, "retention": HORIZON, **options}
     return Pair(name="advocate", source_account=ACCOUNT, target_account=ACCOUNT,
-                source_url="http://127.0.0.1:1/u/work/", target_url="http://127.0.0.1:1/u/phone/",
+                source_url="http://127.0.0.1:1/u/casework/", target_url="http://127.0.0.1:1/u/phone/",
                 rules=tuple(rules), **settings_)  # type: ignore[arg-type]
 
 
@@ -227,7 +227,7 @@ def planted_objects(datas: Iterable[bytes], seed: int = 0) -> tuple[list[RawObje
         planted, planted_markers = plant(data, PREFIX, seed=seed + index,
                                          keep_categories=CATEGORY_VOCABULARY)
         markers |= planted_markers
-        objects.append(RawObject(f"http://127.0.0.1:1/u/work/{resource_name(planted_markers)}",
+        objects.append(RawObject(f"http://127.0.0.1:1/u/casework/{resource_name(planted_markers)}",
                                  None, planted))
     return objects, markers
 
@@ -270,7 +270,7 @@ def engine_round(objects: Sequence[RawObject], pair: Pair, markers: MarkerSet,
                  allowed: set[str], label: str) -> None:
     """The whole engine on in-memory calendars: a full cycle, an incremental one after an edit
     and a deletion, and a quiet one; with the state and status files it writes."""
-    source, target = MemoryCalendar("mem://work/"), MemoryCalendar("mem://phone/")
+    source, target = MemoryCalendar("mem://casework/"), MemoryCalendar("mem://phone/")
     hrefs = [source.put_raw(obj.href.rsplit("/", 1)[1], obj.data) for obj in objects]
     with tempfile.TemporaryDirectory() as tmp:
         state_dir = Path(tmp)
@@ -370,7 +370,7 @@ def test_corpus_file_leaks_nothing_under_any_rule(path: Path) -> None:
     if path.name == "bad_rrule_never_matches.ics":
         pytest.skip("spends the 2 s budget per expansion; covered end to end")
     planted, markers = plant_any(path.read_bytes(), seed=len(path.name))
-    obj = RawObject(f"http://127.0.0.1:1/u/work/{resource_name(markers)}", None, planted)
+    obj = RawObject(f"http://127.0.0.1:1/u/casework/{resource_name(markers)}", None, planted)
     check_all_rule_sets([obj], markers, path.name)
     if not path.name.startswith(("bad_", "event_broken_")):  # re-folding would mend them
         first = phone_bytes([obj], RULE_SETS["mixed"])

@@ -350,7 +350,7 @@ def test_duplicates_on_a_server_that_accepts_them_are_removed_once() -> None:
         "pairs": [{"name": "p", "account": "main", "source": "work/", "target": "phone/"}],
     })
     pair = config.pairs[0]
-    source, target = MemoryCalendar("memory://work/"), MemoryCalendar("memory://phone/")
+    source, target = MemoryCalendar("memory://casework/"), MemoryCalendar("memory://phone/")
     source.put_raw("a.ics", vevent("a", "20300304T130000Z", "20300304T140000Z").encode())
     now = datetime(2030, 3, 4, 9, tzinfo=UTC)
     key = b"k" * 32
