@@ -236,7 +236,7 @@ def configured() -> Iterator[io.StringIO]:
 
 
 FOREIGN = ("caldav", "niquests", "urllib3", "urllib3_future", "icalendar", "x_wr_timezone",
-           "recurring_ical_events", "charset_normalizer", "py.warnings", "root", "some.library")
+           "recurring_ical_events", "charset_normalizer", "py.warnings", "root", "some.dependency")
 
 
 def _raise_with(text: str) -> BaseException:
