@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from faultproxy import FaultProxy  # noqa: E402
 
-from sanitizer.config import Service  # noqa: E402
-from sanitizer.durations import parse_duration  # noqa: E402
-from sanitizer.embedded_server import EmbeddedRadicale  # noqa: E402
+from sanitizer.core.durations import parse_duration  # noqa: E402
+from sanitizer.demo.embedded_server import EmbeddedRadicale  # noqa: E402
+from sanitizer.service.config import Service  # noqa: E402
 
 LOOKAHEAD = timedelta(days=14)
 RETENTION = timedelta(hours=24)
@@ -536,11 +536,11 @@ def cycle_seconds(lines: list[str], number: int) -> float:
         if not match:
             continue
         when = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S%z")
-        if f"sanitizer.daemon: cycle {number - 1}: " in line:
+        if f"sanitizer.service.daemon: cycle {number - 1}: " in line:
             previous_done = True
-        elif previous_done and begin is None and "sanitizer.cycle: pair " in line:
+        elif previous_done and begin is None and "sanitizer.service.runtime: pair " in line:
             begin = when
-        elif f"sanitizer.daemon: cycle {number}: " in line:
+        elif f"sanitizer.service.daemon: cycle {number}: " in line:
             end = when
     if begin is None or end is None:
         return 0.0

@@ -1,3 +1,15 @@
-"""calendar-sanitizer: a non-identifying, phone-synced copy of an advocate's work calendar."""
+"""calendar-sanitizer: a non-identifying, phone-synced copy of an advocate's work calendar.
+
+Layers, each importing only those below it (enforced by the import contract in pyproject.toml):
+
+- ``cli``      the commands; one set of shared helpers
+- ``service``  config loading, credentials, runtime wiring, daemon, lock, status, logs, sd_notify
+- ``engine``   one cycle for one pair: read, sanitize, plan, execute, report; the saved state
+- ``stores``   the store protocol and one module per kind of calendar server
+- ``core``     pure: model, policy, expand, rules, sanitize, plan, identity, phone format
+- ``demo``     the embedded Radicale demo (uses the layers above, nothing depends on it)
+
+``errors`` and ``files`` are shared leaves that every layer may use.
+"""
 
 __version__ = "0.1.0"

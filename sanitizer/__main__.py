@@ -2,6 +2,6 @@
 
 import sys
 
-from sanitizer.cli import main
+from sanitizer.cli.main import main
 
 sys.exit(main())

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sanitizer.config import Account, Pair, Rule
-from sanitizer.model import Action
+from sanitizer.core.model import Action
+from sanitizer.core.policy import Rule
+from sanitizer.service.config import Account, Pair
 
 KEY = b"k" * 32
 UTC_ZONE = ZoneInfo("UTC")

@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 import pytest
 from servers import CalDAVServer
 
-from sanitizer.cli import main
+from sanitizer.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 DAV = "{DAV:}"

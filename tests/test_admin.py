@@ -14,9 +14,9 @@ import pytest
 from harness import REPO, list_objects, put, vevent
 from servers import XandikosServer
 
-from sanitizer import status
-from sanitizer.cli import COMMANDS, main
-from sanitizer.embedded_server import find_free_port
+from sanitizer.cli.main import COMMANDS, main
+from sanitizer.demo.embedded_server import find_free_port
+from sanitizer.service import status
 
 pytestmark = pytest.mark.integration
 NOW = "2030-03-04T09:00:00+00:00"

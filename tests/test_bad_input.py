@@ -26,10 +26,10 @@ from harness import Setup, list_objects
 from server_fixtures import FreshCalendars
 from test_faults import Answer, Seen, StubProxy, multistatus, phone_state, plain_http, sync
 
-from sanitizer.engine import sync_pair, window_for
-from sanitizer.expand import MAX_SECONDS, SkipObject, expand_object
-from sanitizer.memory_store import MemoryCalendar
-from sanitizer.phone_format import read_back
+from sanitizer.core.expand import MAX_SECONDS, SkipObject, expand_object
+from sanitizer.core.phone_format import read_back
+from sanitizer.engine.reconcile import sync_pair, window_for
+from sanitizer.stores.memory import MemoryCalendar
 
 DATA = Path(__file__).parent / "data"
 WINDOW = window_for(make_pair(), NOW)
@@ -271,7 +271,7 @@ def peak():
         kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
     sys.__stderr__.write(f"VmHWM {kb}\\n")
 atexit.register(peak)
-from sanitizer.cli import main
+from sanitizer.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sanitizer.cli import build_parser, main
+from sanitizer.cli.main import build_parser, main
 
 
 def run(*args: str) -> tuple[int, str, str]:

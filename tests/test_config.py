@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sanitizer.config import load_config, parse_config
+from sanitizer.core.model import Action
 from sanitizer.errors import ConfigError
-from sanitizer.model import Action
+from sanitizer.service.config import load_config, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sanitizer.cli import main
+from sanitizer.cli.main import main
 
 PREFIX = "calendar-sanitizer: config error: "
 

@@ -26,11 +26,11 @@ from harness import Setup, delete, list_objects, put, vevent
 from server_fixtures import FreshCalendars
 from test_faults import FOREIGN, KEY, NOW, Bench, PhoneState, make_bench, phone_state, sync
 
-from sanitizer.config import load_config
-from sanitizer.engine import sync_pair
-from sanitizer.memory_store import MemoryCalendar
-from sanitizer.model import SanitizedEvent
-from sanitizer.phone_format import read_back
+from sanitizer.core.model import SanitizedEvent
+from sanitizer.core.phone_format import read_back
+from sanitizer.engine.reconcile import sync_pair
+from sanitizer.service.config import load_config
+from sanitizer.stores.memory import MemoryCalendar
 
 EVENTS = 500
 TRIES = 5
@@ -161,11 +161,11 @@ def test_a_cycle_of_moves_and_deletions_killed_again_and_again_ends_exact(
 KILL_AT_LINE = """
 import os, signal, sys
 from pathlib import Path
-from sanitizer import secrets
+from sanitizer.service import credentials
 target, count = int(sys.argv[2]), 0
 def tracer(frame, event, arg):
     global count
-    if frame.f_code.co_filename != secrets.__file__:
+    if frame.f_code.co_filename != credentials.__file__:
         return None
     if event == "line":
         count += 1
@@ -173,7 +173,7 @@ def tracer(frame, event, arg):
             os.kill(os.getpid(), signal.SIGKILL)
     return tracer
 sys.settrace(tracer)
-key = secrets.uid_key(Path(sys.argv[1]))
+key = credentials.uid_key(Path(sys.argv[1]))
 sys.settrace(None)
 print(key.decode())
 """

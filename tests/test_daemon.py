@@ -20,9 +20,9 @@ import pytest
 from faultproxy import FaultProxy
 from harness import REPO, Setup, list_objects, put, vevent
 
-from sanitizer import status
-from sanitizer.daemon import backoff, backs_off, jitter
-from sanitizer.engine import PairReport
+from sanitizer.engine.reconcile import PairReport
+from sanitizer.service import status
+from sanitizer.service.daemon import backoff, backs_off, jitter
 
 pytestmark = pytest.mark.integration
 

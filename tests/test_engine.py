@@ -9,11 +9,11 @@ from core_builders import KEY, NOW, UTC_ZONE, ics, keep_title_rule, make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sanitizer.engine import sync_pair
-from sanitizer.identity import is_owned
-from sanitizer.memory_store import MemoryCalendar, UnreachableCalendar
-from sanitizer.model import Label
-from sanitizer.phone_format import read_back
+from sanitizer.core.identity import is_owned
+from sanitizer.core.model import Label
+from sanitizer.core.phone_format import read_back
+from sanitizer.engine.reconcile import sync_pair
+from sanitizer.stores.memory import MemoryCalendar, UnreachableCalendar
 
 PAIR = make_pair()
 

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sanitizer.expand import SkipObject, Window, expand_object
+from sanitizer.core.expand import SkipObject, expand_object
+from sanitizer.core.model import Window
 
 WINDOW = Window(datetime(2030, 3, 3, 9, tzinfo=UTC), datetime(2030, 3, 18, 9, tzinfo=UTC))
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -28,9 +28,9 @@ from harness import Result, Setup, delete, list_objects, put, vevent
 from server_fixtures import FreshCalendars
 from servers import CalDAVServer
 
-from sanitizer.identity import is_owned, target_uid
-from sanitizer.model import SanitizedEvent
-from sanitizer.phone_format import read_back
+from sanitizer.core.identity import is_owned, target_uid
+from sanitizer.core.model import SanitizedEvent
+from sanitizer.core.phone_format import read_back
 
 NOW = "2030-03-04T09:00:00+00:00"
 KEY = "5" * 64  # one UID key for a setup and its reference, so both make the same UIDs

@@ -27,9 +27,9 @@ from servers import CalDAVServer
 from test_faults import with_key
 from test_privacy_properties import PREFIX, plant_any, resource_name, restamp
 
-from sanitizer.identity import OWNED_PREFIX, target_uid
-from sanitizer.phone_format import DTSTAMP
-from sanitizer.sync_state import fingerprint
+from sanitizer.core.identity import OWNED_PREFIX, target_uid
+from sanitizer.core.phone_format import DTSTAMP
+from sanitizer.engine.sync_state import fingerprint
 
 DATA = Path(__file__).parent / "data"
 NOW = "2030-03-04T09:00:00+00:00"

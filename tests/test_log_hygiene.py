@@ -37,7 +37,7 @@ from server_fixtures import FreshCalendars
 from test_faults import StubProxy, plain_http
 from test_privacy_e2e import canned_source, without_log_times
 
-from sanitizer import logs
+from sanitizer.service import logs
 
 NOW = "2030-03-04T09:00:00+00:00"
 SANITIZER = Path(__file__).resolve().parent.parent / "sanitizer"
@@ -280,7 +280,7 @@ def test_a_library_handler_of_its_own_prints_nothing_quoted(configured: io.Strin
 
 
 def test_own_records_never_carry_a_traceback(configured: io.StringIO) -> None:
-    log = logging.getLogger("sanitizer.engine")
+    log = logging.getLogger("sanitizer.engine.reconcile")
     log.warning("pair %s: failed", "advocate", exc_info=_raise_with(TOKENS[13]))
     try:
         raise KeyError(TOKENS[13])
@@ -300,7 +300,7 @@ def test_library_loggers_stay_at_warning(configured: io.StringIO) -> None:
 def test_caldav_debug_mode_cannot_lower_its_level() -> None:
     """caldav sets its logger to DEBUG when it is imported with PYTHON_CALDAV_DEBUGMODE=DEBUG;
     the program imports it after logs.setup, so the switch must be gone by then."""
-    code = ("import logging, sys\nfrom sanitizer import logs\nlogs.setup('debug')\n"
+    code = ("import logging, sys\nfrom sanitizer.service import logs\nlogs.setup('debug')\n"
             "import caldav.davclient\nfrom caldav.lib import error\n"
             "print(logging.getLogger('caldav').level, error.debugmode,"
             " bool(error.debug_dump_communication))")

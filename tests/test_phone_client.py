@@ -21,7 +21,7 @@ from schema import assert_schema
 from server_fixtures import FreshCalendars
 from servers import RadicaleServer
 
-from sanitizer.embedded_server import EmbeddedRadicale, dav_request
+from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
 
 VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
 NOW = "2030-03-04T09:00:00+00:00"

@@ -9,9 +9,9 @@ from core_builders import NOW, UTC_ZONE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sanitizer.identity import OWNED_PREFIX
-from sanitizer.model import Create, Delete, Label, SanitizedEvent, TargetItem, Update
-from sanitizer.plan import plan
+from sanitizer.core.identity import OWNED_PREFIX
+from sanitizer.core.model import Create, Delete, Label, SanitizedEvent, TargetItem, Update
+from sanitizer.core.plan import plan
 
 RETENTION = timedelta(hours=24)
 

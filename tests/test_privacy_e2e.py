@@ -46,10 +46,10 @@ from test_privacy_properties import (
     run_pipeline,
 )
 
-from sanitizer.caldav_store import _QUERY, _range
-from sanitizer.expand import Window
-from sanitizer.phone_format import PRODID
-from sanitizer.store import RawObject
+from sanitizer.core.model import Window
+from sanitizer.core.phone_format import PRODID
+from sanitizer.stores.base import RawObject
+from sanitizer.stores.caldav import _QUERY, _range
 
 NOW = "2030-03-04T09:00:00+00:00"
 WINDOW_START = ANCHOR - timedelta(days=21)  # the pair's window: 21 days either side of NOW

@@ -43,18 +43,19 @@ from hypothesis import HealthCheck, given, settings
 from schema import check_output
 from strategies import ANCHOR, CATEGORY_VOCABULARY, calendar_sets, calendars
 
-from sanitizer import status, sync_state
-from sanitizer.cli import render_preview
-from sanitizer.config import Pair, Rule
-from sanitizer.engine import PairReport, desired_state, sync_pair, window_for
-from sanitizer.expand import SkipObject, expand_object
-from sanitizer.memory_store import MemoryCalendar
-from sanitizer.model import Action, Instance, Label, SanitizedEvent
-from sanitizer.phone_format import PRODID, serialize
-from sanitizer.plan import plan
-from sanitizer.rules import Decision, classify
-from sanitizer.sanitize import sanitize
-from sanitizer.store import RawObject
+from sanitizer.cli.main import render_preview
+from sanitizer.core.expand import SkipObject, expand_object
+from sanitizer.core.model import Action, Instance, Label, SanitizedEvent
+from sanitizer.core.phone_format import PRODID, serialize
+from sanitizer.core.plan import plan
+from sanitizer.core.policy import Rule
+from sanitizer.core.rules import Decision, classify
+from sanitizer.core.sanitize import sanitize
+from sanitizer.engine.reconcile import PairReport, desired_state, sync_pair, sync_state, window_for
+from sanitizer.service import status
+from sanitizer.service.config import Pair
+from sanitizer.stores.base import RawObject
+from sanitizer.stores.memory import MemoryCalendar
 
 DATA = Path(__file__).parent / "data"
 NOW = ANCHOR  # 2030-03-04T09:00Z: the corpus and the strategies are built around it

@@ -18,9 +18,9 @@ from harness import Result, Setup
 from server_fixtures import FreshCalendars
 from servers import RadicaleServer
 
-from sanitizer import secrets
-from sanitizer.cli import main
+from sanitizer.cli.main import main
 from sanitizer.errors import SecretError
+from sanitizer.service import credentials
 
 TEST_KEYRING_ENV = "CSAN_TEST_KEYRING_FILE"
 
@@ -72,84 +72,84 @@ PINNED = f"{__name__}.FileKeyring"
 def creds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "creds"
     directory.mkdir(mode=0o700)
-    monkeypatch.setenv(secrets.CREDENTIALS_ENV, str(directory))
+    monkeypatch.setenv(credentials.CREDENTIALS_ENV, str(directory))
     return directory
 
 
 def test_credentials_backend_reads_files(creds: Path) -> None:
     (creds / "agency").write_text("s3cret\n")
-    backend = secrets.select_backend(None)
-    assert isinstance(backend, secrets.SystemdCredentialsKeyring)
-    assert backend.get_password(secrets.SERVICE, "agency") == "s3cret"
-    assert secrets.password(backend, "agency") == "s3cret"
+    backend = credentials.select_backend(None)
+    assert isinstance(backend, credentials.SystemdCredentialsKeyring)
+    assert backend.get_password(credentials.SERVICE, "agency") == "s3cret"
+    assert credentials.password(backend, "agency") == "s3cret"
     assert backend.get_password("other-service", "agency") is None
-    assert backend.get_password(secrets.SERVICE, "missing") is None
-    assert backend.get_password(secrets.SERVICE, "../agency") is None  # no path tricks
-    assert secrets.SystemdCredentialsKeyring.priority == 20.0
+    assert backend.get_password(credentials.SERVICE, "missing") is None
+    assert backend.get_password(credentials.SERVICE, "../agency") is None  # no path tricks
+    assert credentials.SystemdCredentialsKeyring.priority == 20.0
 
 
 def test_credentials_come_first_and_a_pinned_backend_is_where_passwords_go(creds: Path) -> None:
     (creds / "agency").write_text("from-credential\n")
-    backend = secrets.select_backend("keyring.backends.null.Keyring")
-    assert isinstance(backend, secrets.CredentialsFirst)
-    assert secrets.password(backend, "agency") == "from-credential"
-    with pytest.raises(secrets.SecretError, match="did not keep it"):
-        secrets.store_password(backend, "agency", "new")  # the null backend keeps nothing
+    backend = credentials.select_backend("keyring.backends.null.Keyring")
+    assert isinstance(backend, credentials.CredentialsFirst)
+    assert credentials.password(backend, "agency") == "from-credential"
+    with pytest.raises(credentials.SecretError, match="did not keep it"):
+        credentials.store_password(backend, "agency", "new")  # the null backend keeps nothing
 
 
 def test_credentials_backend_is_read_only(creds: Path) -> None:
     (creds / "agency").write_text("s3cret")
-    backend = secrets.SystemdCredentialsKeyring()
+    backend = credentials.SystemdCredentialsKeyring()
     with pytest.raises(keyring.errors.PasswordSetError):
-        backend.set_password(secrets.SERVICE, "agency", "new")
+        backend.set_password(credentials.SERVICE, "agency", "new")
     with pytest.raises(keyring.errors.PasswordDeleteError):
-        backend.delete_password(secrets.SERVICE, "agency")
+        backend.delete_password(credentials.SERVICE, "agency")
     assert (creds / "agency").read_text() == "s3cret"
     with pytest.raises(SecretError, match="systemd credentials are read-only"):
-        secrets.store_password(backend, "agency", "new")
+        credentials.store_password(backend, "agency", "new")
 
 
 def test_missing_credential_names_the_account(creds: Path) -> None:
-    backend = secrets.SystemdCredentialsKeyring()
+    backend = credentials.SystemdCredentialsKeyring()
     with pytest.raises(SecretError) as raised:
-        secrets.password(backend, "agency")
+        credentials.password(backend, "agency")
     assert str(raised.value) == ("account agency: no credential file 'agency' in "
                                  "$CREDENTIALS_DIRECTORY")
 
 
 def test_credentials_backend_not_viable_outside_systemd(monkeypatch) -> None:
-    monkeypatch.delenv(secrets.CREDENTIALS_ENV, raising=False)
+    monkeypatch.delenv(credentials.CREDENTIALS_ENV, raising=False)
     with pytest.raises(RuntimeError):
-        _ = secrets.SystemdCredentialsKeyring.priority
+        _ = credentials.SystemdCredentialsKeyring.priority
 
 
 # the UID key ---------------------------------------------------------------------------------
 
 def test_uid_key_is_made_once_private_and_stable(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.delenv(secrets.CREDENTIALS_ENV, raising=False)
+    monkeypatch.delenv(credentials.CREDENTIALS_ENV, raising=False)
     state = tmp_path / "state"
-    first = secrets.uid_key(state)
+    first = credentials.uid_key(state)
     assert len(first) == 64
-    assert stat.S_IMODE((state / secrets.UID_KEY).stat().st_mode) == 0o600
+    assert stat.S_IMODE((state / credentials.UID_KEY).stat().st_mode) == 0o600
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    assert secrets.uid_key(state) == first
+    assert credentials.uid_key(state) == first
 
 
 def test_uid_key_credential_wins(tmp_path: Path, creds: Path) -> None:
     state = tmp_path / "state"
-    on_disk = secrets.uid_key(state)  # no credential yet: a file
-    (creds / secrets.UID_KEY).write_text("k" * 64 + "\n")
-    assert secrets.uid_key(state) == b"k" * 64
-    assert (state / secrets.UID_KEY).read_bytes().strip() == on_disk  # left alone
+    on_disk = credentials.uid_key(state)  # no credential yet: a file
+    (creds / credentials.UID_KEY).write_text("k" * 64 + "\n")
+    assert credentials.uid_key(state) == b"k" * 64
+    assert (state / credentials.UID_KEY).read_bytes().strip() == on_disk  # left alone
 
 
 def test_damaged_uid_key_is_an_error(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.delenv(secrets.CREDENTIALS_ENV, raising=False)
+    monkeypatch.delenv(credentials.CREDENTIALS_ENV, raising=False)
     state = tmp_path / "state"
     state.mkdir()
-    (state / secrets.UID_KEY).write_text("short\n")
+    (state / credentials.UID_KEY).write_text("short\n")
     with pytest.raises(SecretError, match="restore it from backup"):
-        secrets.uid_key(state)
+        credentials.uid_key(state)
 
 
 # through the CLI, against Radicale ----------------------------------------------------------
@@ -167,7 +167,7 @@ def run_without_credentials(setup: Setup, *args: str, stdin: str = "",
     """The CLI in this process with no $CREDENTIALS_DIRECTORY: the pinned keyring is used."""
     out, err = io.StringIO(), io.StringIO()
     saved = dict(os.environ)
-    os.environ.pop(secrets.CREDENTIALS_ENV, None)
+    os.environ.pop(credentials.CREDENTIALS_ENV, None)
     os.environ.update({"CALENDAR_SANITIZER_CONFIG": str(setup.config_path), **(env or {})})
     saved_stdin = sys.stdin
     sys.stdin = io.StringIO(stdin)
@@ -281,9 +281,9 @@ def test_cryptfile_backend_unlocked_by_a_credential(tmp_path: Path, monkeypatch:
     assert stored.code == 0 and "CryptFileKeyring" in stored.stdout, stored.output
     keyring_file = tmp_path / "data" / "python_keyring" / "cryptfile_pass.cfg"
     assert keyring_file.exists() and b"pw-in-file" not in keyring_file.read_bytes()
-    monkeypatch.setenv(secrets.CREDENTIALS_ENV, str(setup.credentials))
-    backend = secrets.select_backend("keyrings.cryptfile.cryptfile.CryptFileKeyring")
-    assert secrets.password(backend, "main") == "pw-in-file"
+    monkeypatch.setenv(credentials.CREDENTIALS_ENV, str(setup.credentials))
+    backend = credentials.select_backend("keyrings.cryptfile.cryptfile.CryptFileKeyring")
+    assert credentials.password(backend, "main") == "pw-in-file"
     (setup.credentials / "keyring-master").write_text("wrong\n")
     wrong = setup.run_process("sync", "--dry-run")
     assert wrong.code == 78 and "does not unlock the keyring" in wrong.stderr

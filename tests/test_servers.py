@@ -19,8 +19,8 @@ import pytest
 from server_fixtures import FreshCalendars
 from servers import CalDAVServer, XandikosServer
 
-import sanitizer.embedded_server as embedded_server
-from sanitizer.embedded_server import (
+import sanitizer.demo.embedded_server as embedded_server
+from sanitizer.demo.embedded_server import (
     EmbeddedRadicale,
     ServerStartError,
     dav_request,

@@ -8,7 +8,7 @@ from harness import SERIES, delete, etags, list_objects, put, vevent
 from schema import assert_schema
 from server_fixtures import FreshCalendars
 
-from sanitizer import lock
+from sanitizer.service import lock
 
 NOW = "2030-03-04T09:00:00+00:00"
 

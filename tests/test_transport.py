@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from servers import RadicaleServer
 
-from sanitizer.caldav_store import Credentials, Transport
+from sanitizer.stores.caldav import Credentials, Transport
 
 
 def test_threads_that_come_and_go_reuse_one_connection(caldav_server) -> None:  # type: ignore[no-untyped-def]

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from sanitizer import secrets
-from sanitizer.caldav_store import (
+from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
+from sanitizer.service import credentials
+from sanitizer.service.config import Account, Config, Pair, load_config
+from sanitizer.service.runtime import credentials_for
+from sanitizer.stores.caldav import (
     CALDAV,
     DAV,
     XML_HEADERS,
@@ -26,9 +29,6 @@ from sanitizer.caldav_store import (
     Transport,
     multistatus,
 )
-from sanitizer.config import Account, Config, Pair, load_config
-from sanitizer.cycle import credentials_for
-from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
 
 CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
 CHECK_TIMEOUT = 15.0  # seconds; a check should answer quickly even if the service waits longer
@@ -100,7 +100,7 @@ def file_permissions(config_path: Path, state_dir: Path | None) -> list[Finding]
     paths: list[tuple[Path, str, int]] = [(config_path, "config file", 0o600)]
     if state_dir is not None:
         paths += [(state_dir, "state directory", 0o700),
-                  (state_dir / secrets.UID_KEY, "UID key", 0o600)]
+                  (state_dir / credentials.UID_KEY, "UID key", 0o600)]
     for path, what, mode in paths:
         try:
             actual = stat.S_IMODE(os.stat(path).st_mode)
@@ -123,7 +123,7 @@ def file_permissions(config_path: Path, state_dir: Path | None) -> list[Finding]
 
 def password_fix(name: str) -> str:
     """How to give an account its password, for the way this process gets passwords."""
-    if os.environ.get(secrets.CREDENTIALS_ENV):
+    if os.environ.get(credentials.CREDENTIALS_ENV):
         cred = f"{CREDENTIALS_DIR}/{name}.cred"
         return (f"create it with `systemd-creds encrypt --name={name} - {cred}` and add "
                 f"`LoadCredentialEncrypted={name}:{cred}` to the unit")
@@ -134,7 +134,7 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transpo
     """Password present, server reachable, TLS verified, password accepted: one PROPFIND each."""
     transports: dict[str, Transport | None] = {}
     try:
-        backend = secrets.select_backend(config.service.keyring_backend)
+        backend = credentials.select_backend(config.service.keyring_backend)
     except SecretError as exc:
         findings.append(Finding("keyring", "unusable", f"{exc}: check service.keyring_backend",
                                 ExitCode.CONFIG))
@@ -143,7 +143,7 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transpo
     for name, account in sorted(config.accounts.items()):
         transports[name] = None
         try:
-            password = secrets.password(backend, name)
+            password = credentials.password(backend, name)
         except SecretError as exc:
             findings.append(Finding(f"account {name}", "no-password",
                                     f"{exc.hint}; {password_fix(name)}", ExitCode.CONFIG))

@@ -20,9 +20,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
-from sanitizer.expand import Window
-from sanitizer.store import Changes, RawObject
+from sanitizer.stores.base import Changes, RawObject
 
 log = logging.getLogger(__name__)
 

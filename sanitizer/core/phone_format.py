@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import icalendar
 
-from sanitizer.identity import is_owned
-from sanitizer.model import Label, LabelOrigin, SanitizedEvent, Status, Transparency, When
+from sanitizer.core.identity import is_owned
+from sanitizer.core.model import Label, LabelOrigin, SanitizedEvent, Status, Transparency, When
 
 PRODID = "-//calendar-sanitizer//calendar-sanitizer//EN"
 DTSTAMP = "20000101T000000Z"  # constant: a timestamp would change the bytes every cycle

@@ -11,9 +11,9 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 
+from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
-from sanitizer.expand import Window
-from sanitizer.store import Changes, RawObject
+from sanitizer.stores.base import Changes, RawObject
 
 
 def _etag(data: bytes) -> str:

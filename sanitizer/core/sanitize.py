@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sanitizer.config import Pair
-from sanitizer.identity import target_uid
-from sanitizer.model import Action, Instance, Label, SanitizedEvent, Status, Transparency
-from sanitizer.rules import Decision
+from sanitizer.core.identity import target_uid
+from sanitizer.core.model import Action, Instance, Label, SanitizedEvent, Status, Transparency
+from sanitizer.core.policy import Policy
+from sanitizer.core.rules import Decision
 
 
-def sanitize(instance: Instance, decision: Decision, pair: Pair,
+def sanitize(instance: Instance, decision: Decision, pair: Policy,
              key: bytes) -> SanitizedEvent | None:
     """The phone entry for one instance, or None when nothing should appear."""
     if decision.action is Action.SKIP or instance.status == "CANCELLED":

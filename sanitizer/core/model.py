@@ -190,3 +190,26 @@ class Plan:
     def deletes(self) -> int:
         """Number of Delete actions."""
         return sum(isinstance(a, Delete) for a in self.actions)
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end) in UTC: instances that end after start and begin before end are kept."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.utcoffset() != timedelta(0) or self.end.utcoffset() != timedelta(0):
+            raise ValueError("window bounds must be UTC")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One owned phone entry as the sanitizer last saw or wrote it."""
+
+    href: str
+    etag: str | None
+    digest: str  # of the bytes written (phone_format.serialize), keyed
+    end: str  # ISO time the entry ends, for expiry
+    origin: str  # keyed hash of the source href it came from

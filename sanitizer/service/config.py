@@ -1,7 +1,7 @@
 """TOML configuration -> frozen dataclasses.
 
 Every problem is collected and reported at once, one line each, starting with its key path. No
-password key exists: secrets come from the keyring (see `secrets.py`).
+password key exists: secrets come from the keyring (see `credentials.py`).
 """
 
 from __future__ import annotations
@@ -18,27 +18,15 @@ from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sanitizer.durations import parse_duration
+from sanitizer.core.durations import parse_duration
+from sanitizer.core.model import Action, Label
+from sanitizer.core.policy import Policy, Rule
 from sanitizer.errors import ConfigError
-from sanitizer.model import Action, Label
 
 DEFAULT_CONFIG_PATH = Path("/etc/calendar-sanitizer/config.toml")
 CONFIG_ENV = "CALENDAR_SANITIZER_CONFIG"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One classification rule; an event matches when every given `match_*` test passes."""
-
-    where: str  # key path, e.g. "pairs[0].rules[1]", used in reports instead of event text
-    action: Action = Action.SANITIZE
-    match_categories: frozenset[str] = frozenset()
-    match_class: frozenset[str] = frozenset()
-    match_summary: re.Pattern[str] | None = None
-    title: Label | None = None
-    location: Label | None = None
 
 
 @dataclass(frozen=True)
@@ -52,21 +40,12 @@ class Account:
     ca_file: Path | None = None
 
 
-@dataclass(frozen=True)
-class Pair:
-    """One advocate: a work calendar read, a phone calendar written."""
+@dataclass(frozen=True, kw_only=True)
+class Pair(Policy):
+    """One advocate: a work calendar read, a phone calendar written, and the logins for each."""
 
-    name: str
     source_account: Account
     target_account: Account
-    source_url: str
-    target_url: str
-    lookahead: timedelta = timedelta(days=14)
-    retention: timedelta = timedelta(hours=24)
-    title: Label = Label("Appointment")
-    location: Label | None = None
-    alarm: timedelta | None = None
-    rules: tuple[Rule, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from sanitizer.expand import Window
+from sanitizer.core.model import Window
 
 
 @dataclass(frozen=True)

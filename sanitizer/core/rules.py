@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sanitizer.config import Rule
-from sanitizer.model import Action, Instance, Label
+from sanitizer.core.model import Action, Instance, Label
+from sanitizer.core.policy import Rule
 
 DEFAULT_RULE = "default"
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 
-from sanitizer.identity import is_owned
-from sanitizer.model import (
+from sanitizer.core.identity import is_owned
+from sanitizer.core.model import (
     Create,
     Delete,
+    Entry,
     Plan,
     PlanAction,
     SanitizedEvent,
@@ -29,7 +30,6 @@ from sanitizer.model import (
     Update,
     instant,
 )
-from sanitizer.sync_state import Entry
 
 GUARD_MINIMUM = 2
 

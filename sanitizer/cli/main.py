@@ -14,14 +14,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from typing import NoReturn
 
-from sanitizer import __version__, lock, secrets
-from sanitizer.admin import ADMIN_COMMANDS, add_admin_commands
-from sanitizer.config import Config, Pair, load_config, resolve_path
-from sanitizer.cycle import open_runtime, run_cycle, run_locked
-from sanitizer.engine import PairReport
+from sanitizer import __version__
+from sanitizer.cli.admin import ADMIN_COMMANDS, add_admin_commands
+from sanitizer.core.model import SanitizedEvent, Status, Transparency
+from sanitizer.engine.reconcile import PairReport
 from sanitizer.errors import ConfigError, ExitCode, SanitizerError, SecretError
-from sanitizer.logs import LEVELS, setup
-from sanitizer.model import SanitizedEvent, Status, Transparency
+from sanitizer.service import credentials, lock
+from sanitizer.service.config import Config, Pair, load_config, resolve_path
+from sanitizer.service.logs import LEVELS, setup
+from sanitizer.service.runtime import open_runtime, run_cycle, run_locked
 
 PROG = "calendar-sanitizer"
 log = logging.getLogger(__name__)
@@ -205,15 +206,15 @@ def cmd_set_password(args: argparse.Namespace) -> int:
         value = getpass.getpass(f"Password for account {args.account}: ")
     if not value:
         raise SecretError(f"account {args.account}", "empty password; nothing stored")
-    backend = secrets.select_backend(config.service.keyring_backend)
-    secrets.store_password(backend, args.account, value)
-    print(f"stored the password of account {args.account} in {secrets.backend_name(backend)}")
+    backend = credentials.select_backend(config.service.keyring_backend)
+    credentials.store_password(backend, args.account, value)
+    print(f"stored the password of account {args.account} in {credentials.backend_name(backend)}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The embedded default (see demo.py)."""
-    from sanitizer.demo import run_demo  # noqa: PLC0415 - needs Radicale, only for the demo
+    from sanitizer.demo.run import run_demo  # noqa: PLC0415 - needs Radicale, only for the demo
 
     return run_demo(interval=args.interval, cycles=args.cycles)
 

@@ -27,13 +27,13 @@ from types import FrameType
 
 import schedule
 
-from sanitizer import lock, sdnotify, status
-from sanitizer.checks import password_fix
-from sanitizer.config import Config, Pair, load_config
-from sanitizer.cycle import Runtime, open_runtime, run_cycle
-from sanitizer.engine import PairReport
+from sanitizer.engine.reconcile import PairReport
 from sanitizer.errors import ConfigError, SanitizerError
-from sanitizer.secrets import CREDENTIALS_ENV
+from sanitizer.service import lock, sdnotify, status
+from sanitizer.service.checks import password_fix
+from sanitizer.service.config import Config, Pair, load_config
+from sanitizer.service.credentials import CREDENTIALS_ENV
+from sanitizer.service.runtime import Runtime, open_runtime, run_cycle
 
 log = logging.getLogger(__name__)
 

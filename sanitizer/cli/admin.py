@@ -14,13 +14,14 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sanitizer import checks, lock, logs, secrets, status, sync_state
-from sanitizer.caldav_store import CalDAVTarget, Transport
-from sanitizer.config import Config, Pair, load_config, resolve_path
-from sanitizer.cycle import credentials_for
+from sanitizer.core.identity import is_owned
+from sanitizer.core.phone_format import read_back
+from sanitizer.engine import sync_state
 from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, StoreError
-from sanitizer.identity import is_owned
-from sanitizer.phone_format import read_back
+from sanitizer.service import checks, credentials, lock, logs, status
+from sanitizer.service.config import Config, Pair, load_config, resolve_path
+from sanitizer.service.runtime import credentials_for
+from sanitizer.stores.caldav import CalDAVTarget, Transport
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
 WIPE_PASSES = 3  # list-and-delete rounds, for entries that changed while we deleted
@@ -72,7 +73,7 @@ def _pair(config: Config, name: str) -> Pair:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The daemon (see daemon.py); logs at info unless --log-level says otherwise."""
-    from sanitizer import daemon  # noqa: PLC0415 - only this command needs it
+    from sanitizer.service import daemon  # noqa: PLC0415 - only this command needs it
 
     if getattr(args, "log_level", None) is None:
         logs.setup("info")
@@ -168,9 +169,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 # wipe and resume -----------------------------------------------------------------------------
 
 def _target_transport(config: Config, pair: Pair) -> Transport:
-    backend = secrets.select_backend(config.service.keyring_backend)
+    backend = credentials.select_backend(config.service.keyring_backend)
     account = pair.target_account
-    password = secrets.password(backend, account.name)
+    password = credentials.password(backend, account.name)
     return Transport(credentials_for(account, password, config.service.timeout.total_seconds()))
 
 

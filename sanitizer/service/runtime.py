@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sanitizer import lock, secrets, status, sync_state
-from sanitizer.caldav_store import CalDAVSource, CalDAVTarget, Credentials, Transport
-from sanitizer.config import Account, Config, Pair
-from sanitizer.engine import PairReport, sync_pair
+from sanitizer.engine import sync_state
+from sanitizer.engine.reconcile import PairReport, sync_pair
 from sanitizer.errors import SecretError
+from sanitizer.service import credentials, lock, status
+from sanitizer.service.config import Account, Config, Pair
+from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, Transport
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,15 @@ def credentials_for(account: Account, password: str, timeout: float) -> Credenti
 
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime:
     """Read the UID key and the passwords of the accounts the chosen pairs use."""
-    key = secrets.uid_key(config.service.state_dir)
+    key = credentials.uid_key(config.service.state_dir)
     runtime = Runtime(config, key)
-    backend = secrets.select_backend(config.service.keyring_backend)
+    backend = credentials.select_backend(config.service.keyring_backend)
     accounts = {a.name: a for p in (pairs or config.pairs)
                 for a in (p.source_account, p.target_account)}
     timeout = config.service.timeout.total_seconds()
     for name, account in sorted(accounts.items()):
         try:
-            password = secrets.password(backend, name)
+            password = credentials.password(backend, name)
         except SecretError as exc:
             runtime.missing[name] = str(exc)
             continue

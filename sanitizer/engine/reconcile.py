@@ -21,26 +21,28 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
-from sanitizer import sync_state
-from sanitizer.config import Pair
-from sanitizer.errors import PreconditionFailed, StoreError
-from sanitizer.expand import SkipObject, Window, expand_object
-from sanitizer.model import (
+from sanitizer.core.expand import SkipObject, expand_object
+from sanitizer.core.model import (
     Create,
     Delete,
+    Entry,
     Plan,
     PlanAction,
     SanitizedEvent,
     TargetItem,
     Update,
+    Window,
     instant,
 )
-from sanitizer.phone_format import read_back, serialize
-from sanitizer.plan import plan, plan_changes
-from sanitizer.rules import classify
-from sanitizer.sanitize import sanitize
-from sanitizer.store import Changes, RawObject, SourceCalendar, TargetCalendar
-from sanitizer.sync_state import Entry, PairState
+from sanitizer.core.phone_format import read_back, serialize
+from sanitizer.core.plan import plan, plan_changes
+from sanitizer.core.policy import Policy
+from sanitizer.core.rules import classify
+from sanitizer.core.sanitize import sanitize
+from sanitizer.engine import sync_state
+from sanitizer.engine.sync_state import PairState
+from sanitizer.errors import PreconditionFailed, StoreError
+from sanitizer.stores.base import Changes, RawObject, SourceCalendar, TargetCalendar
 
 log = logging.getLogger(__name__)
 MARGIN = timedelta(days=1)  # how far past the window a full read looks, to know what comes next
@@ -123,13 +125,13 @@ class Desired:
     origins: dict[str, str] = field(default_factory=dict)  # target uid -> source href
 
 
-def window_for(pair: Pair, now: datetime) -> Window:
+def window_for(pair: Policy, now: datetime) -> Window:
     """[now - retention, now + lookahead] in UTC."""
     now = now.astimezone(UTC)
     return Window(now - pair.retention, now + pair.lookahead)
 
 
-def desired_state(objects: Sequence[RawObject], pair: Pair, key: bytes, now: datetime,
+def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: datetime,
                   zone: tzinfo, skipped: Counter[str]) -> Desired:
     """The phone entries the objects produce, and the next time the window alone changes them."""
     window = window_for(pair, now)
@@ -168,7 +170,7 @@ def read_target(objects: Sequence[RawObject]) -> list[TargetItem]:
 
 
 def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry point
-        pair: Pair, source: SourceCalendar, target: TargetCalendar, *, key: bytes,
+        pair: Policy, source: SourceCalendar, target: TargetCalendar, *, key: bytes,
               now: datetime, zone: tzinfo, dry_run: bool = False, workers: int = 4,
               state: PairState | None = None, full_every: timedelta = timedelta(hours=1),
               force_full: bool = False) -> PairReport:
@@ -195,7 +197,7 @@ def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry
     return _full(cycle, source, target, PairReport(pair.name, dry_run=dry_run), fingerprint)
 
 
-def _failed(report: PairReport, pair: Pair, exc: StoreError,
+def _failed(report: PairReport, pair: Policy, exc: StoreError,
             state: PairState | None) -> PairReport:
     report.error, report.error_code = str(exc), exc.reason
     report.state = state
@@ -207,7 +209,7 @@ def _failed(report: PairReport, pair: Pair, exc: StoreError,
 class Cycle:
     """What stays fixed during one cycle of one pair."""
 
-    pair: Pair
+    pair: Policy
     key: bytes
     now: datetime
     zone: tzinfo

@@ -19,22 +19,12 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sanitizer.config import Pair
+from sanitizer.core.model import Entry
+from sanitizer.core.policy import Policy
 from sanitizer.files import write_json
 
 VERSION = 1
 PAIRS_DIR = "pairs"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One owned phone entry as the sanitizer last saw or wrote it."""
-
-    href: str
-    etag: str | None
-    digest: str  # of the bytes written (phone_format.serialize), keyed
-    end: str  # ISO time the entry ends, for expiry
-    origin: str  # keyed hash of the source href it came from
 
 
 @dataclass(frozen=True)
@@ -59,9 +49,9 @@ def keyed(key: bytes, *parts: str | bytes) -> str:
     return mac.hexdigest()[:24]
 
 
-def fingerprint(pair: Pair, zone: tzinfo, key: bytes) -> str:
+def fingerprint(pair: Policy, zone: tzinfo, key: bytes) -> str:
     """Changes whenever anything that shapes the phone entries changes (rules, titles, zone)."""
-    return keyed(key, "config", repr(pair), str(zone))
+    return keyed(key, "config", pair.shape(), str(zone))
 
 
 def path_for(state_dir: Path, pair: str) -> Path:

@@ -16,7 +16,6 @@ import re
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from types import FrameType
 from typing import Any
@@ -25,7 +24,7 @@ import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
-from sanitizer.model import Instance, When, instant
+from sanitizer.core.model import Instance, When, Window, instant
 
 MAX_OBJECT_BYTES = 16 * 1024 * 1024
 MAX_LINES = 50_000  # unfolded content lines; a long series with every instance moved has ~20k
@@ -59,18 +58,6 @@ class SkipObject(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
-
-
-@dataclass(frozen=True)
-class Window:
-    """[start, end) in UTC: instances that end after start and begin before end are kept."""
-
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        if self.start.utcoffset() != timedelta(0) or self.end.utcoffset() != timedelta(0):
-            raise ValueError("window bounds must be UTC")
 
 
 class _OutOfTime(BaseException):

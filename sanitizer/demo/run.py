@@ -17,15 +17,15 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sanitizer.caldav_store import CalDAVSource, CalDAVTarget
-from sanitizer.config import load_config
-from sanitizer.cycle import Runtime, open_runtime, run_cycle
-from sanitizer.demo_data import demo_config, sample_events
-from sanitizer.embedded_server import EmbeddedRadicale, dav_request
-from sanitizer.engine import read_target, window_for
-from sanitizer.expand import SkipObject, expand_object
-from sanitizer.model import Instance, SanitizedEvent, When
-from sanitizer.secrets import CREDENTIALS_ENV
+from sanitizer.core.expand import SkipObject, expand_object
+from sanitizer.core.model import Instance, SanitizedEvent, When
+from sanitizer.demo.data import demo_config, sample_events
+from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
+from sanitizer.engine.reconcile import read_target, window_for
+from sanitizer.service.config import load_config
+from sanitizer.service.credentials import CREDENTIALS_ENV
+from sanitizer.service.runtime import Runtime, open_runtime, run_cycle
+from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget
 
 COLUMN = 46
 
