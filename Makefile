@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck layers deadcode unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+deadcode: $(STAMP)
+	$(BIN)/vulture
+
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not integration"
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck layers deadcode
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

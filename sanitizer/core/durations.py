@@ -17,11 +17,3 @@ def parse_duration(text: str) -> timedelta:
     number, unit = match.groups()
     return timedelta(**{_UNITS[unit]: int(number)})
 
-
-def format_duration(value: timedelta) -> str:
-    """The shortest exact form, for messages and `status`."""
-    seconds = int(value.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

@@ -88,7 +88,7 @@ class _TimeLimit:
         events = 0
         mask = 0x3FF
 
-        def hook(frame: FrameType, event: str, arg: object) -> None:
+        def hook(frame: FrameType, event: str, _arg: object) -> None:
             nonlocal events, mask
             events += 1
             if events & mask:

@@ -91,11 +91,6 @@ class Instance:
     klass: str = field(default="PUBLIC", repr=False)
     summary: str | None = field(default=None, repr=False)
 
-    @property
-    def all_day(self) -> bool:
-        """Dates, not date-times."""
-        return not isinstance(self.start, datetime)
-
 
 @dataclass(frozen=True)
 class SanitizedEvent:

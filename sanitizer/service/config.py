@@ -147,7 +147,6 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.invalid_accounts: set[str] = set()  # reported already; pairs stay quiet about them
-        self.reported: set[tuple[str, str]] = set()
 
     def problem(self, where: str, message: str) -> None:
         line = f"{where}: {message}"
