@@ -1,3 +1,3 @@
 """Shared fixtures: real CalDAV servers (server_fixtures) and the CLI harness (harness)."""
 
-pytest_plugins = ["server_fixtures", "harness"]
+pytest_plugins = ["tests.support.server_fixtures", "tests.support.harness"]

@@ -18,17 +18,23 @@ from urllib.parse import urlsplit, urlunsplit
 from xml.etree import ElementTree
 
 import pytest
-from faultproxy import FaultProxy
-from harness import CALDAV, DAV, Setup, delete, list_objects, put, vevent
-from server_fixtures import FreshCalendars
-from server_quirks import QUIRKS, Expand, ServerQuirks, SyncAnswer, classify_sync_answer
-from servers import CalDAVServer, generate_test_pki
 
 from sanitizer.core.model import Label, SanitizedEvent, Status, Transparency
 from sanitizer.core.phone_format import read_back, serialize
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.service.config import parse_config
 from sanitizer.stores.memory import MemoryCalendar
+from tests.support.faultproxy import FaultProxy
+from tests.support.harness import CALDAV, DAV, Setup, delete, list_objects, put, vevent
+from tests.support.server_fixtures import FreshCalendars
+from tests.support.server_quirks import (
+    QUIRKS,
+    Expand,
+    ServerQuirks,
+    SyncAnswer,
+    classify_sync_answer,
+)
+from tests.support.servers import CalDAVServer, generate_test_pki
 
 NOW = "2030-03-04T09:00:00+00:00"
 LATER = "2030-03-04T11:00:00+00:00"

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import SERIES, put, vevent
-from schema import assert_schema
-from server_fixtures import FreshCalendars
-from servers import RadicaleServer
 
 from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
+from tests.support.harness import SERIES, put, vevent
+from tests.support.schema import assert_schema
+from tests.support.server_fixtures import FreshCalendars
+from tests.support.servers import RadicaleServer
 
 VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
 NOW = "2030-03-04T09:00:00+00:00"

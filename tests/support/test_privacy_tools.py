@@ -17,7 +17,10 @@ from typing import Any
 import icalendar
 import pytest
 import recurring_ical_events
-from canary import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.canary import (
     INTERPRETIVE_PARAMS,
     INTERPRETIVE_PROPERTIES,
     TAG_PARAM,
@@ -30,12 +33,10 @@ from canary import (
     split_content_lines,
     unescape_text,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from schema import assert_schema, check_output
-from strategies import ANCHOR, WINDOW_END, WINDOW_START, calendar_sets, calendars
+from tests.support.schema import assert_schema, check_output
+from tests.support.strategies import ANCHOR, WINDOW_END, WINDOW_START, calendar_sets, calendars
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CORPUS = sorted(DATA.glob("event_*.ics"))  # other fixture families live here too
 # libical-style TZIDs ("/vendor/Europe/Berlin") are generated on purpose.
 GUESSED_TZID = pytest.mark.filterwarnings("ignore::icalendar.error.GloballyUniqueTZIDGuessed")

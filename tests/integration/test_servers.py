@@ -16,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from server_fixtures import FreshCalendars
-from servers import CalDAVServer, XandikosServer
 
 import sanitizer.demo.embedded_server as embedded_server
 from sanitizer.demo.embedded_server import (
@@ -25,6 +23,8 @@ from sanitizer.demo.embedded_server import (
     ServerStartError,
     dav_request,
 )
+from tests.support.server_fixtures import FreshCalendars
+from tests.support.servers import CalDAVServer, XandikosServer
 
 pytestmark = pytest.mark.integration  # every test here starts a real server
 

@@ -15,7 +15,8 @@ import re
 from datetime import date, datetime
 
 import icalendar
-from canary import parse_content_line, unfold
+
+from tests.support.canary import parse_content_line, unfold
 
 __all__ = ["ALLOWED", "ENUMS", "assert_schema", "check_output"]
 

@@ -21,17 +21,25 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from core_builders import KEY, NOW, UTC_ZONE, ics, make_pair
-from harness import Setup, list_objects
-from server_fixtures import FreshCalendars
-from test_faults import Answer, Seen, StubProxy, multistatus, phone_state, plain_http, sync
 
 from sanitizer.core.expand import MAX_SECONDS, SkipObject, expand_object
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine.reconcile import sync_pair, window_for
 from sanitizer.stores.memory import MemoryCalendar
+from tests.integration.test_faults import (
+    Answer,
+    Seen,
+    StubProxy,
+    multistatus,
+    phone_state,
+    plain_http,
+    sync,
+)
+from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, make_pair
+from tests.support.harness import Setup, list_objects
+from tests.support.server_fixtures import FreshCalendars
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 WINDOW = window_for(make_pair(), NOW)
 SECRET_WORDS = ("Vasquez", "555-0199", "H\u00e9l\u00e8ne", "Letter", "Case notes", "Other copy")
 

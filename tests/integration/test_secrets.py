@@ -14,13 +14,13 @@ from pathlib import Path
 import keyring.backend
 import keyring.errors
 import pytest
-from harness import Result, Setup
-from server_fixtures import FreshCalendars
-from servers import RadicaleServer
 
 from sanitizer.cli.main import main
 from sanitizer.errors import SecretError
 from sanitizer.service import credentials
+from tests.support.harness import Result, Setup
+from tests.support.server_fixtures import FreshCalendars
+from tests.support.servers import RadicaleServer
 
 TEST_KEYRING_ENV = "CSAN_TEST_KEYRING_FILE"
 

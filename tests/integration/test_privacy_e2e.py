@@ -27,15 +27,20 @@ from datetime import timedelta
 from urllib.parse import urljoin
 
 import pytest
-from canary import Marker, MarkerSet, parse_content_line, split_content_lines
-from harness import Result, Setup, delete, etags, list_objects, put
 from hypothesis import HealthCheck, Phase, given, settings
-from schema import assert_schema
-from server_fixtures import FreshCalendars
-from servers import CalDAVServer
-from strategies import ANCHOR, calendars
-from test_faults import Answer, Seen, StubProxy, multistatus, plain_http
-from test_privacy_properties import (
+
+from sanitizer.core.model import Window
+from sanitizer.core.phone_format import PRODID
+from sanitizer.stores.base import RawObject
+from sanitizer.stores.caldav import _QUERY, _range
+from tests.integration.test_faults import Answer, Seen, StubProxy, multistatus, plain_http
+from tests.support.canary import Marker, MarkerSet, parse_content_line, split_content_lines
+from tests.support.harness import Result, Setup, delete, etags, list_objects, put
+from tests.support.schema import assert_schema
+from tests.support.server_fixtures import FreshCalendars
+from tests.support.servers import CalDAVServer
+from tests.support.strategies import ANCHOR, calendars
+from tests.unit.test_privacy_properties import (
     CORPUS,
     PREFIX,
     RULE_SETS,
@@ -45,11 +50,6 @@ from test_privacy_properties import (
     restamp,
     run_pipeline,
 )
-
-from sanitizer.core.model import Window
-from sanitizer.core.phone_format import PRODID
-from sanitizer.stores.base import RawObject
-from sanitizer.stores.caldav import _QUERY, _range
 
 NOW = "2030-03-04T09:00:00+00:00"
 WINDOW_START = ANCHOR - timedelta(days=21)  # the pair's window: 21 days either side of NOW

@@ -23,14 +23,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from faultproxy import FAULT_KINDS, FaultProxy
-from harness import Result, Setup, delete, list_objects, put, vevent
-from server_fixtures import FreshCalendars
-from servers import CalDAVServer
 
 from sanitizer.core.identity import is_owned, target_uid
 from sanitizer.core.model import SanitizedEvent
 from sanitizer.core.phone_format import read_back
+from tests.support.faultproxy import FAULT_KINDS, FaultProxy
+from tests.support.harness import Result, Setup, delete, list_objects, put, vevent
+from tests.support.server_fixtures import FreshCalendars
+from tests.support.servers import CalDAVServer
 
 NOW = "2030-03-04T09:00:00+00:00"
 KEY = "5" * 64  # one UID key for a setup and its reference, so both make the same UIDs

@@ -12,9 +12,8 @@ import random
 from collections.abc import Callable
 
 import pytest
-from harness import Setup, delete, list_objects, put, vevent
-from server_fixtures import FreshCalendars
-from test_faults import (
+
+from tests.integration.test_faults import (
     NOW,
     XML,
     Answer,
@@ -27,6 +26,8 @@ from test_faults import (
     phone_state,
     sync,
 )
+from tests.support.harness import Setup, delete, list_objects, put, vevent
+from tests.support.server_fixtures import FreshCalendars
 
 SOON = {f"soon-{i}.ics": vevent(f"soon-{i}", f"2030030{4 + i}T1{i}0000Z",
                                  f"2030030{4 + i}T1{i}3000Z") for i in range(4)}

@@ -22,15 +22,24 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from harness import Setup, delete, list_objects, put, vevent
-from server_fixtures import FreshCalendars
-from test_faults import FOREIGN, KEY, NOW, Bench, PhoneState, make_bench, phone_state, sync
 
 from sanitizer.core.model import SanitizedEvent
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.service.config import load_config
 from sanitizer.stores.memory import MemoryCalendar
+from tests.integration.test_faults import (
+    FOREIGN,
+    KEY,
+    NOW,
+    Bench,
+    PhoneState,
+    make_bench,
+    phone_state,
+    sync,
+)
+from tests.support.harness import Setup, delete, list_objects, put, vevent
+from tests.support.server_fixtures import FreshCalendars
 
 EVENTS = 500
 TRIES = 5

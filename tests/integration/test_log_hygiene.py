@@ -30,17 +30,17 @@ import icalendar
 import pytest
 import recurring_ical_events
 import x_wr_timezone
-from canary import Marker, MarkerSet, assert_clean, plant
-from harness import Setup, list_objects, put
-from schema import assert_schema
-from server_fixtures import FreshCalendars
-from test_faults import StubProxy, plain_http
-from test_privacy_e2e import canned_source, without_log_times
 
 from sanitizer.service import logs
+from tests.integration.test_faults import StubProxy, plain_http
+from tests.integration.test_privacy_e2e import canned_source, without_log_times
+from tests.support.canary import Marker, MarkerSet, assert_clean, plant
+from tests.support.harness import Setup, list_objects, put
+from tests.support.schema import assert_schema
+from tests.support.server_fixtures import FreshCalendars
 
 NOW = "2030-03-04T09:00:00+00:00"
-SANITIZER = Path(__file__).resolve().parent.parent / "sanitizer"
+SANITIZER = Path(__file__).resolve().parents[2] / "sanitizer"
 TOKENS = [f"CNRY{n:010x}" for n in range(0xA1B2C3D400, 0xA1B2C3D400 + 16)]
 MARKERS = MarkerSet("CNRY", [Marker(t, "hand-planted", ("test_log_hygiene",), (t.casefold(),))
                              for t in TOKENS])
@@ -328,7 +328,7 @@ EVENT_NAMES = frozenset({"summary", "description", "location", "data", "ics", "r
                          "components", "calendar", "vevent", "attendee", "organizer", "comment",
                          "body", "errors", "obj", "objects",
                          "instance", "instances", "source_uid", "categories", "klass", "title"})
-SOURCES = sorted(SANITIZER.glob("*.py"))
+SOURCES = sorted(SANITIZER.rglob("*.py"))
 
 
 def _calls(tree: ast.AST) -> Iterator[ast.Call]:

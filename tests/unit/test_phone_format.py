@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from schema import assert_schema
 
 from sanitizer.core.identity import OWNED_PREFIX, is_owned, target_uid
 from sanitizer.core.model import Label, LabelOrigin, SanitizedEvent, Status, Transparency
 from sanitizer.core.phone_format import read_back, serialize
+from tests.support.schema import assert_schema
 
 UID = OWNED_PREFIX + "a" * 40
 START = datetime(2030, 3, 4, 10, tzinfo=UTC)

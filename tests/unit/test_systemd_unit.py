@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 SERVICES = ("calendar-sanitizer.service", "calendar-sanitizer-sync.service")
 MAX_EXPOSURE = 2.0

@@ -7,9 +7,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from servers import RadicaleServer
 
 from sanitizer.stores.caldav import Credentials, Transport
+from tests.support.servers import RadicaleServer
 
 
 def test_threads_that_come_and_go_reuse_one_connection(caldav_server) -> None:  # type: ignore[no-untyped-def]

@@ -16,22 +16,28 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from canary import MarkerSet, assert_clean, parse_content_line, split_content_lines, unfold
-from core_builders import make_pair
-from harness import Setup, list_objects, put
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from schema import assert_schema
-from server_fixtures import FreshCalendars
-from servers import CalDAVServer
-from test_faults import with_key
-from test_privacy_properties import PREFIX, plant_any, resource_name, restamp
 
 from sanitizer.core.identity import OWNED_PREFIX, target_uid
 from sanitizer.core.phone_format import DTSTAMP
 from sanitizer.engine.sync_state import fingerprint
+from tests.integration.test_faults import with_key
+from tests.support.canary import (
+    MarkerSet,
+    assert_clean,
+    parse_content_line,
+    split_content_lines,
+    unfold,
+)
+from tests.support.core_builders import make_pair
+from tests.support.harness import Setup, list_objects, put
+from tests.support.schema import assert_schema
+from tests.support.server_fixtures import FreshCalendars
+from tests.support.servers import CalDAVServer
+from tests.unit.test_privacy_properties import PREFIX, plant_any, resource_name, restamp
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 NOW = "2030-03-04T09:00:00+00:00"
 FILES = ("event_google_recurring_exceptions.ics", "event_zimbra_recurring.ics",
          "event_recurring_moved_instance.ics", "event_outlook_teams_meeting.ics",

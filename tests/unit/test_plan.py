@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from core_builders import NOW, UTC_ZONE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sanitizer.core.identity import OWNED_PREFIX
 from sanitizer.core.model import Create, Delete, Label, SanitizedEvent, TargetItem, Update
 from sanitizer.core.plan import plan
+from tests.support.core_builders import NOW, UTC_ZONE
 
 RETENTION = timedelta(hours=24)
 

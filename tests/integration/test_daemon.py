@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from faultproxy import FaultProxy
-from harness import REPO, Setup, list_objects, put, vevent
 
 from sanitizer.engine.reconcile import PairReport
 from sanitizer.service import status
 from sanitizer.service.daemon import backoff, backs_off, jitter
+from tests.support.faultproxy import FaultProxy
+from tests.support.harness import REPO, Setup, list_objects, put, vevent
 
 pytestmark = pytest.mark.integration
 

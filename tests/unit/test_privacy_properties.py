@@ -27,21 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from canary import (
-    ContentLine,
-    Marker,
-    MarkerSet,
-    assert_clean,
-    fold_line,
-    format_content_line,
-    parse_content_line,
-    plant,
-    split_content_lines,
-)
-from core_builders import ACCOUNT, KEY
 from hypothesis import HealthCheck, given, settings
-from schema import check_output
-from strategies import ANCHOR, CATEGORY_VOCABULARY, calendar_sets, calendars
 
 from sanitizer.cli.main import render_preview
 from sanitizer.core.expand import SkipObject, expand_object
@@ -56,8 +42,22 @@ from sanitizer.service import status
 from sanitizer.service.config import Pair
 from sanitizer.stores.base import RawObject
 from sanitizer.stores.memory import MemoryCalendar
+from tests.support.canary import (
+    ContentLine,
+    Marker,
+    MarkerSet,
+    assert_clean,
+    fold_line,
+    format_content_line,
+    parse_content_line,
+    plant,
+    split_content_lines,
+)
+from tests.support.core_builders import ACCOUNT, KEY
+from tests.support.schema import check_output
+from tests.support.strategies import ANCHOR, CATEGORY_VOCABULARY, calendar_sets, calendars
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 NOW = ANCHOR  # 2030-03-04T09:00Z: the corpus and the strategies are built around it
 ZONE = ZoneInfo("Europe/Berlin")  # floating and all-day times are placed in a real zone
 PREFIX = "CNRY"

@@ -17,11 +17,11 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from servers import CalDAVServer
 
 from sanitizer.cli.main import main
+from tests.support.servers import CalDAVServer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 LIST_BODY = (

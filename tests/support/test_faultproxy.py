@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import niquests
 import pytest
 import urllib3
-from faultproxy import FAULT_KINDS, FaultProxy, LogEntry
+
+from tests.support.faultproxy import FAULT_KINDS, FaultProxy, LogEntry
 
 # -- tiny upstream -----------------------------------------------------------
 

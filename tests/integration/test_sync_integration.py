@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from faultproxy import FaultProxy
-from harness import SERIES, delete, etags, list_objects, put, vevent
-from schema import assert_schema
-from server_fixtures import FreshCalendars
 
 from sanitizer.service import lock
+from tests.support.faultproxy import FaultProxy
+from tests.support.harness import SERIES, delete, etags, list_objects, put, vevent
+from tests.support.schema import assert_schema
+from tests.support.server_fixtures import FreshCalendars
 
 NOW = "2030-03-04T09:00:00+00:00"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from core_builders import KEY, NOW, UTC_ZONE, ics, keep_title_rule, make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from sanitizer.core.model import Label
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.stores.memory import MemoryCalendar, UnreachableCalendar
+from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, keep_title_rule, make_pair
 
 PAIR = make_pair()
 

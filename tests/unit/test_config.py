@@ -11,7 +11,7 @@ from sanitizer.core.model import Action
 from sanitizer.errors import ConfigError
 from sanitizer.service.config import load_config, parse_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_example_config_loads() -> None:

@@ -26,9 +26,10 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, available_timezones
 
 import icalendar
-from canary import fold_line, split_content_lines
 from hypothesis import strategies as st
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from tests.support.canary import fold_line, split_content_lines
 
 __all__ = [
     "ANCHOR",

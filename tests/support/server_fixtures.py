@@ -14,11 +14,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from servers import SERVER_KINDS, CalDAVServer, RadicaleServer, make_server
+
+from tests.support.servers import SERVER_KINDS, CalDAVServer, RadicaleServer, make_server
 
 __all__ = ["FreshCalendars", "caldav_server", "fresh_calendars", "selected_server_kinds"]
 
 _ENV_VAR = "CALDAV_SERVERS"
+SERVER_FIXTURES = {"caldav_server", "radicale"}  # every server fixture depends on one of these
 
 
 def selected_server_kinds() -> list[str]:
@@ -72,7 +74,7 @@ def fresh_calendars(caldav_server: CalDAVServer) -> FreshCalendars:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs a server as integration, so ``-m 'not integration'`` works."""
     for item in items:
-        if "caldav_server" in getattr(item, "fixturenames", ()):
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
 
 

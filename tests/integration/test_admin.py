@@ -11,12 +11,12 @@ import sys
 import time
 
 import pytest
-from harness import REPO, list_objects, put, vevent
-from servers import XandikosServer
 
 from sanitizer.cli.main import COMMANDS, main
 from sanitizer.demo.embedded_server import find_free_port
 from sanitizer.service import status
+from tests.support.harness import REPO, list_objects, put, vevent
+from tests.support.servers import XandikosServer
 
 pytestmark = pytest.mark.integration
 NOW = "2030-03-04T09:00:00+00:00"

@@ -1,0 +1,1 @@
+"""Test support: servers, proxies, simulators, marker tools; and their own tests."""
