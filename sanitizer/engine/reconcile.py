@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from sanitizer.core.expand import SkipObject, expand_object
-from sanitizer.core.identity import Ownership, is_legacy, is_owned, legacy_uid
+from sanitizer.core.identity import Ownership, is_owned, legacy_uid
 from sanitizer.core.model import (
     Create,
     Delete,
@@ -130,16 +130,19 @@ class Desired:
     phone_entries: int = 0  # source objects that are phone entries: the target is the source
 
     def adopt(self, present: Collection[str]) -> list[str]:
-        """Give wanted entries the legacy UIDs they already have in `present`, so entries written
-        before installation tags are kept in place instead of deleted and made again."""
-        adopted = []
+        """Give wanted entries the legacy UIDs they already have in `present` (the target's
+        UIDs), so entries written before installation tags are kept in place instead of deleted
+        and made again. Returns the legacy UIDs this key recomputed: they are ours."""
+        recomputed = []
         for uid in list(self.events):
             old = legacy_uid(uid)
-            if old != uid and old in present and uid not in present:
+            if old == uid or old not in present:
+                continue
+            recomputed.append(old)
+            if uid not in present:
                 self.events[old] = replace(self.events.pop(uid), uid=old)
                 self.origins[old] = self.origins.pop(uid)
-                adopted.append(old)
-        return adopted
+        return recomputed
 
 
 def window_for(pair: Policy, now: datetime) -> Window:
@@ -254,7 +257,7 @@ def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: 
         existing = read_target(_list_or_create(target, report.dry_run))
     except StoreError as exc:
         return _failed(report, pair, exc, None)
-    adopted = desired.adopt({i.uid for i in existing if i.uid is not None and is_legacy(i.uid)})
+    adopted = desired.adopt({i.uid for i in existing if i.uid is not None})
     report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
     ours = cycle.ours.with_legacy(adopted)
     the_plan = plan(desired.events, existing, now=now, retention=pair.retention, zone=zone,
