@@ -142,3 +142,16 @@ def test_different_calendars_are_not_the_same(first: str, second: str) -> None:
 def test_percent_encoding_never_hides_a_calendar(path: str) -> None:
     encoded = "".join(f"%{ord(c):02X}" for c in path)
     assert CalendarName.of(f"http://h/{path}/") == CalendarName.of(f"http://h/{encoded}")
+
+
+def test_a_damaged_ledger_is_kept_aside_not_overwritten(tmp_path) -> None:
+    from sanitizer.engine import ledger  # noqa: PLC0415 - only this test needs it
+
+    (tmp_path / ledger.LEDGER_FILE).write_text("{not json", encoding="utf-8")
+    assert ledger.load(tmp_path) == {}
+    ledger.note_target(tmp_path, "http://h/phone/", "maria", "main")
+    ledger.note_entries(tmp_path, "http://h/phone/", {"csan-x": "/phone/x.ics"})
+    kept = tmp_path / (ledger.LEDGER_FILE + ledger.DAMAGED_SUFFIX)
+    assert kept.read_text(encoding="utf-8") == "{not json"
+    assert ledger.load(tmp_path)["http://h/phone/"].entries == {"csan-x": "/phone/x.ics"}
+    assert oct((tmp_path / ledger.LEDGER_FILE).stat().st_mode & 0o777) == "0o600"

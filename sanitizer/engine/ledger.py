@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 VERSION = 1
 LEDGER_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
+DAMAGED_SUFFIX = ".damaged"
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,24 @@ Ledger = dict[str, Record]  # target URL -> record
 
 def load(state_dir: Path) -> Ledger:
     """The ledger (empty if there is none yet); a damaged one is reported and read as empty."""
+    return _read(state_dir)[0]
+
+
+def _read(state_dir: Path) -> tuple[Ledger, bool]:
+    """(the ledger, whether a file was there but could not be read)."""
     path = state_dir / LEDGER_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("version") != VERSION:
             raise ValueError("unknown version")
-        return {str(url): _record(item) for url, item in data["targets"].items()}
+        return {str(url): _record(item) for url, item in data["targets"].items()}, False
     except FileNotFoundError:
-        return {}
+        return {}, False
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         log.warning("the ledger %s is unreadable; retired targets are not cleaned until it is "
-                    "restored", path)
-        return {}
+                    "restored (a new one is started, the old one kept as %s)", path,
+                    DAMAGED_SUFFIX)
+        return {}, True
 
 
 def _record(item: Any) -> Record:
@@ -87,10 +94,13 @@ def _locked(state_dir: Path) -> Iterator[None]:
 def update(state_dir: Path, change: Callable[[Ledger], None]) -> Ledger:
     """Read, change and write the ledger under its lock; written only if something changed."""
     with _locked(state_dir):
-        ledger = load(state_dir)
+        ledger, damaged = _read(state_dir)
         before = dict(ledger)
         change(ledger)
         if ledger != before:
+            if damaged:  # kept for the admin to restore from, never overwritten
+                path = state_dir / LEDGER_FILE
+                path.replace(path.with_name(LEDGER_FILE + DAMAGED_SUFFIX))
             _save(state_dir, ledger)
         return ledger
 

@@ -62,13 +62,21 @@ def retire_abandoned(config: Config, key: bytes, transports: Mapping[str, Transp
     done = []
     for url, record in sorted(ledger.retired(ledger.load(state_dir),
                                              lambda u: not is_retired(config, u)).items()):
-        if record.retry_at is not None and now < datetime.fromisoformat(record.retry_at):
+        if _not_yet(record.retry_at, now):
             done.append(Retirement(record.pair, url, 0, len(record.entries),
                                    record.error or "retry-later"))
             continue
         result = _clean(config, key, transports, url, record)
         done.append(_note(config, url, record, result, now))
     return done
+
+
+def _not_yet(retry_at: str | None, now: datetime) -> bool:
+    """Whether a failed clean-up waits longer (an unreadable time does not wait)."""
+    try:
+        return retry_at is not None and now < datetime.fromisoformat(retry_at)
+    except (TypeError, ValueError):
+        return False
 
 
 def _clean(config: Config, key: bytes, transports: Mapping[str, Transport | None], url: str,
