@@ -170,12 +170,14 @@ def test_a_removed_pair_is_cleaned_on_the_next_cycle(calendars, tmp_path) -> Non
     fill(server, maria_work, 2)
     fill(server, tom_work, 4)
     put(server, tom_phone + "own.ics", vevent("tom-own", "20300305T180000Z", "20300305T190000Z"))
-    pairs = [("maria", maria_work, alias(maria_phone)), ("tom", tom_work, alias(tom_phone))]
+    pairs = [("maria", maria_work, alias(maria_phone)),
+             ("ana", calendars.new("ana-work"), alias(calendars.new("ana-phone"))),
+             ("tom", tom_work, alias(tom_phone))]
     setup = with_key(two_host_setup(tmp_path, server, pairs), KEY)
     assert setup.run("sync", "--now", NOW).code == 0
     assert len(owned(server, tom_phone)) == 4
 
-    with_config(setup, pairs[:1], server)  # tom leaves
+    with_config(setup, pairs[:2], server)  # tom leaves
     shown = setup.run("status")
     assert "retired pair tom: 4 entries left to delete" in shown.stdout, shown.output
     assert "pair maria:" in shown.stdout

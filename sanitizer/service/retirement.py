@@ -32,6 +32,7 @@ class Retirement:
     deleted: int
     left: int
     error: str | None = None
+    attempted: bool = True  # False while a failed clean-up waits for its retry time
 
     @property
     def ok(self) -> bool:
@@ -43,6 +44,16 @@ class Retirement:
         state = "clean" if self.ok else f"FAILED({self.error or 'entries-left'})"
         return (f"retired pair {self.pair}: {state} deleted={self.deleted} "
                 f"left={self.left} in {self.target}")
+
+
+def merge(earlier: list[Retirement], later: list[Retirement]) -> list[Retirement]:
+    """One result per target over several calls in one run: a real attempt is kept over a later
+    call that only waited (`sync` calls the cycle once per pair)."""
+    merged = {r.target: r for r in earlier}
+    for result in later:
+        if result.attempted or result.target not in merged:
+            merged[result.target] = result
+    return [merged[target] for target in sorted(merged)]
 
 
 def wanted_targets(config: Config) -> list[str]:
@@ -64,7 +75,7 @@ def retire_abandoned(config: Config, key: bytes, transports: Mapping[str, Transp
                                              lambda u: not is_retired(config, u)).items()):
         if _not_yet(record.retry_at, now):
             done.append(Retirement(record.pair, url, 0, len(record.entries),
-                                   record.error or "retry-later"))
+                                   record.error or "retry-later", attempted=False))
             continue
         result = _clean(config, key, transports, url, record)
         done.append(_note(config, url, record, result, now))

@@ -33,7 +33,7 @@ class Runtime:
     transports: dict[str, Transport] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no password
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
-    retired: list[retirement.Retirement] = field(default_factory=list)  # the last cycle's
+    retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
 
     def transport(self, account: Account) -> Transport | None:
         """The account's transport, or None if its password is missing."""
@@ -162,7 +162,7 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
     if not dry_run and reports:
         status.record(state_dir, reports, now)
     if not dry_run:
-        runtime.retired = retire_abandoned(runtime, now)
+        runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
 
 
