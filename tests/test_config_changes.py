@@ -269,6 +269,7 @@ def test_two_installations_writing_one_phone_calendar_do_not_fight(calendars, ma
     tags = {identity.tag_of(uid) for uid in owned(server, phone).values()}
     assert tags == {identity.installation_tag(k.encode()) for k in (KEY, OTHER_KEY)}
     assert len(list_objects(server, phone)) == 10
+    assert "foreign=5 held_back=0 skipped=0 of_other_installations=5" in first.run("status").stdout
     second.config_path.chmod(0o600)
     checked = second.run("check")
     assert "were written by another installation" in checked.stdout, checked.output

@@ -125,6 +125,8 @@ def status_line(pair: str, entry: dict[str, Any] | None, paused: dict[str, Any] 
         parts += [f"{key}={int(entry.get(key) or 0)}" for key in
                   ("created", "updated", "deleted", "unchanged", "foreign", "held_back")]
         parts.append(f"skipped={sum(skipped.values()) if isinstance(skipped, dict) else 0}")
+        if entry.get("other_installations"):
+            parts.append(f"of_other_installations={int(entry['other_installations'])}")
         if isinstance(write_errors, dict) and write_errors:
             parts.append(f"write_errors={sum(write_errors.values())}")
     else:
