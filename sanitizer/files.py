@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the config's rule for pair names
+
+
+def named(directory: Path, name: str, suffix: str = "") -> Path:
+    """A file named after a pair in `directory`; a name that is no valid pair name (`..`, a
+    slash, an absolute path) raises ValueError, so no argument can reach another file."""
+    if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError("not a valid pair name")
+    return directory / (name + suffix)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sanitizer.core.identity import is_owned
+from sanitizer.core.identity import Ownership, is_owned
 from sanitizer.core.phone_format import read_back
-from sanitizer.engine import sync_state
+from sanitizer.engine import ledger, sync_state
 from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, StoreError
-from sanitizer.service import checks, credentials, lock, logs, status
+from sanitizer.service import checks, credentials, lock, logs, retirement, status
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
 from sanitizer.service.runtime import credentials_for
 from sanitizer.stores.caldav import CalDAVTarget, Transport
@@ -125,6 +125,8 @@ def status_line(pair: str, entry: dict[str, Any] | None, paused: dict[str, Any] 
         parts += [f"{key}={int(entry.get(key) or 0)}" for key in
                   ("created", "updated", "deleted", "unchanged", "foreign", "held_back")]
         parts.append(f"skipped={sum(skipped.values()) if isinstance(skipped, dict) else 0}")
+        if entry.get("other_installations"):
+            parts.append(f"of_other_installations={int(entry['other_installations'])}")
         if isinstance(write_errors, dict) and write_errors:
             parts.append(f"write_errors={sum(write_errors.values())}")
     else:
@@ -163,7 +165,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         failed |= bool(entry and "time" in entry and not entry.get("ok"))
         _say(status_line(pair.name, entry, status.paused_info(state_dir, pair.name),
                          pid is not None, zone))
+    for url, record in sorted(retired_records(config).items()):
+        failed |= record.error is not None
+        _say(retired_line(url, record, zone))
     return int(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+def retired_records(config: Config) -> dict[str, ledger.Record]:
+    """The ledger's targets that no configured pair writes any more."""
+    return ledger.retired(ledger.load(config.service.state_dir),
+                          lambda url: not retirement.is_retired(config, url))
+
+
+def retired_line(url: str, record: ledger.Record, zone: tzinfo) -> str:
+    """One retired target: what is left to delete there, and how the clean-up goes."""
+    parts = [f"retired pair {record.pair}: {len(record.entries)} entries left to delete in {url}"]
+    if record.error is None:
+        parts.append("result=pending (deleted by the next cycle)")
+    else:
+        parts.append(f"result=FAILED({record.error})")
+        parts.append(f"last={_when(record.last_try, zone)}")
+        parts.append(f"failures_in_a_row={record.failures}")
+        parts.append(f"next={_when(record.retry_at, zone)}")
+    return " ".join(parts)
 
 
 # wipe and resume -----------------------------------------------------------------------------
@@ -175,8 +199,9 @@ def _target_transport(config: Config, pair: Pair) -> Transport:
     return Transport(credentials_for(account, password, config.service.timeout.total_seconds()))
 
 
-def wipe_target(target: CalDAVTarget) -> tuple[int, int, int]:
-    """Delete every owned entry; (deleted, foreign, still there). Foreign entries are kept."""
+def wipe_target(target: CalDAVTarget,
+                ours: Callable[[str | None], bool] = is_owned) -> tuple[int, int, int]:
+    """Delete every entry of ours; (deleted, foreign, still there). Foreign entries are kept."""
     deleted = foreign = remaining = 0
     for _ in range(WIPE_PASSES):
         try:
@@ -188,7 +213,7 @@ def wipe_target(target: CalDAVTarget) -> tuple[int, int, int]:
         owned = []
         foreign = 0
         for obj in objects:
-            if is_owned(read_back(obj.data).uid):
+            if ours(read_back(obj.data).uid):
                 owned.append(obj)
             else:
                 foreign += 1
@@ -204,32 +229,65 @@ def wipe_target(target: CalDAVTarget) -> tuple[int, int, int]:
     return deleted, foreign, remaining
 
 
-def _confirm(pair: Pair) -> None:
+def _confirm(name: str, targets: list[str], retired: bool) -> None:
     if not sys.stdin.isatty():
         raise AdminUsageError("wipe: standard input is not a terminal; add --yes to confirm")
-    sys.stdout.write(f"This deletes every entry calendar-sanitizer made in {pair.target_url}\n"
-                     f"and pauses pair {pair.name} until `calendar-sanitizer resume "
-                     f"{pair.name}`.\nType the pair name to confirm: ")
+    after = ("" if retired else f"and pauses pair {name} until `calendar-sanitizer resume "
+             f"{name}`.\n")
+    sys.stdout.write(f"This deletes every entry calendar-sanitizer made in {', '.join(targets)}\n"
+                     f"{after}Type the pair name to confirm: ")
     sys.stdout.flush()
-    if sys.stdin.readline().strip() != pair.name:
+    if sys.stdin.readline().strip() != name:
         raise AdminUsageError("wipe: not confirmed; nothing changed")
 
 
+def known_pair(config: Config, name: str) -> str:
+    """A pair name from the command line, if the config or the ledger knows it; the name that
+    is returned comes from there, so no argument ever becomes part of a file path."""
+    names = {pair.name for pair in config.pairs}
+    names |= {record.pair for record in ledger.load(config.service.state_dir).values()}
+    for known in names:
+        if known == name:
+            return known
+    raise AdminUsageError(f"no pair named {name!r} in {config.path} or among retired pairs")
+
+
+def ownership(config: Config, target_url: str, pair: str | None) -> Ownership:
+    """What this installation may delete in a target: its tag, and legacy UIDs it recorded."""
+    state_dir = config.service.state_dir
+    key = credentials.existing_uid_key(state_dir)
+    record = ledger.load(state_dir).get(target_url)
+    known = list(record.entries) if record is not None else []
+    state = sync_state.load(state_dir, pair) if pair is not None else None
+    known += list(state.entries) if state is not None else []
+    if key is None:  # no key, no tagged entry of ours: only what the records list
+        return Ownership("-", frozenset(known))
+    return Ownership.of(key, known)
+
+
 def cmd_wipe(args: argparse.Namespace) -> int:
-    """Lost phone: pause the pair first (so no cycle writes again), then delete what we made."""
+    """Lost phone: pause the pair first (so no cycle writes again), then delete what we made.
+    A retired pair (in the ledger, no longer configured) has its old targets cleaned."""
     config = load_config(_config_path(args))
-    pair = _pair(config, args.pair)
+    name = known_pair(config, args.pair)
     _require_owner(config.service.state_dir)
+    if name not in {p.name for p in config.pairs}:
+        return wipe_retired(config, name, args.yes)
+    pair = _pair(config, name)
     if not args.yes:
-        _confirm(pair)
+        _confirm(pair.name, [pair.target_url], retired=False)
     state_dir = config.service.state_dir
     status.pause(state_dir, pair.name, "wipe", datetime.now(UTC))  # first: even if the rest fails
     _say(f"pair {pair.name}: paused")
     transport = _target_transport(config, pair)
     try:
         with lock.pair_lock(state_dir, pair.name, timeout=WIPE_WAIT):
-            deleted, foreign, remaining = wipe_target(CalDAVTarget(transport, pair.target_url))
+            ours = ownership(config, pair.target_url, pair.name)
+            deleted, foreign, remaining = wipe_target(CalDAVTarget(transport, pair.target_url),
+                                                      ours.owns)
             sync_state.forget(state_dir, pair.name)  # what it remembers of the phone is gone
+            if not remaining:
+                ledger.note_entries(state_dir, pair.target_url, {})
     finally:
         transport.close()
     _say(f"pair {pair.name}: wiped deleted={deleted} foreign={foreign} (left alone) "
@@ -240,17 +298,53 @@ def cmd_wipe(args: argparse.Namespace) -> int:
     return int(ExitCode.FAILED if remaining else ExitCode.OK)
 
 
+def wipe_retired(config: Config, name: str, yes: bool) -> int:
+    """`wipe NAME` for a pair that is only in the ledger: clean each of its retired targets."""
+    targets = {url: r for url, r in retired_records(config).items() if r.pair == name}
+    if not targets:
+        _say(f"pair {name}: no retired target left to wipe")
+        return 0
+    if not yes:
+        _confirm(name, sorted(targets), retired=True)
+    failed = False
+    for url, record in sorted(targets.items()):
+        failed |= not _wipe_retired_target(config, url, record)
+    return int(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+def _wipe_retired_target(config: Config, url: str, record: ledger.Record) -> bool:
+    account = config.accounts.get(record.account)
+    if account is None:
+        _say(f"retired pair {record.pair}: account {record.account} is no longer in the config; "
+             f"add it back to reach {url}")
+        return False
+    backend = credentials.select_backend(config.service.keyring_backend)
+    password = credentials.password(backend, account.name)
+    transport = Transport(credentials_for(account, password,
+                                          config.service.timeout.total_seconds()))
+    try:
+        ours = ownership(config, url, None)
+        deleted, foreign, remaining = wipe_target(CalDAVTarget(transport, url), ours.owns)
+    finally:
+        transport.close()
+    if not remaining:
+        ledger.cleaned(config.service.state_dir, url)
+    _say(f"retired pair {record.pair}: wiped {url} deleted={deleted} foreign={foreign} "
+         f"(left alone) not-deleted={remaining}")
+    return not remaining
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     """Remove the pause flag; the next cycle fills the phone calendar again."""
     config = load_config(_config_path(args))
     state_dir = config.service.state_dir
     _require_owner(state_dir)
-    if status.paused_info(state_dir, args.pair) is None:
-        _pair(config, args.pair)
-        _say(f"pair {args.pair}: was not paused")
+    name = known_pair(config, args.pair)  # checked before any path is made from it
+    if status.paused_info(state_dir, name) is None:
+        _say(f"pair {name}: was not paused")
         return 0
-    status.resume(state_dir, args.pair)
-    _say(f"pair {args.pair}: resumed; the next cycle syncs it "
+    status.resume(state_dir, name)
+    _say(f"pair {name}: resumed; the next cycle syncs it "
          "(`systemctl reload calendar-sanitizer` to run one now)")
     return 0
 

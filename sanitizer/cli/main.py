@@ -22,7 +22,7 @@ from sanitizer.errors import ConfigError, ExitCode, SanitizerError, SecretError
 from sanitizer.service import credentials, lock
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
 from sanitizer.service.logs import LEVELS, setup
-from sanitizer.service.runtime import open_runtime, run_cycle, run_locked
+from sanitizer.service.runtime import Runtime, open_runtime, run_cycle, run_locked
 
 PROG = "calendar-sanitizer"
 log = logging.getLogger(__name__)
@@ -134,7 +134,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
     pairs = _pairs(config, args.pair)
     now = parse_now(args.now, config.service.timezone)
     instance = None if args.dry_run else lock.acquire(config.service.state_dir)
-    runtime = open_runtime(config, pairs)
+    try:
+        runtime = open_runtime(config, pairs, dry_run=args.dry_run)
+    except BaseException:
+        if instance is not None:
+            instance.release()
+        raise
+    _say_if_throwaway(runtime)
     try:
         if args.dry_run:
             reports = run_cycle(runtime, pairs, now, dry_run=True)
@@ -146,7 +152,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
             instance.release()
     for report in reports:
         print(report.status_line())
-    return int(ExitCode.OK if all(r.ok for r in reports) else ExitCode.FAILED)
+    for retired in runtime.retired:
+        print(retired.status_line())
+    ok = all(r.ok for r in reports) and all(r.ok for r in runtime.retired)
+    return int(ExitCode.OK if ok else ExitCode.FAILED)
+
+
+def _say_if_throwaway(runtime: Runtime) -> None:
+    """A dry run without a UID key made none: say that its UIDs and counts are provisional."""
+    if runtime.throwaway_key:
+        print(f"{PROG}: no UID key yet; this dry run uses a throwaway key and creates none "
+              "(the first real sync makes it)", file=sys.stderr)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -154,7 +170,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
     config = _config(args)
     pairs = _pairs(config, args.pair)
     now = parse_now(args.now, config.service.timezone)
-    runtime = open_runtime(config, pairs)
+    runtime = open_runtime(config, pairs, dry_run=True)
+    _say_if_throwaway(runtime)
     try:
         reports = run_cycle(runtime, pairs, now, dry_run=True)
     finally:

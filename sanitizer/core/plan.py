@@ -6,7 +6,7 @@ The decision table, per UID:
 - desired, in the target, same content       -> nothing
 - owned, not desired                         -> Delete (expired, cancelled, moved out, rule change)
 - owned, the same UID at several hrefs       -> Delete all but one (a lost response, a crash)
-- not owned                                  -> left alone, reported by href
+- not ours (another installation's included) -> left alone, reported by href
 The mass-deletion guard: when the source returned nothing and two or more owned entries that have
 not expired would go, they are held back, not deleted (an auth glitch or a wrong URL must not
 empty the phone). A single entry is let go: its deletion looks like any cancellation, and holding
@@ -15,7 +15,7 @@ it would fail the pair until it expired, each time an advocate's last appointmen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 
 from sanitizer.core.identity import is_owned
@@ -35,12 +35,16 @@ GUARD_MINIMUM = 2
 
 
 def plan(desired: Mapping[str, SanitizedEvent], existing: Sequence[TargetItem], *,
-         now: datetime, retention: timedelta, zone: tzinfo, source_empty: bool = False) -> Plan:
-    """The actions that make the target hold exactly `desired` among its owned entries."""
-    foreign = tuple(sorted(item.href for item in existing if not is_owned(item.uid)))
+         now: datetime, retention: timedelta, zone: tzinfo, source_empty: bool = False,
+         ours: Callable[[str | None], bool] = is_owned) -> Plan:
+    """The actions that make the target hold exactly `desired` among its owned entries.
+
+    `ours` says which entries this installation made; every other one is foreign.
+    """
+    foreign = tuple(sorted(item.href for item in existing if not ours(item.uid)))
     by_uid: dict[str, list[TargetItem]] = {}
     for item in sorted(existing, key=lambda i: i.href):
-        if is_owned(item.uid) and item.uid is not None:
+        if ours(item.uid) and item.uid is not None:
             by_uid.setdefault(item.uid, []).append(item)
     horizon = now - retention
     actions: list[PlanAction] = []

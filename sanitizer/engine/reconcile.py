@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from sanitizer.core.expand import SkipObject, expand_object
+from sanitizer.core.identity import Ownership, is_owned, legacy_uid
 from sanitizer.core.model import (
     Create,
     Delete,
@@ -80,6 +81,7 @@ class PairReport:
     expired: int = 0
     unchanged: int = 0
     foreign: int = 0
+    other_installations: int = 0  # of the foreign entries, those another installation made
     held_back: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     write_errors: Counter[str] = field(default_factory=Counter)
@@ -106,6 +108,8 @@ class PairReport:
                  f"updated={self.updated}", f"deleted={self.deleted}",
                  f"unchanged={self.unchanged}", f"skipped={sum(self.skipped.values())}",
                  f"foreign={self.foreign}"]
+        if self.other_installations:
+            parts.append(f"(of other installations: {self.other_installations})")
         if self.skipped:
             parts.append("(" + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) + ")")
         if self.held_back:
@@ -123,6 +127,22 @@ class Desired:
     boundary: datetime  # the next time the window alone changes what the phone should hold
     events: dict[str, SanitizedEvent] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)  # target uid -> source href
+    phone_entries: int = 0  # source objects that are phone entries: the target is the source
+
+    def adopt(self, present: Collection[str]) -> list[str]:
+        """Give wanted entries the legacy UIDs they already have in `present` (the target's
+        UIDs), so entries written before installation tags are kept in place instead of deleted
+        and made again. Returns the legacy UIDs this key recomputed: they are ours."""
+        recomputed = []
+        for uid in list(self.events):
+            old = legacy_uid(uid)
+            if old == uid or old not in present:
+                continue
+            recomputed.append(old)
+            if uid not in present:
+                self.events[old] = replace(self.events.pop(uid), uid=old)
+                self.origins[old] = self.origins.pop(uid)
+        return recomputed
 
 
 def window_for(pair: Policy, now: datetime) -> Window:
@@ -142,6 +162,9 @@ def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: d
             instances = expand_object(obj.data, wide, zone, fallback_uid=obj.href)
         except SkipObject as skip:
             skipped[skip.reason] += 1
+            continue
+        if any(is_owned(instance.source_uid) for instance in instances):
+            desired.phone_entries += 1  # never read our own output as input
             continue
         for instance in instances:
             start, end = instant(instance.start, zone), instant(instance.end, zone)
@@ -173,17 +196,19 @@ def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry
         pair: Policy, source: SourceCalendar, target: TargetCalendar, *, key: bytes,
               now: datetime, zone: tzinfo, dry_run: bool = False, workers: int = 4,
               state: PairState | None = None, full_every: timedelta = timedelta(hours=1),
-              force_full: bool = False) -> PairReport:
+              force_full: bool = False, known: Collection[str] = ()) -> PairReport:
     """Run one cycle; never raises for store errors (they land in the report).
 
-    `report.state` is what to remember for the next cycle (None after a dry run).
+    `report.state` is what to remember for the next cycle (None after a dry run). `known` are
+    UIDs this installation recorded writing to the target (the ledger), besides the state's.
     """
     fingerprint = sync_state.fingerprint(pair, zone, key)
     quiet_ok = (state is not None and not dry_run and not force_full and state.clean
                 and state.token and state.fingerprint == fingerprint
                 and state.last_full <= now < state.last_full + full_every
                 and now < state.next_boundary and hasattr(source, "changes"))
-    cycle = Cycle(pair, key, now, zone, workers)
+    recorded = [*known, *(state.entries if state is not None else ())]
+    cycle = Cycle(pair, key, now, zone, workers, Ownership.of(key, recorded))
     if quiet_ok:
         assert state is not None
         report = PairReport(pair.name, mode="quiet")
@@ -214,6 +239,7 @@ class Cycle:
     now: datetime
     zone: tzinfo
     workers: int
+    ours: Ownership
 
 
 def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: PairReport,
@@ -226,13 +252,18 @@ def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: 
         window = window_for(pair, now)
         objects = source.fetch(Window(window.start, window.end + MARGIN))
         desired = desired_state(objects, pair, key, now, zone, report.skipped)
-        report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
+        if desired.phone_entries:
+            return _holds_phone_entries(report, desired.phone_entries)
         existing = read_target(_list_or_create(target, report.dry_run))
     except StoreError as exc:
         return _failed(report, pair, exc, None)
+    adopted = desired.adopt({i.uid for i in existing if i.uid is not None})
+    report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
+    ours = cycle.ours.with_legacy(adopted)
     the_plan = plan(desired.events, existing, now=now, retention=pair.retention, zone=zone,
-                    source_empty=not objects)
+                    source_empty=not objects, ours=ours.owns)
     _count_plan(report, the_plan)
+    report.other_installations = sum(is_owned(i.uid) and not ours.owns(i.uid) for i in existing)
     if report.dry_run:
         return report
     results = execute(the_plan, target, report, cycle.workers)
@@ -248,8 +279,19 @@ def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: 
     report.state = PairState(
         fingerprint=fingerprint, token=token, last_full=now,
         next_boundary=desired.boundary, entries=entries, foreign=report.foreign,
+        other_installations=report.other_installations,
         clean=_clean(report, entries),
     )
+    return report
+
+
+def _holds_phone_entries(report: PairReport, count: int) -> PairReport:
+    """Fail the pair without writing: its source holds phone entries, so the target and the
+    source are probably the same calendar under two names."""
+    report.error = (f"the source holds {count} phone entries (written by calendar-sanitizer); "
+                    "the target is probably the same calendar as the source: nothing written")
+    report.error_code = "source-holds-phone-entries"
+    log.warning("pair %s: %s", report.pair, report.error)
     return report
 
 
@@ -260,7 +302,7 @@ def _quiet(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, state: 
     assert state.token is not None
     changes = feed.changes(state.token)
     changed, removed, new_token = changes.changed, changes.removed, changes.token
-    report.foreign = state.foreign
+    report.foreign, report.other_installations = state.foreign, state.other_installations
     if not changed and not removed:
         report.unchanged = len(state.entries)
         report.state = replace(state, token=new_token)
@@ -276,6 +318,9 @@ def _quiet(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, state: 
         raise NeedFull
     objects = feed.multiget(list(changed)) if changed else []
     desired = desired_state(objects, pair, key, now, zone, report.skipped)
+    if desired.phone_entries:
+        raise NeedFull  # the full path fails the pair and says why
+    desired.adopt(state.entries.keys())
     old = {uid: e for uid, e in state.entries.items() if e.origin in touched}
     if any(uid in state.entries and uid not in old for uid in desired.events):
         raise NeedFull  # an entry now claimed by another source object: let the full path sort it

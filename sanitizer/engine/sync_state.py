@@ -21,7 +21,7 @@ from typing import Any
 
 from sanitizer.core.model import Entry
 from sanitizer.core.policy import Policy
-from sanitizer.files import write_json
+from sanitizer.files import named, write_json
 
 VERSION = 1
 PAIRS_DIR = "pairs"
@@ -38,6 +38,7 @@ class PairState:
     entries: Mapping[str, Entry] = field(default_factory=dict)
     foreign: int = 0
     clean: bool = True
+    other_installations: int = 0
 
 
 def keyed(key: bytes, *parts: str | bytes) -> str:
@@ -55,8 +56,8 @@ def fingerprint(pair: Policy, zone: tzinfo, key: bytes) -> str:
 
 
 def path_for(state_dir: Path, pair: str) -> Path:
-    """Where a pair's state lives."""
-    return state_dir / PAIRS_DIR / f"{pair}.json"
+    """Where a pair's state lives (a name that could leave the directory is refused)."""
+    return named(state_dir / PAIRS_DIR, pair, ".json")
 
 
 def load(state_dir: Path, pair: str) -> PairState | None:
@@ -71,6 +72,7 @@ def load(state_dir: Path, pair: str) -> PairState | None:
             next_boundary=datetime.fromisoformat(data["next_boundary"]),
             entries={uid: Entry(**entry) for uid, entry in data["entries"].items()},
             foreign=int(data["foreign"]), clean=bool(data["clean"]),
+            other_installations=int(data.get("other_installations", 0)),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -83,6 +85,7 @@ def save(state_dir: Path, pair: str, state: PairState) -> None:
         "last_full": state.last_full.isoformat(), "next_boundary": state.next_boundary.isoformat(),
         "entries": {uid: asdict(entry) for uid, entry in sorted(state.entries.items())},
         "foreign": state.foreign, "clean": state.clean,
+        "other_installations": state.other_installations,
     }
     write_json(path_for(state_dir, pair), data)
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
-from sanitizer.service import credentials
+from sanitizer.service import credentials, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
 from sanitizer.service.runtime import credentials_for
 from sanitizer.stores.caldav import (
@@ -83,15 +83,45 @@ def run_checks(config_path: Path) -> list[Finding]:
     findings = [Finding("config", "ok", f"{config_path}: {len(config.pairs)} pair(s), "
                                         f"{len(config.accounts)} account(s)")]
     findings += file_permissions(config_path, config.service.state_dir)
+    key = key_check(config, findings)
     transports = account_checks(config, findings)
     try:
         for index, pair in enumerate(config.pairs):
-            findings.append(pair_check(index, pair, transports))
+            findings += checked_pair(config, index, pair, transports, key)
     finally:
         for transport in transports.values():
             if transport is not None:
                 transport.close()
     return findings
+
+
+def key_check(config: Config, findings: list[Finding]) -> bytes | None:
+    """The UID key, read only (a missing one is made by the first sync; a weak one is refused)."""
+    try:
+        return credentials.existing_uid_key(config.service.state_dir)
+    except SecretError as exc:
+        findings.append(Finding("uid-key", "unusable", str(exc), ExitCode.CONFIG))
+        return None
+
+
+def checked_pair(config: Config, index: int, pair: Pair,
+                 transports: dict[str, Transport | None], key: bytes | None) -> list[Finding]:
+    """The pair's row, then what its calendars hold that shows a mix-up (target = source,
+    another installation writing the same calendar)."""
+    item = f"pair {pair.name}"
+    clash = target_checks.target_is_source(config, index, pair)
+    if clash is not None:
+        return [Finding(item, *clash)]
+    finding = pair_check(index, pair, transports)
+    source = transports.get(pair.source_account.name)
+    target = transports.get(pair.target_account.name)
+    if finding.code is not ExitCode.OK or source is None or target is None:
+        return [finding]
+    try:
+        problems = target_checks.contents_problems(pair, index, source, target, key)
+    except StoreError as exc:
+        return [finding, store_finding(item, exc, f"accounts.{pair.target_account.name}")]
+    return [finding, *(Finding(item, *problem) for problem in problems)]
 
 
 def file_permissions(config_path: Path, state_dir: Path | None) -> list[Finding]:

@@ -167,18 +167,19 @@ def store_password(backend: keyring.backend.KeyringBackend, account: str, value:
                           "pin a real backend with service.keyring_backend")
 
 
+MIN_KEY_BYTES = 32
+
+
 def uid_key(state_dir: Path) -> bytes:
     """The per-installation HMAC key: credential `uid-key`, else a 0600 file made on first use.
 
     The file appears whole or not at all (written aside, then linked into place), so a crash
     while making it can never leave an empty key behind.
     """
-    directory = os.environ.get(CREDENTIALS_ENV)
-    if directory and (Path(directory) / UID_KEY).is_file():
-        return (Path(directory) / UID_KEY).read_bytes().strip()
+    found = existing_uid_key(state_dir)
+    if found is not None:
+        return found
     path = state_dir / UID_KEY
-    if path.exists():
-        return _existing_key(path)
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=state_dir, prefix=".uid-key-")
@@ -194,12 +195,43 @@ def uid_key(state_dir: Path) -> bytes:
         pass
     finally:
         Path(temp).unlink(missing_ok=True)
-    return _existing_key(path)
+    return _strong(path.read_bytes(), f"UID key {path}")
 
 
-def _existing_key(path: Path) -> bytes:
-    """A key made by an earlier run; a short one means a damaged file, not a new install."""
-    data = path.read_bytes().strip()
-    if len(data) < 32:
-        raise SecretError(str(path), "the UID key is too short; restore it from backup")
-    return data
+def existing_uid_key(state_dir: Path) -> bytes | None:
+    """The UID key if there is one (credential or file), else None; never makes one.
+
+    A key shorter than 32 bytes is refused wherever it comes from (SecretError, exit 78): with a
+    guessable key, anyone who knows the work calendar's UIDs could link phone entries to events.
+    """
+    directory = os.environ.get(CREDENTIALS_ENV)
+    if directory and (Path(directory) / UID_KEY).is_file():
+        try:
+            data = (Path(directory) / UID_KEY).read_bytes()
+        except OSError as exc:
+            raise SecretError(f"credential {UID_KEY}", f"unreadable ({exc.strerror})") from None
+        return _strong(data, f"credential {UID_KEY}")
+    path = state_dir / UID_KEY
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SecretError(f"UID key {path}", f"unreadable ({exc.strerror})") from None
+    return _strong(data, f"UID key {path}")
+
+
+def throwaway_uid_key() -> bytes:
+    """A key for a run that must not create one (a dry run): its UIDs are not the real ones."""
+    return token.token_hex(32).encode("ascii")
+
+
+def _strong(data: bytes, what: str) -> bytes:
+    """The key material, or SecretError naming where a too short one came from."""
+    key = data.strip()
+    if len(key) < MIN_KEY_BYTES:
+        hint = ("the UID key is too short; restore it from backup" if what.startswith("UID key")
+                else f"must hold at least {MIN_KEY_BYTES} bytes of key material "
+                     "(e.g. `openssl rand -hex 32`)")
+        raise SecretError(what, hint)
+    return key

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from sanitizer.errors import AlreadyRunning, ExitCode, SanitizerError
+from sanitizer.files import named
 
 LOCK_FILE = "lock"
 PAIR_LOCK_DIR = "locks"
@@ -53,8 +55,29 @@ class InstanceLock:
             self._fd = None
 
 
+def require_private(state_dir: Path) -> None:
+    """Refuse a state directory another local user could change (exit 78): whoever can replace
+    the UID key or the ledger decides what the service writes and deletes."""
+    try:
+        info = state_dir.stat()
+    except FileNotFoundError:
+        return  # made 0700 by this user on first use
+    except OSError as exc:
+        raise LockError(f"{state_dir}: {exc.strerror}") from None
+    if info.st_uid != os.geteuid():
+        raise LockError(f"the state directory {state_dir} belongs to uid {info.st_uid}, not to "
+                        f"this user (uid {os.geteuid()}); run as its owner or chown it")
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        raise LockError(f"the state directory {state_dir} is writable by group or others "
+                        f"(mode {stat.S_IMODE(info.st_mode):04o}): run `chmod 700 {state_dir}`")
+
+
 def acquire(state_dir: Path) -> InstanceLock:
-    """Take `state_dir/lock` without waiting, or raise AlreadyRunning naming the holder."""
+    """Take `state_dir/lock` without waiting, or raise AlreadyRunning naming the holder.
+
+    A state directory that is not private to this user is refused first (LockError, exit 78).
+    """
+    require_private(state_dir)
     path = state_dir / LOCK_FILE
     try:
         fd = _open(path)
@@ -95,7 +118,7 @@ def holder(state_dir: Path) -> int | None:
 @contextlib.contextmanager
 def pair_lock(state_dir: Path, pair: str, timeout: float = 0.0) -> Iterator[None]:
     """Hold the pair's write lock, waiting up to `timeout` seconds for another holder."""
-    fd = _open(state_dir / PAIR_LOCK_DIR / pair)
+    fd = _open(named(state_dir / PAIR_LOCK_DIR, pair))
     try:
         deadline = time.monotonic() + timeout
         while True:

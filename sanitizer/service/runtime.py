@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sanitizer.engine import sync_state
+from keyring.backend import KeyringBackend
+
+from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.reconcile import PairReport, sync_pair
 from sanitizer.errors import SecretError
-from sanitizer.service import credentials, lock, status
+from sanitizer.service import credentials, lock, retirement, status
+from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
 from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, Transport
 
@@ -29,6 +32,8 @@ class Runtime:
     key: bytes
     transports: dict[str, Transport] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no password
+    throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
+    retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
 
     def transport(self, account: Account) -> Transport | None:
         """The account's transport, or None if its password is missing."""
@@ -48,10 +53,15 @@ def credentials_for(account: Account, password: str, timeout: float) -> Credenti
     return Credentials(account.url, account.username, password, verify, timeout)
 
 
-def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime:
-    """Read the UID key and the passwords of the accounts the chosen pairs use."""
-    key = credentials.uid_key(config.service.state_dir)
-    runtime = Runtime(config, key)
+def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
+                 dry_run: bool = False) -> Runtime:
+    """Read the UID key and the passwords of the accounts the chosen pairs use.
+
+    A dry run makes nothing: without a key it uses a throwaway one (`runtime.throwaway_key`).
+    """
+    state_dir = config.service.state_dir
+    found = credentials.existing_uid_key(state_dir) if dry_run else credentials.uid_key(state_dir)
+    runtime = Runtime(config, found or credentials.throwaway_uid_key(), throwaway_key=not found)
     backend = credentials.select_backend(config.service.keyring_backend)
     accounts = {a.name: a for p in (pairs or config.pairs)
                 for a in (p.source_account, p.target_account)}
@@ -63,7 +73,36 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime
             runtime.missing[name] = str(exc)
             continue
         runtime.transports[name] = Transport(credentials_for(account, password, timeout))
+    if not dry_run:
+        _open_retired_accounts(runtime, backend, timeout)
     return runtime
+
+
+def _open_retired_accounts(runtime: Runtime, backend: KeyringBackend,
+                           timeout: float) -> None:
+    """Transports for the accounts of retired targets; a missing password fails only those."""
+    config = runtime.config
+    for record in ledger.load(config.service.state_dir).values():
+        account = config.accounts.get(record.account)
+        if account is None or account.name in runtime.transports:
+            continue
+        try:
+            password = credentials.password(backend, account.name)
+        except SecretError:
+            continue
+        runtime.transports[account.name] = Transport(credentials_for(account, password, timeout))
+
+
+def target_clash(config: Config, pair: Pair) -> PairReport | None:
+    """A failed report if the pair's target is some pair's source under another name."""
+    for other in config.pairs:
+        if matching(pair.target_url, [other.source_url]):
+            report = PairReport(pair.name)
+            report.error = (f"the target {pair.target_url} is the same calendar as the source of "
+                            f"pair {other.name} ({other.source_url}); refusing to write")
+            report.error_code = "target-is-a-source"
+            return report
+    return None
 
 
 def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
@@ -78,15 +117,26 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
         report.error_code = "password-missing"
         return report
     service = runtime.config.service
+    clash = target_clash(runtime.config, pair)
+    if clash is not None:
+        clash.dry_run = dry_run
+        return clash
+    if not dry_run:  # before the first write, so a crash cannot hide the target
+        ledger.note_target(service.state_dir, pair.target_url, pair.name,
+                           pair.target_account.name)
+    known = ledger.load(service.state_dir).get(pair.target_url)
     report = sync_pair(
         pair, CalDAVSource(source_transport, pair.source_url),
         CalDAVTarget(target_transport, pair.target_url),
         key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
+        known=known.entries.keys() if known is not None else (),
     )
     if report.state is not None:
         sync_state.save(service.state_dir, pair.name, report.state)
+        ledger.note_entries(service.state_dir, pair.target_url,
+                            {uid: entry.href for uid, entry in report.state.entries.items()})
     elif not dry_run:
         sync_state.forget(service.state_dir, pair.name)
     return report
@@ -111,7 +161,18 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         reports.append(report)
     if not dry_run and reports:
         status.record(state_dir, reports, now)
+    if not dry_run:
+        runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
+
+
+def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirement]:
+    """Clean the targets no configured pair wants any more; a failure never stops the pairs."""
+    try:
+        return retirement.retire_abandoned(runtime.config, runtime.key, runtime.transports, now)
+    except Exception as exc:  # noqa: BLE001 - the pairs' results stand whatever happens here
+        log.error("retired targets: internal error (%s)", type(exc).__name__)
+        return []
 
 
 def run_locked(runtime: Runtime, pairs: Iterable[Pair], now: datetime,

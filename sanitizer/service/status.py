@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sanitizer.engine.reconcile import PairReport
-from sanitizer.files import write_json
+from sanitizer.files import named, write_json
 
 log = logging.getLogger(__name__)
 STATUS_FILE = "status.json"
@@ -25,7 +25,7 @@ def is_paused(state_dir: Path, pair: str) -> bool:
     """True while the pair is paused (after a wipe, until resume). A flag that cannot be looked
     at counts as set: after a lost phone, writing to it again by mistake is the worse error."""
     try:
-        (state_dir / PAUSED_DIR / pair).stat()
+        (named(state_dir / PAUSED_DIR, pair)).stat()
     except FileNotFoundError:
         return False
     except OSError as exc:
@@ -55,6 +55,7 @@ def record(state_dir: Path, reports: list[PairReport], now: datetime) -> None:
             "error": report.error_code,
             "created": report.created, "updated": report.updated, "deleted": report.deleted,
             "unchanged": report.unchanged, "foreign": report.foreign,
+            "other_installations": report.other_installations,
             "held_back": report.held_back, "skipped": dict(report.skipped),
             "write_errors": dict(report.write_errors),
         })
@@ -74,14 +75,14 @@ def record_schedule(state_dir: Path, schedule: dict[str, tuple[datetime, int]]) 
 
 def pause(state_dir: Path, pair: str, reason: str, now: datetime) -> None:
     """Pause a pair: every cycle skips it until resume()."""
-    write_json(state_dir / PAUSED_DIR / pair,
+    write_json(named(state_dir / PAUSED_DIR, pair),
                {"since": now.isoformat(timespec="seconds"), "reason": reason})
 
 
 def resume(state_dir: Path, pair: str) -> bool:
     """Remove the pause flag; False if the pair was not paused."""
     try:
-        (state_dir / PAUSED_DIR / pair).unlink()
+        (named(state_dir / PAUSED_DIR, pair)).unlink()
     except FileNotFoundError:
         return False
     return True
@@ -89,7 +90,7 @@ def resume(state_dir: Path, pair: str) -> bool:
 
 def paused_info(state_dir: Path, pair: str) -> dict[str, Any] | None:
     """When and why the pair was paused ({} if the flag has no readable details), or None."""
-    path = state_dir / PAUSED_DIR / pair
+    path = named(state_dir / PAUSED_DIR, pair)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -43,14 +43,14 @@ FILES = ("event_google_recurring_exceptions.ics", "event_zimbra_recurring.ics",
          "event_recurring_moved_instance.ics", "event_outlook_teams_meeting.ics",
          "event_staff_meeting.ics", "event_rdate_exdate.ics", "event_delegated_attendees.ics")
 KEYS = ("1" * 64, "2" * 64)
-UID = re.compile(OWNED_PREFIX + "[0-9a-f]{40}")
+UID = re.compile(OWNED_PREFIX + "[0-9a-f]{8}-[0-9a-f]{40}")  # installation tag, keyed digest
 VOLATILE = ("DTSTAMP", "CREATED", "LAST-MODIFIED", "SEQUENCE")
 MIN_BITS = 40  # of 160: two unrelated UIDs differ in about 80 bits; a related one in few
 
 
 def bits_apart(a: str, b: str) -> int:
-    """Hamming distance of two owned UIDs' digests."""
-    x = int(a.removeprefix(OWNED_PREFIX), 16) ^ int(b.removeprefix(OWNED_PREFIX), 16)
+    """Hamming distance of two owned UIDs' digests (the part after the installation tag)."""
+    x = int(a.rsplit("-", 1)[1], 16) ^ int(b.rsplit("-", 1)[1], 16)
     return x.bit_count()
 
 

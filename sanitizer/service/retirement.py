@@ -1,0 +1,119 @@
+"""Retired targets: calendars in the ledger that no configured pair writes any more.
+
+A pair removed from the config, or a target corrected, leaves entries in a calendar nobody wants
+them in. Each cycle deletes them (only ours, see engine/retire.py); a target that cannot be
+reached is tried again with backoff and shows as failing until it is clean.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sanitizer.core.identity import Ownership
+from sanitizer.engine import ledger
+from sanitizer.engine.retire import Cleanup, clean_target
+from sanitizer.service.calendars import matching
+from sanitizer.service.config import Config
+from sanitizer.stores.caldav import CalDAVTarget, Transport
+
+log = logging.getLogger(__name__)
+BACKOFF_MAX = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """One retired target's clean-up in this cycle (or why it was not tried)."""
+
+    pair: str
+    target: str
+    deleted: int
+    left: int
+    error: str | None = None
+    attempted: bool = True  # False while a failed clean-up waits for its retry time
+
+    @property
+    def ok(self) -> bool:
+        """Clean now."""
+        return self.error is None and not self.left
+
+    def status_line(self) -> str:
+        """One line, for the CLI and the log."""
+        state = "clean" if self.ok else f"FAILED({self.error or 'entries-left'})"
+        return (f"retired pair {self.pair}: {state} deleted={self.deleted} "
+                f"left={self.left} in {self.target}")
+
+
+def merge(earlier: list[Retirement], later: list[Retirement]) -> list[Retirement]:
+    """One result per target over several calls in one run: a real attempt is kept over a later
+    call that only waited (`sync` calls the cycle once per pair)."""
+    merged = {r.target: r for r in earlier}
+    for result in later:
+        if result.attempted or result.target not in merged:
+            merged[result.target] = result
+    return [merged[target] for target in sorted(merged)]
+
+
+def wanted_targets(config: Config) -> list[str]:
+    """The targets of the configured pairs."""
+    return [pair.target_url for pair in config.pairs]
+
+
+def is_retired(config: Config, url: str) -> bool:
+    """True if no configured pair writes this target (under any spelling of its URL)."""
+    return not matching(url, wanted_targets(config))
+
+
+def retire_abandoned(config: Config, key: bytes, transports: Mapping[str, Transport | None],
+                     now: datetime) -> list[Retirement]:
+    """Clean every retired target that is due; record what is left and when to try again."""
+    state_dir = config.service.state_dir
+    done = []
+    for url, record in sorted(ledger.retired(ledger.load(state_dir),
+                                             lambda u: not is_retired(config, u)).items()):
+        if _not_yet(record.retry_at, now):
+            done.append(Retirement(record.pair, url, 0, len(record.entries),
+                                   record.error or "retry-later", attempted=False))
+            continue
+        result = _clean(config, key, transports, url, record)
+        done.append(_note(config, url, record, result, now))
+    return done
+
+
+def _not_yet(retry_at: str | None, now: datetime) -> bool:
+    """Whether a failed clean-up waits longer (an unreadable time does not wait)."""
+    try:
+        return retry_at is not None and now < datetime.fromisoformat(retry_at)
+    except (TypeError, ValueError):
+        return False
+
+
+def _clean(config: Config, key: bytes, transports: Mapping[str, Transport | None], url: str,
+           record: ledger.Record) -> Cleanup:
+    if matching(url, [pair.source_url for pair in config.pairs]):
+        return Cleanup(left=dict(record.entries), error="retired-target-is-a-source")
+    transport = transports.get(record.account)
+    if transport is None:
+        reason = "account-missing" if record.account not in config.accounts else "no-password"
+        return Cleanup(left=dict(record.entries), error=reason)
+    return clean_target(CalDAVTarget(transport, url), Ownership.of(key, record.entries))
+
+
+def _note(config: Config, url: str, record: ledger.Record, result: Cleanup,
+          now: datetime) -> Retirement:
+    state_dir = config.service.state_dir
+    if result.done:
+        ledger.cleaned(state_dir, url)
+        log.info("retired pair %s: deleted %d entries from %s; it holds nothing of ours now",
+                 record.pair, result.deleted, url)
+        return Retirement(record.pair, url, result.deleted, 0)
+    error = result.error or "conflict"
+    wait = min(config.service.interval * 2 ** min(record.failures, 16), BACKOFF_MAX)
+    ledger.clean_up_failed(state_dir, url, entries=result.left or dict(record.entries),
+                           error=error, now=now, retry_at=now + wait)
+    left = len(result.left or record.entries)
+    log.warning("retired pair %s: %d entries left to delete in %s (%s); trying again in %ds",
+                record.pair, left, url, error, int(wait.total_seconds()))
+    return Retirement(record.pair, url, result.deleted, left, error)
