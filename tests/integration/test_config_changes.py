@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from harness import Setup, delete, list_objects, put, vevent
-from servers import RadicaleServer
-from test_faults import with_key
 
 from sanitizer.core import identity
 from sanitizer.core.identity import OWNED_PREFIX
 from sanitizer.core.phone_format import read_back
+from tests.integration.test_faults import with_key
+from tests.support.harness import Setup, delete, list_objects, put, vevent
+from tests.support.servers import RadicaleServer
 
 pytestmark = pytest.mark.integration
 NOW = "2030-03-04T09:00:00+00:00"

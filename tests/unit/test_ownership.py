@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from core_builders import KEY, NOW, UTC_ZONE, ics, make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +25,7 @@ from sanitizer.core.phone_format import read_back
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.service.calendars import CalendarName, same_calendar
 from sanitizer.stores.memory import MemoryCalendar
+from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, make_pair
 
 PAIR = make_pair()
 keys = st.binary(min_size=32, max_size=64)
