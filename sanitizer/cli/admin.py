@@ -20,7 +20,8 @@ from sanitizer.engine import sync_state
 from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, StoreError
 from sanitizer.service import checks, credentials, lock, logs, status
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
-from sanitizer.service.runtime import credentials_for
+from sanitizer.service.runtime import credentials_for, open_graph
+from sanitizer.stores.base import TargetCalendar
 from sanitizer.stores.caldav import CalDAVTarget, Transport
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
@@ -168,14 +169,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # wipe and resume -----------------------------------------------------------------------------
 
-def _target_transport(config: Config, pair: Pair) -> Transport:
+def _target_store(config: Config, pair: Pair) -> tuple[TargetCalendar, Callable[[], None]]:
+    """The pair's target store and how to close its connections."""
     backend = credentials.select_backend(config.service.keyring_backend)
     account = pair.target_account
-    password = credentials.password(backend, account.name)
-    return Transport(credentials_for(account, password, config.service.timeout.total_seconds()))
+    secret = credentials.password(backend, account.secret_name)
+    timeout = config.service.timeout.total_seconds()
+    if account.kind == "microsoft365":
+        graph = open_graph(account, secret, timeout)
+        return graph.target_for(pair.target_url), graph.close
+    transport = Transport(credentials_for(account, secret, timeout))
+    return CalDAVTarget(transport, pair.target_url), transport.close
 
 
-def wipe_target(target: CalDAVTarget) -> tuple[int, int, int]:
+def wipe_target(target: TargetCalendar) -> tuple[int, int, int]:
     """Delete every owned entry; (deleted, foreign, still there). Foreign entries are kept."""
     deleted = foreign = remaining = 0
     for _ in range(WIPE_PASSES):
@@ -225,13 +232,13 @@ def cmd_wipe(args: argparse.Namespace) -> int:
     state_dir = config.service.state_dir
     status.pause(state_dir, pair.name, "wipe", datetime.now(UTC))  # first: even if the rest fails
     _say(f"pair {pair.name}: paused")
-    transport = _target_transport(config, pair)
+    target, close = _target_store(config, pair)
     try:
         with lock.pair_lock(state_dir, pair.name, timeout=WIPE_WAIT):
-            deleted, foreign, remaining = wipe_target(CalDAVTarget(transport, pair.target_url))
+            deleted, foreign, remaining = wipe_target(target)
             sync_state.forget(state_dir, pair.name)  # what it remembers of the phone is gone
     finally:
-        transport.close()
+        close()
     _say(f"pair {pair.name}: wiped deleted={deleted} foreign={foreign} (left alone) "
          f"not-deleted={remaining}; paused until `calendar-sanitizer resume {pair.name}`")
     if remaining:
