@@ -82,6 +82,7 @@ class Fault:
     match: str = ""
     method: str | None = None
     hang: float = 0.0
+    after: bool = False  # carry the request out first, then answer with the fault
 
 
 class GraphSim:
@@ -209,10 +210,12 @@ class GraphSim:
             self.skip_tokens.clear()
 
     def fail(self, status: int, times: int = 1, *, retry_after: str | None = None,
-             match: str = "", method: str | None = None, hang: float = 0.0) -> None:
-        """Answer the next `times` matching Graph requests with `status` (or hang first)."""
+             match: str = "", method: str | None = None, hang: float = 0.0,
+             after: bool = False) -> None:
+        """Answer the next `times` matching Graph requests with `status` (hang first, or carry
+        the request out first if `after`: the answer is lost, the change is made)."""
         with self.lock:
-            self.faults.append(Fault(status, times, retry_after, match, method, hang))
+            self.faults.append(Fault(status, times, retry_after, match, method, hang, after))
 
     def events(self, user: str, name: str) -> list[dict[str, Any]]:
         """The events of a calendar, by name (for assertions)."""
@@ -225,6 +228,8 @@ class GraphSim:
     # -- internals ------------------------------------------------------------------------------
 
     def _store(self, cal: Calendar, event: dict[str, Any]) -> None:
+        for bound in ("start", "end"):  # as Outlook writes them back: 7 fractional digits
+            event[bound] = _graph_time(_parse_time(event[bound]))
         key = _change_key()
         event["changeKey"] = key
         event["@odata.etag"] = f'W/"{key}"'
@@ -574,6 +579,10 @@ def _handler(sim: GraphSim) -> type[BaseHTTPRequestHandler]:
                 fault = _take_fault(sim, method, path)
             if fault is not None:
                 time.sleep(fault.hang)
+                if fault.after:
+                    with sim.lock:
+                        _Graph(sim, method, path, query, self.headers,
+                               json.loads(raw) if raw else None).route()
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 self.send(*_error(fault.status, "TooManyRequests" if fault.status == 429
                                   else "serviceNotAvailable", "Please retry again later."),
@@ -656,3 +665,66 @@ def _assertion_ok(sim: GraphSim, assertion: str, audience: str) -> bool:
         if claims.get("iss") == claims.get("sub") == CLIENT_ID:
             return True
     return False
+
+
+def graph_account(sim: GraphSim, *, secret: str = SECRET, timeout: float = 5.0,
+                  attempts: int = 4, max_delay: float = 5.0) -> Any:
+    """A GraphAccount (token source + client) aimed at the simulator, with quick retries."""
+    from sanitizer.stores.microsoft365.auth import AppLogin, GraphAuth  # noqa: PLC0415
+    from sanitizer.stores.microsoft365.connect import GraphAccount  # noqa: PLC0415
+    from sanitizer.stores.microsoft365.graph_http import GraphClient, GraphSettings  # noqa: PLC0415
+
+    auth = GraphAuth(AppLogin(TENANT, CLIENT_ID, secret, sim.base + "/", timeout))
+    settings = GraphSettings(sim.graph_url, timeout=timeout, attempts=attempts, base_delay=0.01,
+                             max_delay=max_delay)
+    return GraphAccount(auth, GraphClient(settings, auth.token))
+
+
+ADVOCATE = "maria@agency.org"
+PHONE = "maria-phone@agency.org"
+KEY = b"k" * 32
+
+
+class Rig:
+    """One pair from an advocate's mailbox calendar to a phone mailbox, run cycle by cycle the way
+    the runtime does (fresh stores each cycle, the saved state carried over)."""
+
+    def __init__(self, sim: GraphSim, workers: int = 4, **policy: Any) -> None:
+        from sanitizer.core.policy import Policy  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.names import calendar_url  # noqa: PLC0415
+
+        self.sim = sim
+        self.workers = workers
+        self.account = graph_account(sim)
+        self.calendar = sim.add_calendar(ADVOCATE, "Calendar")
+        if PHONE not in sim.mailboxes:
+            sim.add_calendar(PHONE, "Calendar")
+        self.pair = Policy(name="maria", source_url=calendar_url(sim.graph_url, ADVOCATE,
+                                                                  "Calendar"),
+                           target_url=calendar_url(sim.graph_url, PHONE, "Appointments"),
+                           **policy)
+        self.state: Any = None
+
+    def cycle(self, now: datetime, *, force_full: bool = False, dry_run: bool = False) -> Any:
+        """One cycle; the state is kept for the next one."""
+        from sanitizer.engine.reconcile import sync_pair  # noqa: PLC0415
+        from sanitizer.service.runtime import reads_titles  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.connect import source_for, target_for  # noqa: PLC0415
+
+        source = source_for(self.account, self.pair.source_url,
+                            read_subject=reads_titles(self.pair))
+        target = target_for(self.account, self.pair.target_url)
+        report = sync_pair(self.pair, source, target, key=KEY, now=now, zone=UTC,
+                           state=self.state, force_full=force_full, dry_run=dry_run,
+                           workers=self.workers)
+        if not dry_run:
+            self.state = report.state
+        return report
+
+    def phone(self) -> list[dict[str, Any]]:
+        """The phone calendar's events, as the simulator holds them."""
+        return self.sim.events(PHONE, "Appointments")
+
+    def close(self) -> None:
+        """Close the account's connections."""
+        self.account.close()
