@@ -82,8 +82,14 @@ class GraphClient:
             if error is not None:
                 time.sleep(self._delay(attempt))
             self._wait_if_told(mailbox)
-            status, reply_headers, raw = self._gated(method, url, mailbox, body, headers,
-                                                     refreshed)
+            try:
+                status, reply_headers, raw = self._gated(method, url, mailbox, body, headers,
+                                                         refreshed)
+            except StoreError as exc:
+                if not exc.transient:
+                    raise
+                error = exc  # a timeout or a dropped connection: try again
+                continue
             if status == 401 and not refreshed:
                 refreshed = True  # an expired or revoked token: get a new one, once
                 continue
