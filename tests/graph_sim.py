@@ -414,6 +414,16 @@ class _Graph:
 
     def list_events(self, user: str, rest: list[str]) -> Answer:
         cal = self.calendar(user, rest[1])
+        if cal is not None and rest[2] == "calendarView":
+            start, end = self.q("startDateTime"), self.q("endDateTime")
+            if start is None or end is None:
+                return _error(400, "ErrorInvalidParameter", "This request requires a time "
+                              "window specified by the query string parameters StartDateTime "
+                              "and EndDateTime.")
+            window = (datetime.fromisoformat(start.replace("Z", "+00:00")),
+                      datetime.fromisoformat(end.replace("Z", "+00:00")))
+            return 200, {"value": [self.shown_event(e) for e in cal.events.values()
+                                   if _overlaps(e, *window)][:int(self.q("$top") or 10)]}
         if cal is None or rest[2] != "events":
             return _error(404, "ErrorItemNotFound", "The specified object was not found in "
                           "the store.")

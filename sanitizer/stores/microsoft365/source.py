@@ -32,13 +32,19 @@ def user_url(graph_url: str, user: str) -> str:
 
 
 def find_calendar(client: GraphClient, user: str, name: str) -> str | None:
-    """The id of the mailbox's calendar with that name (exact, else ignoring case), or None."""
+    """The id of the mailbox's calendar with that name (exact, else ignoring case), or None
+    (also when there is no such mailbox)."""
     url: str | None = user_url(client.settings.graph_url, user) + "calendars?$top=100"
     found: list[tuple[str, str]] = []
     for _ in range(MAX_PAGES):
         if url is None:
             break
-        body = client.request("GET", url, user).body
+        try:
+            body = client.request("GET", url, user).body
+        except StoreError as exc:
+            if exc.status == 404:  # no such mailbox: no such calendar either
+                return None
+            raise
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             raise StoreError(operation="GET", url=user_url(client.settings.graph_url, user),
                              reason="bad-response", transient=True)
