@@ -244,6 +244,24 @@ class GraphSim:
         return None
 
 
+def _as_written(fields: dict[str, Any]) -> dict[str, Any]:
+    """Written fields as Outlook keeps them: locations filled in, attendees with a status, a
+    preview of the body."""
+    out = dict(fields)
+    if isinstance(out.get("location"), dict):
+        name = out["location"].get("displayName", "")
+        out["location"] = {"displayName": name, "locationType": "default", "uniqueId": name,
+                           "uniqueIdType": "private"}
+        out["locations"] = [dict(out["location"])] if name else []
+    if isinstance(out.get("attendees"), list):
+        out["attendees"] = [{"type": a.get("type", "required"),
+                             "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+                             "emailAddress": a.get("emailAddress", {})} for a in out["attendees"]]
+    if isinstance(out.get("body"), dict):
+        out["bodyPreview"] = str(out["body"].get("content", ""))[:255]
+    return out
+
+
 def _overlaps(event: dict[str, Any], start: datetime, end: datetime) -> bool:
     s, e = _parse_time(event["start"]), _parse_time(event["end"])
     return s < end and (e > start or (s == e and s >= start))
@@ -460,8 +478,7 @@ class _Graph:
                               "already been used to create a different event.")
             if ident in cal.events:
                 return 201, self.entity(user, cal, cal.events[ident])
-        fields = {k: v for k, v in self.body.items() if k not in ("start", "end")}
-        fields.setdefault("isOrganizer", True)
+        fields = _as_written({k: v for k, v in self.body.items() if k not in ("start", "end")})
         ident = self.sim.add_event(cal.id, start, end, **fields)
         if isinstance(txid, str):
             self.sim.transactions[(user, txid)] = (digest, ident)
@@ -503,7 +520,7 @@ class _Graph:
         cal, event = found
         if (failed := self.precondition(event)) is not None:
             return failed
-        updated = {**event, **self.body}
+        updated = {**event, **_as_written(self.body)}
         self.sim._store(cal, updated)
         return 200, self.entity(user, cal, updated)
 
