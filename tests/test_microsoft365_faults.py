@@ -172,3 +172,44 @@ def test_at_most_four_requests_per_mailbox(sim: GraphSim,
         assert other.throttled > 0 and max(other.peak.values()) > 4
     finally:
         other.stop()
+
+
+def test_a_certificate_credential_signs_in(sim: GraphSim) -> None:
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "calendar-sanitizer")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(datetime.now(UTC) - HOUR)
+            .not_valid_after(datetime.now(UTC) + 24 * HOUR)
+            .sign(key, hashes.SHA256()))
+    pem = (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+           + cert.public_bytes(serialization.Encoding.PEM).decode())
+    unknown = graph_account(sim, secret=pem)
+    with pytest.raises(StoreError) as caught:
+        unknown.auth.token()
+    assert caught.value.reason == "auth-rejected"
+    unknown.close()
+    sim.certificates.append(cert)
+    account = graph_account(sim, secret=pem)
+    try:
+        assert account.auth.token() in sim.access_tokens
+        assert not any(b"PRIVATE KEY" in body for body in sim.bodies)
+    finally:
+        account.close()
+
+
+def test_a_pem_without_a_certificate_is_unusable(sim: GraphSim) -> None:
+    account = graph_account(sim, secret="-----BEGIN PRIVATE KEY-----\nAAAA\n"
+                                        "-----END PRIVATE KEY-----\n")
+    try:
+        with pytest.raises(StoreError) as caught:
+            account.auth.token()
+        assert caught.value.reason == "credential-unusable" and "AAAA" not in str(caught.value)
+    finally:
+        account.close()
