@@ -83,6 +83,7 @@ class Fault:
     method: str | None = None
     hang: float = 0.0
     after: bool = False  # carry the request out first, then answer with the fault
+    drip: float = 0.0  # answer 200 and send the body one byte per `drip` seconds
 
 
 class GraphSim:
@@ -211,11 +212,12 @@ class GraphSim:
 
     def fail(self, status: int, times: int = 1, *, retry_after: str | None = None,
              match: str = "", method: str | None = None, hang: float = 0.0,
-             after: bool = False) -> None:
+             after: bool = False, drip: float = 0.0) -> None:
         """Answer the next `times` matching Graph requests with `status` (hang first, or carry
         the request out first if `after`: the answer is lost, the change is made)."""
         with self.lock:
-            self.faults.append(Fault(status, times, retry_after, match, method, hang, after))
+            self.faults.append(Fault(status, times, retry_after, match, method, hang, after,
+                                     drip))
 
     def events(self, user: str, name: str) -> list[dict[str, Any]]:
         """The events of a calendar, by name (for assertions)."""
@@ -576,6 +578,19 @@ def _handler(sim: GraphSim) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def drip(self, pause: float) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(100000):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(pause)
+            except OSError:
+                return
+
         def authority(self, method: str, path: str, raw: bytes) -> None:
             public = "https://" + self.headers.get("Host", "")
             if method == "GET" and path == f"/{TENANT}/v2.0/.well-known/openid-configuration":
@@ -604,6 +619,9 @@ def _handler(sim: GraphSim) -> type[BaseHTTPRequestHandler]:
                                       "Access token is empty."))
                     return
                 fault = _take_fault(sim, method, path)
+            if fault is not None and fault.drip:
+                self.drip(fault.drip)
+                return
             if fault is not None:
                 time.sleep(fault.hang)
                 if fault.after:

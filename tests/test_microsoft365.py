@@ -182,7 +182,7 @@ def test_entries_carry_the_allowlist_and_the_mark_only(sim: GraphSim) -> None:
         timed = next(e for e in posted if not e["isAllDay"])
         all_day = next(e for e in posted if e["isAllDay"])
         assert (timed["showAs"], timed["reminderMinutesBeforeStart"]) == ("tentative", 10)
-        assert timed["location"] == {"displayName": "Office"} and timed["attendees"] == []
+        assert timed["location"]["displayName"] == "Office" and timed["attendees"] == []
         assert all_day["showAs"] == "free" and all_day["end"]["dateTime"].startswith("2026-12-03")
         assert rig.cycle(NOW + HOUR, force_full=True).unchanged == 2
     finally:

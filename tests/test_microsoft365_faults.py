@@ -213,3 +213,18 @@ def test_a_pem_without_a_certificate_is_unusable(sim: GraphSim) -> None:
         assert caught.value.reason == "credential-unusable" and "AAAA" not in str(caught.value)
     finally:
         account.close()
+
+
+def test_a_server_that_drips_its_answer_is_cut_off(sim: GraphSim) -> None:
+    account = graph_account(sim, timeout=1.0, attempts=1)
+    try:
+        sim.add_calendar(ADVOCATE, "Calendar")
+        sim.fail(200, times=1, drip=0.2, match="/calendars", method="GET")
+        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+
+        started = time.monotonic()
+        with pytest.raises(StoreError) as caught:
+            find_calendar(account.client, ADVOCATE, "Calendar")
+        assert caught.value.reason == "timeout" and time.monotonic() - started < 2.5
+    finally:
+        account.close()

@@ -177,10 +177,11 @@ class GraphClient:
 
 
 def _read_capped(response: requests.Response, deadline: float, method: str, url: str) -> bytes:
-    """The body, unless it is larger than the cap or arrives after the deadline."""
+    """The body, unless it is larger than the cap or still arriving at the deadline (read as
+    it comes, so a server that drips bytes is cut off after one more read timeout at most)."""
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(64 * 1024):
+    while chunk := response.raw.read1(64 * 1024, decode_content=True):  # what has arrived
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise StoreError(operation=method, url=_shown(url), reason="answer-too-large")
