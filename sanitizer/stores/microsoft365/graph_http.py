@@ -9,19 +9,21 @@ the limit Exchange Online enforces. Nothing here logs a URL's query, a request o
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
-from sanitizer.stores.caldav import _retry_after
 from sanitizer.stores.microsoft365.names import same_origin_prefix
 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -190,6 +192,24 @@ def _read_capped(response: requests.Response, deadline: float, method: str, url:
                              transient=True)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds (Graph sends fractions, like 2.128), or from an HTTP date."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _json(raw: bytes) -> Any:
