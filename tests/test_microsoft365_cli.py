@@ -4,6 +4,11 @@ wipe on the Graph simulator; a pair from Microsoft 365 to CalDAV; config problem
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +16,7 @@ from typing import Any
 
 import pytest
 from graph_sim import ADVOCATE, CLIENT_ID, PHONE, SECRET, TENANT, GraphSim
-from harness import Setup
+from harness import REPO, Setup
 from servers import RadicaleServer
 
 from sanitizer.errors import ConfigError
@@ -100,6 +105,33 @@ def test_a_pair_from_microsoft365_to_caldav(sim: GraphSim, tmp_path: Path,
     (setup.credentials / "phone").write_text(radicale.password, encoding="utf-8")
     result = setup.run("sync", "--now", NOW.isoformat())
     assert result.code == 0 and "created=1" in result.stdout, result.output
+
+
+@pytest.mark.integration
+def test_the_daemon_syncs_a_microsoft365_pair(sim: GraphSim, tmp_path: Path) -> None:
+    calendar = sim.add_calendar(ADVOCATE, "Calendar")
+    soon = datetime.now(UTC).replace(microsecond=0) + 24 * HOUR
+    sim.add_event(calendar, soon, soon + HOUR, subject="Secret-subject")
+    setup = m365_setup(tmp_path, sim)
+    text = setup.config_path.read_text().replace("[service]\n", '[service]\ninterval = "5s"\n')
+    setup.config_path.write_text(text)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    process = subprocess.Popen([sys.executable, "-m", "sanitizer", "run"], cwd=REPO,
+                               env={**environment, **setup.environment()}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not sim.events(PHONE, "Appointments") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(sim.events(PHONE, "Appointments")) == 1
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "created=1" in output and "Traceback" not in output
+    assert "secret-subject" not in output.lower()
 
 
 def _problems(accounts: dict[str, Any], source: str = f"{ADVOCATE}/Calendar") -> list[str]:
