@@ -129,3 +129,27 @@ def test_unmarked_or_edited_entries() -> None:
     assert target_entry({**written, "bodyPreview": "a note"}, UID).extra
     unreadable = target_entry({**written, "showAs": "weird"}, UID)
     assert unreadable.uid == UID and unreadable.event is None and unreadable.extra
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                max_size=5),
+    max_leaves=20)
+field_names = st.sampled_from(["id", "start", "end", "isAllDay", "showAs", "sensitivity",
+                               "isCancelled", "categories", "subject", "type", "@removed",
+                               "@odata.etag", "location", "isReminderOn",
+                               "reminderMinutesBeforeStart", "bodyPreview"])
+
+
+@given(st.dictionaries(field_names, json_values), st.booleans())
+def test_any_delta_entry_is_mapped_or_skipped_never_raises(obj: dict[str, Any],
+                                                           read: bool) -> None:
+    item = delta_item({**event(), **obj}, read_subject=read)
+    assert item is None or item.removed or (item.instance is None) != (item.skip_reason is None)
+
+
+@given(st.dictionaries(field_names, json_values))
+def test_any_target_event_reads_back_or_is_rewritten_never_raises(obj: dict[str, Any]) -> None:
+    back = target_entry({**event(), **obj}, UID)
+    assert back.uid == UID and (back.event is not None or back.extra)

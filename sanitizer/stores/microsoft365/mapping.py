@@ -64,11 +64,14 @@ def delta_item(obj: object, *, read_subject: bool) -> DeltaItem | None:
         return DeltaItem(ident, etag, instance=source_instance(obj, ident, read_subject))
     except SkipObject as skip:
         return DeltaItem(ident, etag, skip_reason=skip.reason)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError):
+        return DeltaItem(ident, etag, skip_reason="graph-bad-field")  # one event, never the pair
 
 
 def source_instance(obj: Mapping[str, Any], ident: str, read_subject: bool) -> Instance:
     """The core's view of one expanded Graph event; SkipObject with a reason code if unusable."""
-    if obj.get("type", "singleInstance") not in INSTANCE_TYPES:
+    kind = obj.get("type", "singleInstance")
+    if not isinstance(kind, str) or kind not in INSTANCE_TYPES:
         raise SkipObject("graph-not-an-instance")
     all_day = _bool(obj, "isAllDay", False)
     start, end = _time(obj.get("start")), _time(obj.get("end"))
