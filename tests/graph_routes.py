@@ -181,6 +181,9 @@ class _Graph:
             answer["@odata.nextLink"] = f"{link}?$skiptoken={skip}"
         else:
             answer["@odata.deltaLink"] = f"{link}?$deltatoken={delta_token}"
+        if self.sim.cut_rounds:
+            answer.pop("@odata.nextLink", None)
+            answer.pop("@odata.deltaLink", None)
         answer["value"] = items[:size]
         self.extra_headers["Preference-Applied"] = "odata.track-changes"
         return 200, answer

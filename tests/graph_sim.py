@@ -89,6 +89,7 @@ class GraphSim:
         self.retry_after = retry_after  # on concurrency throttling
         self.concurrency_limit = 4
         self.delay = 0.0  # seconds every Graph request takes, to make concurrency visible
+        self.cut_rounds = False  # end delta pages with neither nextLink nor deltaLink
         self.secret = SECRET
         self.certificates: list[Any] = []  # certificates (cryptography x509) that may sign in
         self.calendars: dict[str, Calendar] = {}

@@ -228,3 +228,11 @@ def test_a_server_that_drips_its_answer_is_cut_off(sim: GraphSim) -> None:
         assert caught.value.reason == "timeout" and time.monotonic() - started < 2.5
     finally:
         account.close()
+
+
+def test_a_round_cut_short_deletes_nothing(rig: Rig, sim: GraphSim) -> None:
+    rig.cycle(NOW)
+    sim.page_size = 2
+    sim.cut_rounds = True  # the first page of three events, and no link to the rest
+    report = rig.cycle(NOW + HOUR, force_full=True)
+    assert report.error_code == "listing-truncated" and len(rig.phone()) == 3

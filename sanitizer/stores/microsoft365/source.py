@@ -97,8 +97,6 @@ class GraphSource:
     def changes(self, token: str) -> Changes:
         """What changed since the deltaLink; TokenRejected (410) when Graph forgot it."""
         items, new_token = self._round(token)
-        if new_token is None:
-            raise StoreError(operation="GET", url=self.url, reason="no-sync-token")
         self._received = {href: obj for href, obj in items.items() if obj is not None}
         removed = tuple(sorted(href for href, obj in items.items() if obj is None))
         return Changes(new_token, tuple(sorted(self._received)), removed)
@@ -107,13 +105,14 @@ class GraphSource:
         """The changed instances `changes` received whole (Graph sends them with the change)."""
         return [self._received[h] for h in hrefs if h in self._received]
 
-    def _round(self, url: str) -> tuple[dict[str, RawObject | None], str | None]:
+    def _round(self, url: str) -> tuple[dict[str, RawObject | None], str]:
         """Follow nextLinks to the deltaLink; id -> object, or None for a removal."""
         items: dict[str, RawObject | None] = {}
         next_url: str | None = url
         for _ in range(MAX_PAGES):
-            if next_url is None:
-                return items, None
+            if next_url is None:  # neither more pages nor the end of the round: a cut listing
+                raise StoreError(operation="GET", url=self.url, reason="listing-truncated",
+                                 transient=True)
             body = self.client.request("GET", next_url, self.user,
                                        headers={"Prefer": PREFER}).body
             if not isinstance(body, dict) or not isinstance(body.get("value"), list):
