@@ -153,3 +153,12 @@ def test_any_delta_entry_is_mapped_or_skipped_never_raises(obj: dict[str, Any],
 def test_any_target_event_reads_back_or_is_rewritten_never_raises(obj: dict[str, Any]) -> None:
     back = target_entry({**event(), **obj}, UID)
     assert back.uid == UID and (back.event is not None or back.extra)
+
+
+def test_only_clean_etags_are_sent_back() -> None:
+    from sanitizer.stores.microsoft365.mapping import clean_etag  # noqa: PLC0415
+
+    etag = 'W/"EZ9r3czxY0m2jz8c45czkwAAFXcvIQ=="'
+    assert clean_etag(etag) == etag
+    assert clean_etag('W/"x"\r\nX-Injected: 1') is None
+    assert clean_etag("x" * 600) is None and clean_etag(7) is None

@@ -26,6 +26,7 @@ MAX_CATEGORY = 255
 MAX_REMINDER_MINUTES = 4 * 7 * 24 * 60
 YEARS = (1970, 2200)
 _ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,512}$")
+_ETAG = re.compile(r"^[\x21-\x7e]+$")
 _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,7})?Z?$")
 # showAs -> (status, transparent); "unknown" is a documented value and blocks time, like busy
 SHOW_AS = {"free": ("CONFIRMED", True), "tentative": ("TENTATIVE", False),
@@ -52,12 +53,18 @@ def event_id(value: object) -> str | None:
     return value if isinstance(value, str) and _ID.match(value) else None
 
 
+def clean_etag(value: object) -> str | None:
+    """An etag fit to send back in If-Match: short printable ASCII, else none at all."""
+    if isinstance(value, str) and len(value) <= MAX_ID and _ETAG.match(value):
+        return value
+    return None
+
+
 def delta_item(obj: object, *, read_subject: bool) -> DeltaItem | None:
     """One delta entry; None if it has no usable id (it cannot even be counted against one)."""
     if not isinstance(obj, dict) or (ident := event_id(obj.get("id"))) is None:
         return None
-    etag = obj.get("@odata.etag")
-    etag = etag if isinstance(etag, str) and len(etag) <= MAX_ID else None
+    etag = clean_etag(obj.get("@odata.etag"))
     if "@removed" in obj:
         return DeltaItem(ident, None, removed=True)
     try:

@@ -18,10 +18,11 @@ from sanitizer.core.model import Window
 from sanitizer.errors import StoreError
 from sanitizer.stores.base import Changes, RawObject
 from sanitizer.stores.microsoft365.graph_http import GraphClient
-from sanitizer.stores.microsoft365.mapping import DeltaItem, delta_item
+from sanitizer.stores.microsoft365.mapping import DeltaItem, delta_item, event_id
 
 MAX_PAGES = 2000
 MAX_ITEMS = 100_000
+MAX_CALENDARS = 1000
 PAGE_SIZE = 100
 PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}, IdType="ImmutableId"'
 
@@ -49,7 +50,10 @@ def find_calendar(client: GraphClient, user: str, name: str) -> str | None:
             raise StoreError(operation="GET", url=user_url(client.settings.graph_url, user),
                              reason="bad-response", transient=True)
         found += [(c["id"], c["name"]) for c in body["value"] if isinstance(c, dict)
-                  and isinstance(c.get("id"), str) and isinstance(c.get("name"), str)]
+                  and event_id(c.get("id")) and isinstance(c.get("name"), str)]
+        if len(found) > MAX_CALENDARS:
+            raise StoreError(operation="GET", url=user_url(client.settings.graph_url, user),
+                             reason="too-many-calendars")
         url = _link(body, "@odata.nextLink")
     for ident, found_name in found:
         if found_name == name:

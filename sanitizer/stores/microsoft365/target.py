@@ -19,8 +19,13 @@ from sanitizer.core.phone_format import read_back, serialize
 from sanitizer.errors import StoreError
 from sanitizer.stores.base import RawObject
 from sanitizer.stores.microsoft365.graph_http import GraphClient
-from sanitizer.stores.microsoft365.mapping import entry_json, event_id, target_entry
-from sanitizer.stores.microsoft365.source import MAX_PAGES, find_calendar, user_url
+from sanitizer.stores.microsoft365.mapping import (
+    clean_etag,
+    entry_json,
+    event_id,
+    target_entry,
+)
+from sanitizer.stores.microsoft365.source import MAX_ITEMS, MAX_PAGES, find_calendar, user_url
 
 MARK_GUID = "{0c9d7f35-5bd4-4a8e-9a27-3f4e2b8c6d11}"
 MARK_NAME = "calendar-sanitizer-uid"
@@ -96,11 +101,12 @@ class GraphTarget:
                 ident = event_id(obj.get("id")) if isinstance(obj, dict) else None
                 if ident is None:
                     continue
-                etag = obj.get("@odata.etag")
                 data = phone_bytes(obj)
                 if data:
                     self._owned.add(ident)
-                found.append(RawObject(ident, etag if isinstance(etag, str) else None, data))
+                found.append(RawObject(ident, clean_etag(obj.get("@odata.etag")), data))
+            if len(found) > MAX_ITEMS:
+                raise StoreError(operation="GET", url=self.url, reason="too-many-events")
             next_link = body.get("@odata.nextLink")
             url = next_link if isinstance(next_link, str) else None
         raise StoreError(operation="GET", url=self.url, reason="too-many-pages")
@@ -173,5 +179,4 @@ def _ours(data: bytes, url: str) -> SanitizedEvent:
 
 
 def _etag(body: Any) -> str | None:
-    etag = body.get("@odata.etag") if isinstance(body, dict) else None
-    return etag if isinstance(etag, str) and len(etag) <= 512 else None
+    return clean_etag(body.get("@odata.etag")) if isinstance(body, dict) else None
