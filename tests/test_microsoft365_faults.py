@@ -236,3 +236,20 @@ def test_a_round_cut_short_deletes_nothing(rig: Rig, sim: GraphSim) -> None:
     sim.cut_rounds = True  # the first page of three events, and no link to the rest
     report = rig.cycle(NOW + HOUR, force_full=True)
     assert report.error_code == "listing-truncated" and len(rig.phone()) == 3
+
+
+def test_an_expired_token_on_the_only_attempt_is_refreshed(sim: GraphSim) -> None:
+    account = graph_account(sim, attempts=1)
+    try:
+        sim.add_calendar(ADVOCATE, "Calendar")
+        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+
+        assert find_calendar(account.client, ADVOCATE, "Calendar") is not None
+        sim.access_tokens.clear()
+        sim.fail(503, times=1, retry_after="0", match="/calendars")
+        with pytest.raises(StoreError):  # one attempt: the 503 after the refresh ends it
+            find_calendar(account.client, ADVOCATE, "Calendar")
+        assert find_calendar(account.client, ADVOCATE, "Calendar") is not None
+        assert sim.requests["token"] == 2  # refreshed once, not once per try
+    finally:
+        account.close()

@@ -79,27 +79,30 @@ class GraphClient:
             raise StoreError(operation=method, url=_shown(self.settings.graph_url),
                              reason="url-outside-graph")
         error: StoreError | None = None
-        refreshed = False
-        for attempt in range(self.settings.attempts):
+        refreshed = refresh = False
+        attempt = 0
+        while attempt < self.settings.attempts:
             if error is not None:
                 time.sleep(self._delay(attempt))
             self._wait_if_told(mailbox)
             try:
                 status, reply_headers, raw = self._gated(method, url, mailbox, body, headers,
-                                                         refreshed)
+                                                         refresh)
             except StoreError as exc:
                 if not exc.transient:
                     raise
-                error = exc  # a timeout or a dropped connection: try again
+                error, attempt, refresh = exc, attempt + 1, False  # a timeout: try again
                 continue
             if status == 401 and not refreshed:
-                refreshed = True  # an expired or revoked token: get a new one, once
+                refreshed = refresh = True  # an expired or revoked token: a new one, once
                 continue
+            refresh = False
             if status not in RETRY_STATUSES:
                 return _answer(method, url, status, reply_headers, raw)
             wait = _retry_after(reply_headers)
             error = StoreError(operation=method, url=_shown(url), reason=_code(status, raw),
                                status=status, transient=True, retry_after=wait)
+            attempt += 1
             if wait is not None and not self._told_to_wait(mailbox, wait):
                 break
         assert error is not None
