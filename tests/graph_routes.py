@@ -415,6 +415,8 @@ def handler(sim: GraphSim) -> type[BaseHTTPRequestHandler]:
                 path.count("/") > 3 else ""
             with sim.lock:
                 sim.in_flight[mailbox] += 1
+                if method != "GET":
+                    sim.writes[mailbox] += 1
                 sim.peak[mailbox] = max(sim.peak[mailbox], sim.in_flight[mailbox])
                 over = sim.in_flight[mailbox] > sim.concurrency_limit
                 sim.throttled += over

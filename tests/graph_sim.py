@@ -102,6 +102,7 @@ class GraphSim:
         self.requests: Counter[str] = Counter()
         self.bodies: list[bytes] = []  # every request body the simulator received
         self.in_flight: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()  # POST, PATCH, DELETE per mailbox
         self.peak: Counter[str] = Counter()
         self.throttled = 0
         self.lock = threading.RLock()

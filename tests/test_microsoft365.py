@@ -189,9 +189,12 @@ def test_entries_carry_the_allowlist_and_the_mark_only(sim: GraphSim) -> None:
         rig.close()
 
 
-def test_source_and_target_in_different_mailboxes_only(rig: Rig, sim: GraphSim) -> None:
-    rig.sim.add_event(rig.calendar, NOW + HOUR, NOW + 2 * HOUR)
+def test_the_work_mailbox_is_never_written(rig: Rig, sim: GraphSim) -> None:
+    event = rig.sim.add_event(rig.calendar, NOW + HOUR, NOW + 2 * HOUR)
     rig.cycle(NOW)
-    assert len(sim.events(ADVOCATE, "Calendar")) == 1  # the source is never written
-    writes = [k for k in sim.requests if k.split()[0] in ("POST", "PATCH", "DELETE")]
-    assert writes and all(k in ("POST events", "POST calendars") for k in writes)
+    sim.update_event(event, start=NOW + 3 * HOUR, end=NOW + 4 * HOUR)
+    rig.cycle(NOW + timedelta(minutes=5))
+    sim.delete_event(event)
+    rig.cycle(NOW + HOUR, force_full=True)
+    assert sim.writes[PHONE] == 4  # calendar, create, update, delete
+    assert sim.writes[ADVOCATE] == 0
