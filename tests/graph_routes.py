@@ -189,7 +189,7 @@ class _Graph:
         return 200, answer
 
     def delta_page(self, skip: str) -> Answer:
-        known = self.sim.skip_tokens.pop(skip, None)
+        known = self.sim.skip_tokens.get(skip)  # a page may be asked for again (a retry)
         if known is None:
             return _error(410, "SyncStateNotFound", "The sync state generation is not found.")
         return self.page(*known)
