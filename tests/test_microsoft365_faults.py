@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from graph_sim import ADVOCATE, GraphSim, Rig, graph_account
@@ -253,3 +254,22 @@ def test_an_expired_token_on_the_only_attempt_is_refreshed(sim: GraphSim) -> Non
         assert sim.requests["token"] == 2  # refreshed once, not once per try
     finally:
         account.close()
+
+
+def test_a_next_link_back_to_itself_is_a_loop(rig: Rig, sim: GraphSim,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import graph_routes  # noqa: PLC0415
+
+    real = graph_routes._Graph.page
+
+    def looping(self: graph_routes._Graph, items: list[Any], token: str) -> Any:
+        status, answer = real(self, items, token)
+        answer.pop("@odata.deltaLink", None)
+        answer["@odata.nextLink"] = (self.sim.graph_url + self.path[len("/v1.0/"):]
+                                     + "?$skiptoken=same")
+        return status, answer
+
+    monkeypatch.setattr(graph_routes._Graph, "page", looping)
+    sim.skip_tokens["same"] = ([], "t")
+    report = rig.cycle(NOW)
+    assert report.error_code == "listing-loop" and sim.requests["GET delta"] == 2

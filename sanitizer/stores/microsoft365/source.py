@@ -113,6 +113,7 @@ class GraphSource:
         """Follow nextLinks to the deltaLink; id -> object, or None for a removal."""
         items: dict[str, RawObject | None] = {}
         next_url: str | None = url
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             if next_url is None:  # neither more pages nor the end of the round: a cut listing
                 raise StoreError(operation="GET", url=self.url, reason="listing-truncated",
@@ -128,7 +129,10 @@ class GraphSource:
                 raise StoreError(operation="GET", url=self.url, reason="too-many-events")
             if (delta := _link(body, "@odata.deltaLink")) is not None:
                 return items, delta
+            seen.add(next_url)
             next_url = _link(body, "@odata.nextLink")
+            if next_url in seen:
+                raise StoreError(operation="GET", url=self.url, reason="listing-loop")
         raise StoreError(operation="GET", url=self.url, reason="too-many-pages")
 
     @staticmethod
