@@ -20,7 +20,8 @@ from sanitizer.engine import ledger, sync_state
 from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, StoreError
 from sanitizer.service import checks, credentials, lock, logs, retirement, status
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
-from sanitizer.service.runtime import credentials_for
+from sanitizer.service.runtime import credentials_for, open_graph
+from sanitizer.stores.base import TargetCalendar
 from sanitizer.stores.caldav import CalDAVTarget, Transport
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
@@ -192,14 +193,20 @@ def retired_line(url: str, record: ledger.Record, zone: tzinfo) -> str:
 
 # wipe and resume -----------------------------------------------------------------------------
 
-def _target_transport(config: Config, pair: Pair) -> Transport:
+def _target_store(config: Config, pair: Pair) -> tuple[TargetCalendar, Callable[[], None]]:
+    """The pair's target store and how to close its connections."""
     backend = credentials.select_backend(config.service.keyring_backend)
     account = pair.target_account
-    password = credentials.password(backend, account.name)
-    return Transport(credentials_for(account, password, config.service.timeout.total_seconds()))
+    secret = credentials.password(backend, account.secret_name)
+    timeout = config.service.timeout.total_seconds()
+    if account.kind == "microsoft365":
+        graph = open_graph(account, secret, timeout)
+        return graph.target_for(pair.target_url), graph.close
+    transport = Transport(credentials_for(account, secret, timeout))
+    return CalDAVTarget(transport, pair.target_url), transport.close
 
 
-def wipe_target(target: CalDAVTarget,
+def wipe_target(target: TargetCalendar,
                 ours: Callable[[str | None], bool] = is_owned) -> tuple[int, int, int]:
     """Delete every entry of ours; (deleted, foreign, still there). Foreign entries are kept."""
     deleted = foreign = remaining = 0
@@ -279,17 +286,16 @@ def cmd_wipe(args: argparse.Namespace) -> int:
     state_dir = config.service.state_dir
     status.pause(state_dir, pair.name, "wipe", datetime.now(UTC))  # first: even if the rest fails
     _say(f"pair {pair.name}: paused")
-    transport = _target_transport(config, pair)
+    target, close = _target_store(config, pair)
     try:
         with lock.pair_lock(state_dir, pair.name, timeout=WIPE_WAIT):
             ours = ownership(config, pair.target_url, pair.name)
-            deleted, foreign, remaining = wipe_target(CalDAVTarget(transport, pair.target_url),
-                                                      ours.owns)
+            deleted, foreign, remaining = wipe_target(target, ours.owns)
             sync_state.forget(state_dir, pair.name)  # what it remembers of the phone is gone
             if not remaining:
                 ledger.note_entries(state_dir, pair.target_url, {})
     finally:
-        transport.close()
+        close()
     _say(f"pair {pair.name}: wiped deleted={deleted} foreign={foreign} (left alone) "
          f"not-deleted={remaining}; paused until `calendar-sanitizer resume {pair.name}`")
     if remaining:

@@ -217,14 +217,16 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.account not in config.accounts:
         raise UsageError(f"no [accounts.{args.account}] in {config.path}")
-    if args.stdin:
-        value = sys.stdin.readline().rstrip("\r\n")
+    account = config.accounts[args.account]
+    if args.stdin:  # a Microsoft 365 credential may be a PEM: all of standard input
+        value = (sys.stdin.read().strip() if account.kind == "microsoft365"
+                 else sys.stdin.readline().rstrip("\r\n"))
     else:
         value = getpass.getpass(f"Password for account {args.account}: ")
     if not value:
         raise SecretError(f"account {args.account}", "empty password; nothing stored")
     backend = credentials.select_backend(config.service.keyring_backend)
-    credentials.store_password(backend, args.account, value)
+    credentials.store_password(backend, account.secret_name, value)
     print(f"stored the password of account {args.account} in {credentials.backend_name(backend)}")
     return 0
 

@@ -27,6 +27,7 @@ from sanitizer.core.model import (
     Create,
     Delete,
     Entry,
+    Instance,
     Plan,
     PlanAction,
     SanitizedEvent,
@@ -63,6 +64,15 @@ class ChangeFeed(Protocol):
 
     def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
         """The named objects."""
+        ...
+
+
+class TokenedRead(Protocol):
+    """A source whose full read of a window ends in the token of its change feed (a Graph
+    calendarView delta round): no separate token request, and the token is bound to the window."""
+
+    def fetch_with_token(self, window: Window) -> tuple[list[RawObject], str | None]:
+        """Every object with an instance in the window, and the token for `changes`."""
         ...
 
 
@@ -159,7 +169,7 @@ def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: d
     desired = Desired(boundary=now.astimezone(UTC) + MARGIN)  # what we know ends there
     for obj in sorted(objects, key=lambda o: o.href):
         try:
-            instances = expand_object(obj.data, wide, zone, fallback_uid=obj.href)
+            instances = _instances(obj, wide, zone)
         except SkipObject as skip:
             skipped[skip.reason] += 1
             continue
@@ -181,6 +191,16 @@ def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: d
                 desired.origins[event.uid] = obj.href
                 desired.boundary = min(desired.boundary, max(end, start) + pair.retention)
     return desired
+
+
+def _instances(obj: RawObject, wide: Window, zone: tzinfo) -> list[Instance]:
+    """The object's instances in the window: mapped by the store already, or expanded here."""
+    if obj.skip_reason is not None:
+        raise SkipObject(obj.skip_reason)
+    if obj.instances is None:
+        return expand_object(obj.data, wide, zone, fallback_uid=obj.href)
+    return [i for i in obj.instances
+            if instant(i.end, zone) > wide.start and instant(i.start, zone) < wide.end]
 
 
 def read_target(objects: Sequence[RawObject]) -> list[TargetItem]:
@@ -247,10 +267,16 @@ def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: 
     pair, key, now, zone = cycle.pair, cycle.key, cycle.now, cycle.zone
     try:
         token = None
-        if not report.dry_run and hasattr(source, "sync_token"):
-            token = source.sync_token()  # before reading, so later changes show up next time
         window = window_for(pair, now)
-        objects = source.fetch(Window(window.start, window.end + MARGIN))
+        wide = Window(window.start, window.end + MARGIN)
+        if hasattr(source, "fetch_with_token"):  # the read itself ends in the next token (Graph)
+            tokened: TokenedRead = source  # type: ignore[assignment] # checked by hasattr
+            objects, token = tokened.fetch_with_token(wide)
+            token = None if report.dry_run else token
+        else:
+            if not report.dry_run and hasattr(source, "sync_token"):
+                token = source.sync_token()  # before reading, so later changes show up next time
+            objects = source.fetch(wide)
         desired = desired_state(objects, pair, key, now, zone, report.skipped)
         if desired.phone_entries:
             return _holds_phone_entries(report, desired.phone_entries)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
+from sanitizer.service import checks_microsoft365 as m365
 from sanitizer.service import credentials, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
 from sanitizer.service.runtime import credentials_for
@@ -115,8 +116,9 @@ def checked_pair(config: Config, index: int, pair: Pair,
     finding = pair_check(index, pair, transports)
     source = transports.get(pair.source_account.name)
     target = transports.get(pair.target_account.name)
-    if finding.code is not ExitCode.OK or source is None or target is None:
-        return [finding]
+    caldav = {pair.source_account.kind, pair.target_account.kind} == {"caldav"}
+    if finding.code is not ExitCode.OK or source is None or target is None or not caldav:
+        return [finding]  # the contents checks compare CalDAV objects' UIDs
     try:
         problems = target_checks.contents_problems(pair, index, source, target, key)
     except StoreError as exc:
@@ -160,9 +162,10 @@ def password_fix(name: str) -> str:
     return f"run `calendar-sanitizer set-password {name}`"
 
 
-def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transport | None]:
-    """Password present, server reachable, TLS verified, password accepted: one PROPFIND each."""
-    transports: dict[str, Transport | None] = {}
+def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
+    """Password present, server reachable, TLS verified, password accepted: one PROPFIND each
+    (for Microsoft 365, one token request). Values: a Transport, a GraphAccount, or None."""
+    transports: dict[str, Any] = {}
     try:
         backend = credentials.select_backend(config.service.keyring_backend)
     except SecretError as exc:
@@ -173,10 +176,15 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transpo
     for name, account in sorted(config.accounts.items()):
         transports[name] = None
         try:
-            password = credentials.password(backend, name)
+            password = credentials.password(backend, account.secret_name)
         except SecretError as exc:
             findings.append(Finding(f"account {name}", "no-password",
-                                    f"{exc.hint}; {password_fix(name)}", ExitCode.CONFIG))
+                                    f"{exc.hint}; {password_fix(account.secret_name)}",
+                                    ExitCode.CONFIG))
+            continue
+        if account.kind == "microsoft365":
+            fields, transports[name] = m365.account_check(account, password, timeout)
+            findings.append(Finding(*fields))
             continue
         transport = Transport(credentials_for(account, password, timeout),
                               RetryPolicy(attempts=1))
@@ -261,7 +269,7 @@ def _privileges(prop: Any) -> set[str] | None:
     return {child.tag for privilege in node.iter(DAV + "privilege") for child in privilege}
 
 
-def pair_check(index: int, pair: Pair, transports: dict[str, Transport | None]) -> Finding:
+def pair_check(index: int, pair: Pair, transports: dict[str, Any]) -> Finding:
     """The source can be queried; the target is a writable calendar or can be created."""
     item = f"pair {pair.name}"
     source = transports.get(pair.source_account.name)
@@ -271,13 +279,17 @@ def pair_check(index: int, pair: Pair, transports: dict[str, Transport | None]) 
         return Finding(item, "not-checked", f"account {account.name} has a problem (see above)")
     where = f"pairs[{index}]"
     try:
-        problem = source_problem(source, pair, where)
+        problem = (m365.source_problem(source, pair, where)
+                   if pair.source_account.kind == "microsoft365"
+                   else source_problem(source, pair, where))
     except StoreError as exc:
         return store_finding(item, exc, f"accounts.{pair.source_account.name}")
     if problem is not None:
         return Finding(item, *problem)
     try:
-        result, detail, code = target_result(target, pair, where)
+        result, detail, code = (m365.target_result(target, pair, where)
+                                if pair.target_account.kind == "microsoft365"
+                                else target_result(target, pair, where))
     except StoreError as exc:
         return store_finding(item, exc, f"accounts.{pair.target_account.name}")
     if code is not ExitCode.OK:

@@ -6,6 +6,7 @@ password key exists: secrets come from the keyring (see `credentials.py`).
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -22,6 +23,7 @@ from sanitizer.core.durations import parse_duration
 from sanitizer.core.model import Action, Label
 from sanitizer.core.policy import Policy, Rule
 from sanitizer.errors import ConfigError
+from sanitizer.stores.microsoft365 import names as m365
 
 DEFAULT_CONFIG_PATH = Path("/etc/calendar-sanitizer/config.toml")
 CONFIG_ENV = "CALENDAR_SANITIZER_CONFIG"
@@ -29,15 +31,32 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 T = TypeVar("T")
 
 
+KINDS = ("caldav", "microsoft365")  # "google" is expected to join
+MSAL_MISSING = ("Microsoft 365 accounts need msal; install the extra: "
+                "pip install 'calendar-sanitizer[microsoft365]'")
+
+
 @dataclass(frozen=True)
 class Account:
-    """A CalDAV login; its password lives in the keyring under the account's name."""
+    """A login: a CalDAV user whose password lives in the keyring under the account's name, or
+    (kind "microsoft365") an app registration whose credential is named by `client_credential`;
+    its `url` is then the Graph URL."""
 
     name: str
     url: str
     username: str
     verify_tls: bool = True
     ca_file: Path | None = None
+    kind: str = "caldav"
+    tenant_id: str = ""
+    client_id: str = ""
+    client_credential: str = ""
+    authority: str = ""
+
+    @property
+    def secret_name(self) -> str:
+        """The keyring or systemd credential name that holds this account's secret."""
+        return self.client_credential or self.name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,7 +278,13 @@ class _Reader:
             self.problem(f"{where}.password", "passwords do not belong in the config file; "
                          f"store it with: calendar-sanitizer set-password {name}")
             table = {k: v for k, v in table.items() if k != "password"}
-        self.known_keys(table, where, {"url", "username", "verify_tls", "ca_file"})
+        kind = self.get(table, where, "kind", str, "caldav") or "caldav"
+        if kind not in KINDS:
+            self.problem(f"{where}.kind", "expected one of " + ", ".join(KINDS))
+            return None
+        if kind == "microsoft365":
+            return self.microsoft365_account(name, table, where, count)
+        self.known_keys(table, where, {"kind", "url", "username", "verify_tls", "ca_file"})
         url = self.get(table, where, "url", str, required=True) or ""
         if url and (problem := check_url(url)):
             self.problem(f"{where}.url", problem)
@@ -273,6 +298,36 @@ class _Reader:
         self.invalid_accounts.discard(name)
         return Account(name, _with_slash(url), username, bool(verify),
                        Path(ca_file) if ca_file else None)
+
+    def microsoft365_account(self, name: str, table: Mapping[str, Any], where: str,
+                             count: int) -> Account | None:
+        """The fields of a Microsoft 365 account (see docs/microsoft365.md)."""
+        self.known_keys(table, where, {"kind", "tenant_id", "client_id", "client_credential",
+                                       "graph_url", "authority", "verify_tls", "ca_file"})
+        if importlib.util.find_spec("msal") is None:
+            self.problem(f"{where}.kind", MSAL_MISSING)
+        fields = {}
+        for key, pattern in (("tenant_id", m365.TENANT), ("client_id", m365.CLIENT_ID),
+                             ("client_credential", _NAME)):
+            fields[key] = self.get(table, where, key, str, required=True) or ""
+            if fields[key] and not pattern.match(fields[key]):
+                self.problem(f"{where}.{key}", "not a valid " + key.replace("_", " "))
+        urls = {key: _with_slash(self.get(table, where, key, str, default) or default)
+                for key, default in (("graph_url", m365.GRAPH_URL),
+                                     ("authority", m365.AUTHORITY))}
+        for key, url in urls.items():
+            if problem := check_url(url):
+                self.problem(f"{where}.{key}", problem)
+        ca_file = self.get(table, where, "ca_file", str)
+        if ca_file is not None and not Path(ca_file).is_absolute():
+            self.problem(f"{where}.ca_file", "must be an absolute path")
+        if len(self.problems) > count:
+            return None
+        self.invalid_accounts.discard(name)
+        return Account(name, urls["graph_url"], "", bool(self.get(table, where, "verify_tls",
+                                                                  bool, True)),
+                       Path(ca_file) if ca_file else None, kind="microsoft365",
+                       authority=urls["authority"], **fields)
 
     def pair(self, table: Mapping[str, Any], where: str, accounts: Mapping[str, Account],
              global_rules: tuple[Rule, ...]) -> Pair | None:
@@ -328,6 +383,12 @@ class _Reader:
         text = self.get(table, where, key, str, required=True)
         if not text or account is None:
             return ""
+        if account.kind == "microsoft365":
+            try:
+                return m365.calendar_url(account.url, *m365.split_calendar(text))
+            except ValueError as exc:
+                self.problem(f"{where}.{key}", str(exc))
+                return ""
         url = _with_slash(urljoin(account.url, text))
         if problem := check_url(url):
             self.problem(f"{where}.{key}", problem)

@@ -1,6 +1,6 @@
-"""Wiring: config + secrets -> CalDAV stores per pair, and one cycle over the pairs.
+"""Wiring: config + secrets -> stores per pair (CalDAV or Microsoft 365), and one cycle over them.
 
-One Transport per account, shared by every pair that uses it (one connection pool per server).
+One Transport (or Graph connection) per account, shared by every pair that uses it.
 A pair whose password is missing or whose server is down fails alone; the others run.
 """
 
@@ -10,15 +10,19 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from keyring.backend import KeyringBackend
 
+from sanitizer.core.model import Action
+from sanitizer.core.policy import Policy
 from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.reconcile import PairReport, sync_pair
 from sanitizer.errors import SecretError
 from sanitizer.service import credentials, lock, retirement, status
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
+from sanitizer.stores.base import SourceCalendar, TargetCalendar
 from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, Transport
 
 log = logging.getLogger(__name__)
@@ -34,15 +38,61 @@ class Runtime:
     missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no password
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
     retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
+    graphs: dict[str, Any] = field(default_factory=dict)  # Microsoft 365 account -> GraphAccount
 
     def transport(self, account: Account) -> Transport | None:
         """The account's transport, or None if its password is missing."""
         return self.transports.get(account.name)
 
+    def source(self, pair: Pair) -> SourceCalendar | None:
+        """The pair's source store, or None if its account's secret is missing."""
+        account = pair.source_account
+        if account.kind == "microsoft365":
+            graph = self.graphs.get(account.name)
+            if graph is None:
+                return None
+            from sanitizer.stores.microsoft365.connect import source_for  # noqa: PLC0415
+
+            return source_for(graph, pair.source_url, read_subject=reads_titles(pair))
+        transport = self.transport(account)
+        return None if transport is None else CalDAVSource(transport, pair.source_url)
+
+    def target(self, pair: Pair) -> TargetCalendar | None:
+        """The pair's target store, or None if its account's secret is missing."""
+        account = pair.target_account
+        if account.kind == "microsoft365":
+            graph = self.graphs.get(account.name)
+            if graph is None:
+                return None
+            from sanitizer.stores.microsoft365.connect import target_for  # noqa: PLC0415
+
+            return target_for(graph, pair.target_url)
+        transport = self.transport(account)
+        return None if transport is None else CalDAVTarget(transport, pair.target_url)
+
     def close(self) -> None:
         """Close every connection."""
         for transport in self.transports.values():
             transport.close()
+        for graph in self.graphs.values():
+            graph.close()
+
+
+def reads_titles(pair: Policy) -> bool:
+    """Whether any rule of the pair reads event titles (keep-title, match_summary)."""
+    return any(rule.action is Action.KEEP_TITLE or rule.match_summary is not None
+               for rule in pair.rules)
+
+
+def open_graph(account: Account, secret: str, timeout: float) -> Any:
+    """A Microsoft 365 account's Graph connection (msal is imported only here)."""
+    from sanitizer.stores.microsoft365.auth import AppLogin  # noqa: PLC0415
+    from sanitizer.stores.microsoft365.connect import open_account  # noqa: PLC0415
+
+    verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
+    login = AppLogin(account.tenant_id, account.client_id, secret, account.authority,
+                     timeout, verify)
+    return open_account(login, account.url)
 
 
 def credentials_for(account: Account, password: str, timeout: float) -> Credentials:
@@ -68,9 +118,12 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     timeout = config.service.timeout.total_seconds()
     for name, account in sorted(accounts.items()):
         try:
-            password = credentials.password(backend, name)
+            password = credentials.password(backend, account.secret_name)
         except SecretError as exc:
             runtime.missing[name] = str(exc)
+            continue
+        if account.kind == "microsoft365":
+            runtime.graphs[name] = open_graph(account, password, timeout)
             continue
         runtime.transports[name] = Transport(credentials_for(account, password, timeout))
     if not dry_run:
@@ -108,10 +161,9 @@ def target_clash(config: Config, pair: Pair) -> PairReport | None:
 def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
              force_full: bool = False) -> PairReport:
     """One cycle of one pair, isolated from the others; its state is read and saved here."""
-    source_transport = runtime.transport(pair.source_account)
-    target_transport = runtime.transport(pair.target_account)
-    if source_transport is None or target_transport is None:
-        account = pair.source_account if source_transport is None else pair.target_account
+    source, target = runtime.source(pair), runtime.target(pair)
+    if source is None or target is None:
+        account = pair.source_account if source is None else pair.target_account
         report = PairReport(pair.name, dry_run=dry_run)
         report.error = runtime.missing.get(account.name, f"account {account.name}: no password")
         report.error_code = "password-missing"
@@ -126,9 +178,7 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
                            pair.target_account.name)
     known = ledger.load(service.state_dir).get(pair.target_url)
     report = sync_pair(
-        pair, CalDAVSource(source_transport, pair.source_url),
-        CalDAVTarget(target_transport, pair.target_url),
-        key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
+        pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
         known=known.entries.keys() if known is not None else (),

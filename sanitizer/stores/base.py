@@ -8,16 +8,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from sanitizer.core.model import Window
+from sanitizer.core.model import Instance, Window
 
 
 @dataclass(frozen=True)
 class RawObject:
-    """One calendar object as the server holds it; `data` may hold survivor text: never log it."""
+    """One calendar object as the server holds it; `data` may hold survivor text: never log it.
+
+    A store whose server expands recurrences itself (Microsoft Graph) hands over the mapped
+    `instances` instead of iCalendar `data`, or the reason code it skipped the object for.
+    """
 
     href: str
     etag: str | None
     data: bytes
+    instances: tuple[Instance, ...] | None = None
+    skip_reason: str | None = None
 
     def __repr__(self) -> str:
         return f"RawObject(href={self.href!r}, etag={self.etag!r}, {len(self.data)} bytes)"

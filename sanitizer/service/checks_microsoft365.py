@@ -1,0 +1,73 @@
+"""`check` for Microsoft 365 accounts and pairs: a token, then read-only Graph requests.
+
+The account check asks the authority for an app token (credential, tenant and client id in one
+request); the pair check finds the source calendar and reads one minute of it (ids only), and
+finds the target calendar or says it will be created. Nothing is written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from sanitizer.errors import ExitCode, StoreError
+from sanitizer.service.config import Account, Pair
+from sanitizer.service.runtime import open_graph
+
+
+def account_check(account: Account, secret: str, timeout: float) -> tuple[Any, Any]:
+    """(Finding fields, the GraphAccount if usable): one token request."""
+    item = f"account {account.name}"
+    graph = open_graph(account, secret, timeout)
+    try:
+        graph.auth.token()
+    except StoreError as exc:
+        graph.close()
+        return _token_finding(item, account, exc), None
+    return (item, "ok", f"app token issued by {account.authority}{account.tenant_id} for "
+            f"client {account.client_id}", ExitCode.OK), graph
+
+
+def _token_finding(item: str, account: Account,
+                   exc: StoreError) -> tuple[str, str, str, ExitCode]:
+    where = f"accounts.{account.name}"
+    if exc.reason == "auth-rejected":
+        return (item, "auth-rejected", f"the authority refused the app: check {where}.tenant_id, "
+                f"{where}.client_id and the credential {account.client_credential!r} (expired "
+                "secret or certificate?)", ExitCode.NOPERM)
+    if exc.reason == "credential-unusable":
+        return (item, "bad-credential", f"credential {account.client_credential!r} is neither a "
+                "client secret nor a PEM with a private key and a certificate", ExitCode.CONFIG)
+    return (item, "unreachable", f"{exc.url}: {exc.reason}: check {where}.authority and that "
+            "this host can reach it", ExitCode.UNAVAILABLE)
+
+
+def source_problem(graph: Any, pair: Pair, where: str) -> tuple[str, str, ExitCode] | None:
+    """The source calendar exists and one minute of it can be read (ids only)."""
+    from sanitizer.stores.microsoft365.names import parse_calendar_url  # noqa: PLC0415
+    from sanitizer.stores.microsoft365.source import find_calendar, user_url  # noqa: PLC0415
+
+    user, name = parse_calendar_url(pair.source_account.url, pair.source_url)
+    ident = find_calendar(graph.client, user, name)
+    if ident is None:
+        return ("source-missing", f"mailbox {user} not found or without a calendar named "
+                f"{name!r}: check {where}.source", ExitCode.CONFIG)
+    start = datetime.now(UTC).replace(microsecond=0)
+    url = (user_url(pair.source_account.url, user) + f"calendars/{quote(ident, safe='')}/"
+           f"calendarView?startDateTime={start:%Y-%m-%dT%H:%M:%SZ}&endDateTime="
+           f"{start + timedelta(minutes=1):%Y-%m-%dT%H:%M:%SZ}&$select=id&$top=1")
+    graph.client.request("GET", url, user)
+    return None
+
+
+def target_result(graph: Any, pair: Pair, where: str) -> tuple[str, str, ExitCode]:
+    """The target calendar exists, or will be created on the first cycle."""
+    from sanitizer.stores.microsoft365.names import parse_calendar_url  # noqa: PLC0415
+    from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+
+    user, name = parse_calendar_url(pair.target_account.url, pair.target_url)
+    if find_calendar(graph.client, user, name) is None:
+        return "ok", f"target will be created in mailbox {user} on the first cycle", ExitCode.OK
+    return ("ok", "target calendar found (write permission shows on the first cycle; run "
+            "`preview` first)", ExitCode.OK)

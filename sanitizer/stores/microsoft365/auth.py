@@ -1,0 +1,167 @@
+"""App-only tokens for Graph: the client-credentials grant through msal, Microsoft's library.
+
+The credential (a client secret, or a PEM holding the certificate's private key and the
+certificate) comes from the keyring or systemd credentials under the account's
+`client_credential` name. msal talks to the authority through the small client below: no
+redirects, no environment proxies or CA bundles, bounded answers. msal refuses non-https
+authorities, so a loopback `http://` authority (a local test server, the only plain HTTP the
+config allows) is given to msal as https and sent as http by this client, for that host only.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from sanitizer.errors import StoreError
+from sanitizer.stores.microsoft365.names import SCOPE
+
+MAX_TOKEN_ANSWER = 256 * 1024
+
+
+@dataclass(frozen=True)
+class AppLogin:
+    """One app registration; the credential never leaves this object except to msal."""
+
+    tenant_id: str
+    client_id: str
+    credential: str
+    authority: str  # base URL, e.g. https://login.microsoftonline.com/
+    timeout: float = 30.0
+    verify: bool | str = True
+
+    def __repr__(self) -> str:
+        return f"AppLogin(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, <hidden>)"
+
+
+def msal_credential(text: str) -> str | dict[str, str]:
+    """A secret as it is; a PEM bundle as msal's certificate form (key + certificate)."""
+    if "-----BEGIN" not in text:
+        return text.strip()
+    key = _pem_block(text, "PRIVATE KEY")
+    cert = _pem_block(text, "CERTIFICATE")
+    if key is None or cert is None:
+        raise ValueError("a PEM credential needs a private key and a certificate")
+    return {"private_key": key, "public_certificate": cert}
+
+
+def _pem_block(text: str, kind: str) -> str | None:
+    for block in text.split("-----END ")[:-1]:
+        start = block.rfind("-----BEGIN ")
+        if start >= 0 and block[start:].split("-----")[1].endswith(kind):
+            label = block[start:].split("-----")[1].removeprefix("BEGIN ")
+            return block[start:] + f"-----END {label}-----\n"
+    return None
+
+
+class _Answer:
+    """What msal reads of an HTTP answer."""
+
+    def __init__(self, status: int, text: str, headers: dict[str, str]) -> None:
+        self.status_code = status
+        self.text = text
+        self.headers = headers
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise requests.HTTPError(f"HTTP Error: {self.status_code}")
+
+
+class AuthorityHttp:
+    """msal's http_client: bounded, no redirects, plain http only for a loopback authority."""
+
+    def __init__(self, login: AppLogin) -> None:
+        self.login = login
+        self.requests = 0
+        parts = urlsplit(login.authority)
+        self._plain_netloc = parts.netloc.lower() if parts.scheme == "http" else None
+        self._session = requests.Session()
+        self._session.trust_env = False
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **_: Any) -> _Answer:
+        """A discovery GET."""
+        return self._send("GET", url, params=params, headers=headers)
+
+    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None,
+             **_: Any) -> _Answer:
+        """A token POST."""
+        return self._send("POST", url, params=params, data=data, headers=headers)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._session.close()
+
+    def _send(self, method: str, url: str, **kw: Any) -> _Answer:
+        parts = urlsplit(url)
+        if self._plain_netloc is not None and parts.netloc.lower() == self._plain_netloc:
+            url = urlunsplit(("http", *parts[1:]))
+        self.requests += 1
+        response = self._session.request(method, url, allow_redirects=False, stream=True,
+                                          timeout=self.login.timeout, verify=self.login.verify,
+                                          **kw)
+        with response:
+            raw = response.raw.read(MAX_TOKEN_ANSWER + 1, decode_content=True)
+        if len(raw) > MAX_TOKEN_ANSWER:
+            return _Answer(502, "{}", {})
+        return _Answer(response.status_code, raw.decode("utf-8", "replace"),
+                       dict(response.headers))
+
+
+class GraphAuth:
+    """Tokens for Graph, cached by msal until five minutes before they expire."""
+
+    def __init__(self, login: AppLogin) -> None:
+        self.login = login
+        self.http = AuthorityHttp(login)
+        self._lock = threading.Lock()
+        self._app: Any = None
+
+    def _application(self) -> Any:
+        """msal's app, made on first use: its constructor already asks the authority."""
+        if self._app is not None:
+            return self._app
+        import msal  # noqa: PLC0415 - the microsoft365 extra; checked when the config loads
+
+        parts = urlsplit(self.login.authority)
+        base = urlunsplit(("https", parts.netloc, parts.path.rstrip("/"), "", ""))
+        try:
+            credential = msal_credential(self.login.credential)
+        except ValueError:
+            raise self._error("credential-unusable", None) from None
+        try:
+            self._app = msal.ConfidentialClientApplication(
+                self.login.client_id, client_credential=credential,
+                authority=f"{base}/{self.login.tenant_id}", http_client=self.http,
+                instance_discovery=False, azure_region=False)
+        except ValueError:
+            raise self._error("credential-unusable", None) from None
+        except Exception:  # noqa: BLE001 - msal's errors may quote the server's answer
+            raise self._error("authority-unreachable", None, transient=True) from None
+        return self._app
+
+    def _error(self, reason: str, status: int | None, transient: bool = False) -> StoreError:
+        return StoreError(operation="TOKEN", url=self.login.authority + self.login.tenant_id,
+                          reason=reason, status=status, transient=transient)
+
+    def token(self, refresh: bool = False) -> str:
+        """A bearer token for Graph; after a 401, `refresh` drops the cached one first."""
+        with self._lock:
+            app = self._application()
+            if refresh:
+                app.remove_tokens_for_client()
+            try:
+                result = app.acquire_token_for_client(scopes=[SCOPE])
+            except Exception:  # noqa: BLE001 - msal raises for 5xx and network errors
+                raise self._error("authority-unreachable", None, transient=True) from None
+        token = result.get("access_token") if isinstance(result, dict) else None
+        if not isinstance(token, str) or not token:
+            raise self._error("auth-rejected", 401)
+        return token
+
+    def close(self) -> None:
+        """Close the authority's connection pool."""
+        self.http.close()

@@ -1,0 +1,266 @@
+"""A bounded HTTPS client for Microsoft Graph: everything a server says is hostile.
+
+Every URL must lie under the account's graph_url (nextLink and deltaLink included); redirects are
+refused; each request has a total deadline and an answer-size cap; 429/503/504 (and 500) are
+retried honouring Retry-After for the whole mailbox; at most 4 requests per mailbox are in flight,
+the limit Exchange Online enforces. Nothing here logs a URL's query, a request or a response body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
+from sanitizer.stores.microsoft365.names import same_origin_prefix
+
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+MAILBOX_CONCURRENCY = 4
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TOKEN_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """Where Graph is and how long a request may take."""
+
+    graph_url: str
+    timeout: float = 30.0
+    verify: bool | str = True
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0  # a longer Retry-After ends the cycle's try; the next cycle retries
+
+
+@dataclass(frozen=True)
+class GraphReply:
+    """A successful answer: status, headers (lower-case names) and the JSON body (if any)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+class GraphClient:
+    """One per account: the token source, one connection pool, a gate per mailbox."""
+
+    def __init__(self, settings: GraphSettings, token: Callable[[bool], str]) -> None:
+        self.settings = settings
+        self.token = token  # token(refresh) -> a bearer token; refresh after a 401
+        self.requests: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()  # the most requests a mailbox had in flight
+        self._session = requests.Session()
+        self._session.trust_env = False  # no proxy, CA bundle or .netrc from the environment
+        self._lock = threading.Lock()
+        self._gates: dict[str, threading.BoundedSemaphore] = {}
+        self._in_flight: Counter[str] = Counter()
+        self._not_before: dict[str, float] = {}
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._session.close()
+
+    def request(self, method: str, url: str, mailbox: str, *, body: Any = None,
+                headers: Mapping[str, str] | None = None) -> GraphReply:
+        """Send with retries for throttling and transient faults; raise StoreError otherwise."""
+        if not same_origin_prefix(self.settings.graph_url, url):
+            raise StoreError(operation=method, url=_shown(self.settings.graph_url),
+                             reason="url-outside-graph")
+        error: StoreError | None = None
+        refreshed = refresh = False
+        attempt = 0
+        while attempt < self.settings.attempts:
+            if error is not None:
+                time.sleep(self._delay(attempt))
+            self._wait_if_told(mailbox)
+            try:
+                status, reply_headers, raw = self._gated(method, url, mailbox, body, headers,
+                                                         refresh)
+            except StoreError as exc:
+                if not exc.transient:
+                    raise
+                error, attempt, refresh = exc, attempt + 1, False  # a timeout: try again
+                continue
+            if status == 401 and not refreshed:
+                refreshed = refresh = True  # an expired or revoked token: a new one, once
+                continue
+            refresh = False
+            if status not in RETRY_STATUSES:
+                return _answer(method, url, status, reply_headers, raw)
+            wait = _retry_after(reply_headers)
+            error = StoreError(operation=method, url=_shown(url), reason=_code(status, raw),
+                               status=status, transient=True, retry_after=wait)
+            attempt += 1
+            if wait is not None and not self._told_to_wait(mailbox, wait):
+                break
+        assert error is not None
+        raise error
+
+    def _gated(self, method: str, url: str, mailbox: str, body: Any,
+               headers: Mapping[str, str] | None,
+               refresh: bool) -> tuple[int, dict[str, str], bytes]:
+        gate = self._gate(mailbox)
+        with gate:
+            with self._lock:
+                self._in_flight[mailbox] += 1
+                self.peak[mailbox] = max(self.peak[mailbox], self._in_flight[mailbox])
+                self.requests[method] += 1
+            try:
+                return self._once(method, url, body, headers or {}, refresh)
+            finally:
+                with self._lock:
+                    self._in_flight[mailbox] -= 1
+
+    def _gate(self, mailbox: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            return self._gates.setdefault(mailbox.lower(),
+                                          threading.BoundedSemaphore(MAILBOX_CONCURRENCY))
+
+    def _once(self, method: str, url: str, body: Any, headers: Mapping[str, str],
+              refresh: bool) -> tuple[int, dict[str, str], bytes]:
+        deadline = time.monotonic() + self.settings.timeout
+        sent = {"Authorization": "Bearer " + self.token(refresh), "Accept": "application/json",
+                **headers}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            sent["Content-Type"] = "application/json"
+        try:
+            response = self._session.request(
+                method, url, data=data, headers=sent, allow_redirects=False, stream=True,
+                timeout=(self.settings.timeout, self.settings.timeout),
+                verify=self.settings.verify)
+            with response:
+                raw = _read_capped(response, deadline, method, url)
+                return response.status_code, {k.lower(): v for k, v in
+                                              response.headers.items()}, raw
+        except StoreError:
+            raise
+        except requests.exceptions.SSLError:
+            raise StoreError(operation=method, url=_shown(url),
+                             reason="tls-verification-failed") from None
+        except requests.exceptions.Timeout:
+            raise StoreError(operation=method, url=_shown(url), reason="timeout",
+                             transient=True) from None
+        except (requests.exceptions.RequestException, OSError):
+            raise StoreError(operation=method, url=_shown(url), reason="connection-failed",
+                             transient=True) from None
+
+    def _told_to_wait(self, mailbox: str, seconds: float) -> bool:
+        """Retry-After holds back every request to the mailbox, so parallel writes do not
+        multiply a throttle. False if the wait is longer than a cycle should take."""
+        if seconds > self.settings.max_delay:
+            return False
+        with self._lock:
+            key = mailbox.lower()
+            self._not_before[key] = max(self._not_before.get(key, 0.0),
+                                        time.monotonic() + seconds)
+        return True
+
+    def _wait_if_told(self, mailbox: str) -> None:
+        with self._lock:
+            pause = self._not_before.get(mailbox.lower(), 0.0) - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+    def _delay(self, attempt: int) -> float:
+        ceiling = min(self.settings.base_delay * float(2 ** max(attempt - 1, 0)),
+                      self.settings.max_delay)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+def _read_capped(response: requests.Response, deadline: float, method: str, url: str) -> bytes:
+    """The body, unless it is larger than the cap or still arriving at the deadline (read as
+    it comes, so a server that drips bytes is cut off after one more read timeout at most)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.raw.read1(64 * 1024, decode_content=True):  # what has arrived
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise StoreError(operation=method, url=_shown(url), reason="answer-too-large")
+        if time.monotonic() > deadline:
+            raise StoreError(operation=method, url=_shown(url), reason="timeout",
+                             transient=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds (Graph sends fractions, like 2.128), or from an HTTP date."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
+def _code(status: int, raw: bytes) -> str:
+    """A short reason code: Graph's error code if it is a plain word, else the HTTP status."""
+    body = _json(raw)
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, str) and code.isalnum() and len(code) <= 64:
+        return code.lower()
+    return f"http-{status}"
+
+
+def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
+            raw: bytes) -> GraphReply:
+    shown = _shown(url)
+    if 300 <= status < 400:
+        raise StoreError(operation=method, url=shown, reason="redirect-refused", status=status)
+    if status == 412:
+        raise PreconditionFailed(operation=method, url=shown, reason="precondition-failed",
+                                 status=412)
+    code = _code(status, raw)
+    if status == 410 or (400 <= status < 500 and code in TOKEN_CODES):
+        raise TokenRejected(operation=method, url=shown, reason="sync-token-rejected",
+                            status=status)
+    if status in (401, 403):
+        raise StoreError(operation=method, url=shown, reason="auth-rejected", status=status)
+    if status == 404:
+        raise StoreError(operation=method, url=shown, reason="not-found", status=404)
+    if not 200 <= status < 300:
+        raise StoreError(operation=method, url=shown, reason=code, status=status)
+    body = _json(raw)
+    if body is _NOT_JSON:
+        raise StoreError(operation=method, url=shown, reason="bad-response", status=status,
+                         transient=True)
+    return GraphReply(status, headers, body)
+
+
+def _shown(url: str) -> str:
+    """A URL as it may appear in a message: no query (tokens, filters)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

@@ -1,0 +1,182 @@
+"""A phone calendar in a Microsoft 365 mailbox, holding marked entries and nothing else of ours.
+
+Each entry carries an owner mark, a single-value extended property holding its phone UID; only
+marked entries are ever changed or deleted, everything else is foreign. Entries have no body and
+no attendees (so nothing is ever sent to anyone) and are private. A create carries a fresh
+`transactionId`, so a retried POST never duplicates; updates and deletes send If-Match. For the
+planner, `list()` presents a marked entry as the phone-format bytes of what it stands for, and an
+unmarked one as empty bytes (foreign).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from sanitizer.core.model import SanitizedEvent
+from sanitizer.core.phone_format import read_back, serialize
+from sanitizer.errors import StoreError
+from sanitizer.stores.base import RawObject
+from sanitizer.stores.microsoft365.graph_http import GraphClient
+from sanitizer.stores.microsoft365.mapping import (
+    clean_etag,
+    entry_json,
+    event_id,
+    target_entry,
+)
+from sanitizer.stores.microsoft365.source import MAX_ITEMS, MAX_PAGES, find_calendar, user_url
+
+MARK_GUID = "{0c9d7f35-5bd4-4a8e-9a27-3f4e2b8c6d11}"
+MARK_NAME = "calendar-sanitizer-uid"
+MARK_ID = f"String {MARK_GUID} Name {MARK_NAME}"
+EXPAND = f"singleValueExtendedProperties($filter=id eq '{MARK_ID}')"
+SELECT = ("id,subject,start,end,isAllDay,showAs,sensitivity,isReminderOn,"
+          "reminderMinutesBeforeStart,location,bodyPreview,categories,type")
+PREFER = {"Prefer": 'outlook.timezone="UTC", IdType="ImmutableId"'}
+EXTRA_LINE = b"X-GRAPH-EXTRA:1\r\nEND:VEVENT"  # makes read_back report `extra`: rewrite it
+
+
+def mark_of(obj: dict[str, Any]) -> str | None:
+    """The owner mark's value, if the event carries exactly our property."""
+    props = obj.get("singleValueExtendedProperties")
+    if not isinstance(props, list):
+        return None
+    for prop in props:
+        if (isinstance(prop, dict) and isinstance(prop.get("id"), str)
+                and prop["id"].lower() == MARK_ID.lower() and isinstance(prop.get("value"), str)):
+            return str(prop["value"])
+    return None
+
+
+def phone_bytes(obj: dict[str, Any]) -> bytes:
+    """What the planner reads: our own format for marked entries, nothing for foreign ones."""
+    entry = target_entry(obj, mark_of(obj))
+    if entry.uid is None:
+        return b""
+    if entry.event is None:  # marked but unreadable: owned, and rewritten by the planner
+        return (f"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:{entry.uid}\r\nEND:VEVENT\r\n"
+                "END:VCALENDAR\r\n").encode()
+    data = serialize(entry.event)
+    return data.replace(b"END:VEVENT", EXTRA_LINE, 1) if entry.extra else data
+
+
+class GraphTarget:
+    """One calendar, by name, in the phone's mailbox."""
+
+    def __init__(self, client: GraphClient, user: str, calendar: str) -> None:
+        self.client = client
+        self.user = user
+        self.calendar = calendar
+        self.base = user_url(client.settings.graph_url, user)
+        self.url = self.base + "calendars/" + quote(calendar)
+        self._calendar_id: str | None = None
+        self._owned: set[str] = set()  # ids seen marked, or created, by this instance
+
+    def _calendar(self) -> str:
+        if self._calendar_id is None:
+            ident = find_calendar(self.client, self.user, self.calendar)
+            if ident is None:
+                raise StoreError(operation="GET", url=self.url, reason="target-not-found",
+                                 status=404)
+            self._calendar_id = ident
+        return self._calendar_id
+
+    def _events_url(self) -> str:
+        return f"{self.base}calendars/{quote(self._calendar(), safe='')}/events"
+
+    def list(self) -> list[RawObject]:
+        """Every event in the calendar; 404 if there is no calendar of that name."""
+        url: str | None = (self._events_url() + f"?$select={SELECT}&$top=100&$expand="
+                           + quote(EXPAND, safe="()$=,"))
+        found: list[RawObject] = []
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return found
+            body = self.client.request("GET", url, self.user, headers=PREFER).body
+            if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+                raise StoreError(operation="GET", url=self.url, reason="bad-response",
+                                 transient=True)
+            for obj in body["value"]:
+                ident = event_id(obj.get("id")) if isinstance(obj, dict) else None
+                if ident is None:
+                    continue
+                data = phone_bytes(obj)
+                if data:
+                    self._owned.add(ident)
+                found.append(RawObject(ident, clean_etag(obj.get("@odata.etag")), data))
+            if len(found) > MAX_ITEMS:
+                raise StoreError(operation="GET", url=self.url, reason="too-many-events")
+            next_link = body.get("@odata.nextLink")
+            url = next_link if isinstance(next_link, str) else None
+        raise StoreError(operation="GET", url=self.url, reason="too-many-pages")
+
+    def create_calendar(self) -> None:
+        """Create the calendar; one that appeared meanwhile is fine."""
+        try:
+            reply = self.client.request("POST", self.base + "calendars", self.user,
+                                        body={"name": self.calendar})
+        except StoreError as exc:
+            if exc.status != 409:
+                raise
+            return
+        ident = reply.body.get("id") if isinstance(reply.body, dict) else None
+        self._calendar_id = event_id(ident)
+
+    def create(self, href_name: str, data: bytes) -> tuple[str, str | None]:
+        """POST the entry with its mark and a transactionId; the new id and etag."""
+        event = _ours(data, self.url)
+        body = {**entry_json(event), "transactionId": str(uuid.uuid4()),
+                "singleValueExtendedProperties": [{"id": MARK_ID, "value": event.uid}]}
+        reply = self.client.request("POST", self._events_url(), self.user, body=body,
+                                    headers=PREFER)
+        ident = event_id(reply.body.get("id")) if isinstance(reply.body, dict) else None
+        if ident is None:
+            raise StoreError(operation="POST", url=self.url, reason="bad-response",
+                             transient=True)
+        self._owned.add(ident)
+        return ident, _etag(reply.body)
+
+    def update(self, href: str, etag: str | None, data: bytes) -> str | None:
+        """PATCH If-Match: the etag read this cycle; the new etag."""
+        event = _ours(data, self.url)
+        headers = {**PREFER, "If-Match": etag} if etag else dict(PREFER)
+        reply = self.client.request("PATCH", self._event_url(href), self.user,
+                                    body=entry_json(event), headers=headers)
+        return _etag(reply.body)
+
+    def delete(self, href: str, etag: str | None) -> None:
+        """DELETE If-Match, of a marked entry only; already gone counts as done."""
+        url = self._event_url(href)
+        try:
+            if href not in self._owned:
+                self._check_marked(url)
+            self.client.request("DELETE", url, self.user,
+                                headers={"If-Match": etag} if etag else {})
+        except StoreError as exc:
+            if exc.status != 404:
+                raise
+
+    def _check_marked(self, url: str) -> None:
+        query = "?$select=id&$expand=" + quote(EXPAND, safe="()$=,")
+        reply = self.client.request("GET", url + query, self.user)
+        if not isinstance(reply.body, dict) or mark_of(reply.body) is None:
+            raise StoreError(operation="DELETE", url=self.url, reason="not-owned")
+
+    def _event_url(self, href: str) -> str:
+        ident = event_id(href)
+        if ident is None:
+            raise StoreError(operation="PATCH", url=self.url, reason="bad-href")
+        return f"{self.base}events/{quote(ident, safe='')}"
+
+
+def _ours(data: bytes, url: str) -> SanitizedEvent:
+    """The engine hands over our own phone format; anything else is refused."""
+    event = read_back(data).event
+    if event is None:
+        raise StoreError(operation="POST", url=url, reason="not-an-entry")
+    return event
+
+
+def _etag(body: Any) -> str | None:
+    return clean_etag(body.get("@odata.etag")) if isinstance(body, dict) else None

@@ -1,0 +1,196 @@
+"""Microsoft 365 accounts through the real CLI and config loader: check, preview, sync, status,
+wipe on the Graph simulator; a pair from Microsoft 365 to CalDAV; config problems (exit 78)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sanitizer.errors import ConfigError
+from sanitizer.service import config as config_module
+from sanitizer.service.config import parse_config
+from tests.support.graph_sim import ADVOCATE, CLIENT_ID, PHONE, SECRET, TENANT, GraphSim
+from tests.support.harness import REPO, Setup
+from tests.support.servers import RadicaleServer
+
+NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+M365 = {"kind": "microsoft365", "tenant_id": TENANT, "client_id": CLIENT_ID,
+        "client_credential": "graph-app"}
+
+
+def m365_setup(root: Path, sim: GraphSim, target: str = f"{PHONE}/Appointments",
+               target_account: str = "agency", extra_account: str = "") -> Setup:
+    state, credentials = root / "state", root / "credentials"
+    credentials.mkdir(parents=True, mode=0o700)
+    (credentials / "graph-app").write_text(SECRET, encoding="utf-8")
+    text = (f'[service]\nstate_dir = "{state}"\n\n[accounts.agency]\nkind = "microsoft365"\n'
+            f'tenant_id = "{TENANT}"\nclient_id = "{CLIENT_ID}"\n'
+            f'client_credential = "graph-app"\ngraph_url = "{sim.graph_url}"\n'
+            f'authority = "{sim.base}/"\n{extra_account}\n'
+            f'[[pairs]]\nname = "maria"\nsource_account = "agency"\n'
+            f'target_account = "{target_account}"\nsource = "{ADVOCATE}/Calendar"\n'
+            f'target = "{target}"\n')
+    path = root / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return Setup(root, path, state, credentials)
+
+
+@pytest.fixture
+def sim() -> Iterator[GraphSim]:
+    server = GraphSim().start()
+    server.add_calendar(PHONE, "Calendar")
+    yield server
+    server.stop()
+
+
+@pytest.mark.integration
+def test_check_preview_sync_status_wipe(sim: GraphSim, tmp_path: Path) -> None:
+    calendar = sim.add_calendar(ADVOCATE, "Calendar")
+    for i in range(3):
+        sim.add_event(calendar, NOW + i * HOUR, NOW + i * HOUR + HOUR / 2, subject="Secret-subject")
+    setup = m365_setup(tmp_path, sim)
+    check = setup.run("check")
+    assert check.code == 0, check.output
+    assert "app token issued" in check.stdout and "will be created" in check.stdout
+    preview = setup.run("preview", "--now", NOW.isoformat())
+    assert preview.code == 0 and sim.events(PHONE, "Appointments") == []
+    sync = setup.run("sync", "--now", NOW.isoformat())
+    assert sync.code == 0 and "created=3" in sync.stdout, sync.output
+    quiet = setup.run("sync", "--now", (NOW + timedelta(minutes=5)).isoformat())
+    assert "[quiet]" in quiet.stdout
+    assert setup.run("status").code == 0
+    phone_cal = next(c for c in sim.mailboxes[PHONE] if sim.calendars[c].name == "Appointments")
+    sim.add_event(phone_cal, NOW, NOW + HOUR, subject="the phone's own")
+    wipe = setup.run("wipe", "maria", "--yes")
+    assert wipe.code == 0 and "deleted=3 foreign=1" in wipe.stdout, wipe.output
+    assert [e["subject"] for e in sim.events(PHONE, "Appointments")] == ["the phone's own"]
+    assert "secret-subject" not in (check.output + preview.output + sync.output
+                                    + wipe.output).lower()
+
+
+@pytest.mark.integration
+def test_check_reports_a_refused_credential_and_a_missing_calendar(sim: GraphSim,
+                                                                   tmp_path: Path) -> None:
+    setup = m365_setup(tmp_path, sim)
+    (setup.credentials / "graph-app").write_text("wrong", encoding="utf-8")
+    result = setup.run("check")
+    assert result.code == 77 and "auth-rejected" in result.stdout, result.output
+    (setup.credentials / "graph-app").write_text(SECRET, encoding="utf-8")
+    result = setup.run("check")
+    assert result.code == 78 and "source-missing" in result.stdout, result.output
+
+
+@pytest.mark.integration
+def test_a_pair_from_microsoft365_to_caldav(sim: GraphSim, tmp_path: Path,
+                                            radicale: RadicaleServer) -> None:
+    calendar = sim.add_calendar(ADVOCATE, "Calendar")
+    sim.add_event(calendar, NOW + HOUR, NOW + 2 * HOUR, subject="private")
+    phone_url = radicale.create_calendar(f"m365-{tmp_path.name}"[-40:], "Appointments")
+    caldav = (f'\n[accounts.phone]\nurl = "{radicale.url}"\n'
+              f'username = "{radicale.username}"\n')
+    setup = m365_setup(tmp_path, sim, target=phone_url, target_account="phone",
+                       extra_account=caldav)
+    (setup.credentials / "phone").write_text(radicale.password, encoding="utf-8")
+    result = setup.run("sync", "--now", NOW.isoformat())
+    assert result.code == 0 and "created=1" in result.stdout, result.output
+
+
+@pytest.mark.integration
+def test_the_daemon_syncs_a_microsoft365_pair(sim: GraphSim, tmp_path: Path) -> None:
+    calendar = sim.add_calendar(ADVOCATE, "Calendar")
+    soon = datetime.now(UTC).replace(microsecond=0) + 24 * HOUR
+    sim.add_event(calendar, soon, soon + HOUR, subject="Secret-subject")
+    setup = m365_setup(tmp_path, sim)
+    text = setup.config_path.read_text().replace("[service]\n", '[service]\ninterval = "5s"\n')
+    setup.config_path.write_text(text)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    process = subprocess.Popen([sys.executable, "-m", "sanitizer", "run"], cwd=REPO,
+                               env={**environment, **setup.environment()}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not sim.events(PHONE, "Appointments") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(sim.events(PHONE, "Appointments")) == 1
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "created=1" in output and "Traceback" not in output
+    assert "secret-subject" not in output.lower()
+
+
+def _problems(accounts: dict[str, Any], source: str = f"{ADVOCATE}/Calendar") -> list[str]:
+    data = {"accounts": accounts, "pairs": [{"name": "maria", "account": "a", "source": source,
+                                             "target": f"{PHONE}/Appointments"}]}
+    try:
+        parse_config(data)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def test_a_microsoft365_account_is_read_with_its_defaults() -> None:
+    config = parse_config({"accounts": {"a": M365}, "pairs": [
+        {"name": "maria", "account": "a", "source": f"{ADVOCATE}/Calendar",
+         "target": "Maria-Phone@Agency.org/Appointments"}]})
+    account = config.accounts["a"]
+    assert (account.kind, account.url) == ("microsoft365", "https://graph.microsoft.com/v1.0/")
+    assert account.authority == "https://login.microsoftonline.com/"
+    assert account.secret_name == "graph-app"
+    assert config.pairs[0].target_url == ("https://graph.microsoft.com/v1.0/users/"
+                                          "maria-phone@agency.org/calendars/Appointments/")
+
+
+def test_caldav_accounts_are_unchanged() -> None:
+    config = parse_config({"accounts": {"a": {"url": "https://dav.example/", "username": "u"}},
+                           "pairs": [{"name": "p", "account": "a", "source": "work/",
+                                      "target": "phone/"}]})
+    assert config.accounts["a"].kind == "caldav" and config.accounts["a"].secret_name == "a"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"kind": "exchange"}, "accounts.a.kind: expected one of caldav, microsoft365"),
+    ({"tenant_id": "not a tenant"}, "accounts.a.tenant_id: not a valid tenant id"),
+    ({"client_id": "x"}, "accounts.a.client_id: not a valid client id"),
+    ({"graph_url": "http://graph.example/v1.0/"}, "accounts.a.graph_url: plain http is refused"),
+    ({"url": "https://x/"}, "accounts.a.url: unknown key"),
+])
+def test_microsoft365_account_problems(change: dict[str, str], expected: str) -> None:
+    problems = _problems({"a": {**M365, **change}})
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_a_pair_calendar_must_be_user_slash_calendar() -> None:
+    problems = _problems({"a": M365}, source="Calendar")
+    assert problems == ["pairs[0].source: expected USER/CALENDAR, USER a mailbox address or "
+                        "object id"]
+
+
+def test_without_msal_the_account_is_a_config_problem(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(config_module.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "msal" else real(name, *a))
+    problems = _problems({"a": M365})
+    assert problems == ["accounts.a.kind: Microsoft 365 accounts need msal; install the extra: "
+                        "pip install 'calendar-sanitizer[microsoft365]'"]
+    sim = GraphSim()
+    sim.server = type("S", (), {"server_address": ("127.0.0.1", 9)})()  # not started
+    result = m365_setup(tmp_path, sim).run("sync")
+    assert result.code == 78 and "calendar-sanitizer[microsoft365]" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
