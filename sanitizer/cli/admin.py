@@ -20,7 +20,7 @@ from sanitizer.engine import sync_state
 from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, StoreError
 from sanitizer.service import checks, credentials, lock, logs, status
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
-from sanitizer.service.runtime import credentials_for
+from sanitizer.service.runtime import transport_for
 from sanitizer.stores.caldav import CalDAVTarget, Transport
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
@@ -170,9 +170,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _target_transport(config: Config, pair: Pair) -> Transport:
     backend = credentials.select_backend(config.service.keyring_backend)
-    account = pair.target_account
-    password = credentials.password(backend, account.name)
-    return Transport(credentials_for(account, password, config.service.timeout.total_seconds()))
+    return transport_for(pair.target_account, backend, config.service.timeout.total_seconds())
 
 
 def wipe_target(target: CalDAVTarget) -> tuple[int, int, int]:

@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
 from sanitizer.service import credentials
 from sanitizer.service.config import Account, Config, Pair, load_config
-from sanitizer.service.runtime import credentials_for
+from sanitizer.service.runtime import transport_for
 from sanitizer.stores.caldav import (
     CALDAV,
     DAV,
@@ -143,14 +143,16 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transpo
     for name, account in sorted(config.accounts.items()):
         transports[name] = None
         try:
-            password = credentials.password(backend, name)
+            transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))
         except SecretError as exc:
+            secret = account.service_account_key if account.kind == "google" else name
             findings.append(Finding(f"account {name}", "no-password",
-                                    f"{exc.hint}; {password_fix(name)}", ExitCode.CONFIG))
+                                    f"{exc.hint}; {password_fix(secret or name)}",
+                                    ExitCode.CONFIG))
             continue
-        transport = Transport(credentials_for(account, password, timeout),
-                              RetryPolicy(attempts=1))
-        finding = probe_account(account, transport)
+        finding = (token_finding(f"account {name}", account, transport)
+                   if transport.credentials.bearer is not None
+                   else probe_account(account, transport))
         findings.append(finding)
         if finding.code is ExitCode.OK:
             transports[name] = transport
@@ -180,6 +182,22 @@ def probe_account(account: Account, transport: Transport) -> Finding:
                        f"verification is OFF: set accounts.{account.name}.ca_file to the "
                        "server's CA and remove verify_tls = false")
     return Finding(item, "ok", f"password accepted by {account.url}; TLS certificate verified")
+
+
+def token_finding(item: str, account: Account, transport: Transport) -> Finding:
+    """An OAuth account has no page of its own to PROPFIND: mint a token, which proves the key,
+    the delegation and the scopes; the pairs then show what the user may read and write."""
+    assert transport.credentials.bearer is not None
+    try:
+        transport.credentials.bearer.authorization()
+    except StoreError as exc:
+        if exc.status == 401:
+            return Finding(item, "token-refused", f"{exc}: check that the service account's "
+                           "client ID has domain-wide delegation for the calendar scope and "
+                           f"that accounts.{account.name}.impersonate is a user of the domain",
+                           ExitCode.NOPERM)
+        return store_finding(item, exc, f"accounts.{account.name}")
+    return Finding(item, "ok", f"token issued for {account.impersonate}")
 
 
 def store_finding(item: str, exc: StoreError, where: str) -> Finding:
@@ -285,6 +303,9 @@ def target_result(transport: Transport, pair: Pair, where: str) -> tuple[str, st
     if status != 404:
         return ("target-unavailable", f"PROPFIND {pair.target_url} answered HTTP {status}",
                 ExitCode.UNAVAILABLE)
+    if not transport.differences.makes_calendars:
+        return ("target-missing", f"no calendar at {pair.target_url} ({where}.target): "
+                f"{transport.differences.missing_calendar_advice}", ExitCode.CONFIG)
     return parent_result(transport, pair, where)
 
 

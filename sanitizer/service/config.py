@@ -6,6 +6,7 @@ password key exists: secrets come from the keyring (see `credentials.py`).
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -29,15 +30,27 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 T = TypeVar("T")
 
 
+ACCOUNT_KINDS = ("caldav", "google")
+GOOGLE_CALDAV_URL = "https://apidata.googleusercontent.com/caldav/v2/"
+GOOGLE_EXTRA = "pip install 'calendar-sanitizer[google]'"
+
+
 @dataclass(frozen=True)
 class Account:
-    """A CalDAV login; its password lives in the keyring under the account's name."""
+    """A CalDAV login; its password lives in the keyring under the account's name.
+
+    A `google` account has no password: it acts as the Workspace user `impersonate` with the
+    service account key stored in the keyring under `service_account_key`.
+    """
 
     name: str
     url: str
     username: str
     verify_tls: bool = True
     ca_file: Path | None = None
+    kind: str = "caldav"
+    service_account_key: str | None = None
+    impersonate: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,11 +273,19 @@ class _Reader:
             self.problem(f"{where}.password", "passwords do not belong in the config file; "
                          f"store it with: calendar-sanitizer set-password {name}")
             table = {k: v for k, v in table.items() if k != "password"}
-        self.known_keys(table, where, {"url", "username", "verify_tls", "ca_file"})
-        url = self.get(table, where, "url", str, required=True) or ""
+        kind = self.get(table, where, "kind", str, "caldav") or "caldav"
+        if kind not in ACCOUNT_KINDS:
+            self.problem(f"{where}.kind", f"expected one of {', '.join(ACCOUNT_KINDS)}")
+            return None
+        common = {"kind", "url", "verify_tls", "ca_file"}
+        extra = google_fields(self, table, where) if kind == "google" else caldav_fields(
+            self, table, where)
+        self.known_keys(table, where, common | set(extra))
+        url = self.get(table, where, "url", str, required=kind == "caldav") or ""
+        url = url or (GOOGLE_CALDAV_URL if kind == "google" else "")
         if url and (problem := check_url(url)):
             self.problem(f"{where}.url", problem)
-        username = self.get(table, where, "username", str, required=True) or ""
+        username = extra.get("username") or extra.get("impersonate") or ""
         verify = self.get(table, where, "verify_tls", bool, True)
         ca_file = self.get(table, where, "ca_file", str)
         if ca_file is not None and not Path(ca_file).is_absolute():
@@ -273,7 +294,8 @@ class _Reader:
             return None
         self.invalid_accounts.discard(name)
         return Account(name, _with_slash(url), username, bool(verify),
-                       Path(ca_file) if ca_file else None)
+                       Path(ca_file) if ca_file else None, kind,
+                       extra.get("service_account_key"), extra.get("impersonate"))
 
     def pair(self, table: Mapping[str, Any], where: str, accounts: Mapping[str, Account],
              global_rules: tuple[Rule, ...]) -> Pair | None:
@@ -401,6 +423,34 @@ class _Reader:
 
 
 _NO_ACCOUNT = Account("", "", "")
+_EMAIL = re.compile(r"^[^@\s/]{1,64}@[A-Za-z0-9.-]{1,253}$")
+
+
+def caldav_fields(reader: _Reader, table: Mapping[str, Any], where: str) -> dict[str, str]:
+    """The keys only a CalDAV login has: its user name (the password is in the keyring)."""
+    return {"username": reader.get(table, where, "username", str, required=True) or ""}
+
+
+def google_fields(reader: _Reader, table: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A Google Workspace account: the service account key's credential name and the user it
+    acts as. Needs the optional extra that mints the tokens."""
+    key = reader.get(table, where, "service_account_key", str, required=True) or ""
+    if key and not _NAME.match(key):
+        reader.problem(f"{where}.service_account_key",
+                       "credential names use letters, digits, '_', '.', '-' (max 64)")
+    user = reader.get(table, where, "impersonate", str, required=True) or ""
+    if user and not _EMAIL.match(user):
+        reader.problem(f"{where}.impersonate", "expected the Workspace user's email address")
+    if not _google_auth_installed():
+        reader.problem(f"{where}.kind", f"google accounts need the extra: {GOOGLE_EXTRA}")
+    return {"service_account_key": key, "impersonate": user}
+
+
+def _google_auth_installed() -> bool:
+    try:
+        return importlib.util.find_spec("google.oauth2") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _bare_or_quoted(key: str) -> str:

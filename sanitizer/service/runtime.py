@@ -11,12 +11,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import keyring.backend
+
 from sanitizer.engine import sync_state
 from sanitizer.engine.reconcile import PairReport, sync_pair
 from sanitizer.errors import SecretError
 from sanitizer.service import credentials, lock, status
-from sanitizer.service.config import Account, Config, Pair
-from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, Transport
+from sanitizer.service.config import Account, Config, Pair, check_url
+from sanitizer.stores.caldav import (
+    CalDAVSource,
+    CalDAVTarget,
+    Credentials,
+    RetryPolicy,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,29 @@ def credentials_for(account: Account, password: str, timeout: float) -> Credenti
     return Credentials(account.url, account.username, password, verify, timeout)
 
 
+def transport_for(account: Account, backend: keyring.backend.KeyringBackend, timeout: float,
+                  retry: RetryPolicy | None = None) -> Transport:
+    """The account's transport, its secret read from the keyring; SecretError if it is missing
+    or unusable. A google account's key mints tokens for the user it impersonates."""
+    if account.kind != "google":
+        password = credentials.password(backend, account.name)
+        return Transport(credentials_for(account, password, timeout), retry)
+    from sanitizer.stores import google  # noqa: PLC0415 - needs the optional extra
+
+    key_name = account.service_account_key or ""
+    try:
+        key = google.parse_key(credentials.password(backend, key_name))
+    except ValueError as exc:
+        raise SecretError(f"service account key {key_name}", str(exc)) from None
+    if problem := check_url(key.token_uri):
+        raise SecretError(f"service account key {key_name}", f"token_uri {problem}")
+    verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
+    tokens = google.ServiceAccountTokens(key, account.impersonate or "", verify=verify,
+                                         timeout=timeout)
+    bearer = Credentials(account.url, account.username, "", verify, timeout, tokens)
+    return Transport(bearer, retry, google.GOOGLE)
+
+
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime:
     """Read the UID key and the passwords of the accounts the chosen pairs use."""
     key = credentials.uid_key(config.service.state_dir)
@@ -58,11 +89,9 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime
     timeout = config.service.timeout.total_seconds()
     for name, account in sorted(accounts.items()):
         try:
-            password = credentials.password(backend, name)
+            runtime.transports[name] = transport_for(account, backend, timeout)
         except SecretError as exc:
             runtime.missing[name] = str(exc)
-            continue
-        runtime.transports[name] = Transport(credentials_for(account, password, timeout))
     return runtime
 
 
