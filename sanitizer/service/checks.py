@@ -146,7 +146,8 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transpo
             transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))
         except SecretError as exc:
             secret = account.service_account_key if account.kind == "google" else name
-            findings.append(Finding(f"account {name}", "no-password",
+            findings.append(Finding(f"account {name}",
+                                    "no-key" if account.kind == "google" else "no-password",
                                     f"{exc.hint}; {password_fix(secret or name)}",
                                     ExitCode.CONFIG))
             continue

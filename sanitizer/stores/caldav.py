@@ -143,7 +143,7 @@ class Transport:
         login: dict[str, Any] = {"username": creds.username, "password": creds.password,
                                  "auth_type": "basic"}
         if creds.bearer is not None:  # applied by the session, so never in a logged header
-            login = {"auth": _BearerAuth(creds.bearer)}
+            login = {"auth": _BearerAuth("")}
         client = DAVClient(
             # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail
             # the whole listing; entity expansion stays off in caldav's parser.
@@ -217,22 +217,23 @@ class Transport:
         bearer = self.credentials.bearer
         if bearer is None:
             return self._send(method, url, body, headers)
-        bearer.authorization()  # mint before sending, so a token failure is reported as such
         try:
-            return self._send(method, url, body, headers)
+            return self._send(method, url, body, headers, bearer.authorization())
         except StoreError as exc:
-            if exc.status != 401:
+            if exc.status != 401 or exc.operation == "TOKEN":
                 raise
         bearer.invalidate()
-        bearer.authorization()
-        return self._send(method, url, body, headers)
+        return self._send(method, url, body, headers, bearer.authorization())
 
-    def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+    def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str],
+              authorization: str | None = None) -> Reply:
         from caldav.lib import error as caldav_error  # noqa: PLC0415
 
         self.requests[method] += 1
         try:
             client = self._checkout()
+            if authorization is not None:  # each request has the client to itself
+                client.auth = _BearerAuth(authorization)
             try:
                 response = client.request(url, method, body, dict(headers))
             finally:
@@ -256,13 +257,17 @@ class Transport:
 
 
 class _BearerAuth:
-    """Sets the Authorization header on each request as the HTTP session sends it."""
+    """Sets the Authorization header as the HTTP session sends the request (caldav logs the
+    headers it is given at DEBUG, never those the session adds)."""
 
-    def __init__(self, tokens: BearerTokens) -> None:
-        self.tokens = tokens
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(<hidden>)"
 
     def __call__(self, request: Any) -> Any:
-        request.headers["Authorization"] = self.tokens.authorization()
+        request.headers["Authorization"] = self.value
         return request
 
 
