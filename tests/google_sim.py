@@ -234,6 +234,7 @@ class GoogleProxy:
         self.refused: Counter[str] = Counter()  # reason -> count
         self.rate_limits: list[int] = []  # statuses to answer the next requests with
         self.forgotten_token_status = 410
+        self.at_in_hrefs = False  # answer hrefs with "@" where the request had "%40"
         self.lock = threading.Lock()
         self.server = _serve(self._handle)
 
@@ -320,6 +321,9 @@ class GoogleProxy:
         user = re.escape(self.radicale.username.encode())
         body = re.sub(rb"(<[^>]*href>\s*)/" + user + rb"/([^/<\s]+)/",
                       rb"\1/caldav/v2/\2/events/", answer.body)
+        if self.at_in_hrefs:  # Google's own answers mix the two spellings
+            body = re.sub(rb"<([^>]*)href>([^<]*)</", lambda m: m.group(0).replace(b"%40", b"@"),
+                          body)
         if answer.status in (403, 409) and b"valid-sync-token" in body:
             return self._refuse("forgotten-sync-token", self.forgotten_token_status, json.dumps(
                 {"error": {"code": 410, "message": "Sync token is no longer valid, a full sync "

@@ -6,7 +6,6 @@ password key exists: secrets come from the keyring (see `credentials.py`).
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import os
 import re
@@ -23,6 +22,7 @@ from sanitizer.core.durations import parse_duration
 from sanitizer.core.model import Action, Label
 from sanitizer.core.policy import Policy, Rule
 from sanitizer.errors import ConfigError
+from sanitizer.stores import google
 
 DEFAULT_CONFIG_PATH = Path("/etc/calendar-sanitizer/config.toml")
 CONFIG_ENV = "CALENDAR_SANITIZER_CONFIG"
@@ -31,8 +31,7 @@ T = TypeVar("T")
 
 
 ACCOUNT_KINDS = ("caldav", "google")
-GOOGLE_CALDAV_URL = "https://apidata.googleusercontent.com/caldav/v2/"
-GOOGLE_EXTRA = "pip install 'calendar-sanitizer[google]'"
+GOOGLE_CALDAV_URL = google.CALDAV_BASE_URL
 
 
 @dataclass(frozen=True)
@@ -441,16 +440,9 @@ def google_fields(reader: _Reader, table: Mapping[str, Any], where: str) -> dict
     user = reader.get(table, where, "impersonate", str, required=True) or ""
     if user and not _EMAIL.match(user):
         reader.problem(f"{where}.impersonate", "expected the Workspace user's email address")
-    if not _google_auth_installed():
-        reader.problem(f"{where}.kind", f"google accounts need the extra: {GOOGLE_EXTRA}")
+    if not google.google_auth_installed():
+        reader.problem(f"{where}.kind", f"google accounts need the extra: {google.EXTRA}")
     return {"service_account_key": key, "impersonate": user}
-
-
-def _google_auth_installed() -> bool:
-    try:
-        return importlib.util.find_spec("google.oauth2") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _bare_or_quoted(key: str) -> str:

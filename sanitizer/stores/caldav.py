@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
@@ -493,7 +493,7 @@ class CalDAVTarget:
 
     def _taken(self, url: str) -> bool:
         """Whether something is stored at `url`: from this cycle's listing, else by asking."""
-        path = urlsplit(url).path
+        path = unquote(urlsplit(url).path)
         if self.listed is not None:
             return path in self.listed
         reply = self.transport.request("PROPFIND", url, _PROPFIND_SYNC_STATE.encode(),
@@ -516,10 +516,10 @@ class CalDAVTarget:
 
 
 def _names(reply: Reply, url: str) -> Iterator[str]:
-    """The path of every object a listing named, whatever its content."""
+    """The path of every object a listing named, whatever its content or its spelling of "@"."""
     for href, _, _ in multistatus(reply, url, "REPORT"):
         if not _is_collection(href, url):
-            yield urlsplit(href).path
+            yield unquote(urlsplit(href).path)
 
 
 def _looks_like_a_page(reply: Reply) -> bool:
