@@ -132,6 +132,20 @@ def test_a_bad_key_is_named_not_quoted(sim: GoogleServer, tmp_path: Path, text: 
 
 
 @pytest.mark.integration
+def test_a_missing_key_says_how_to_store_one(bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    _, _, _, setup = bench
+    (setup.credentials / "main").unlink()
+    setup.config_path.chmod(0o600)
+    result = setup.run("check")
+    assert result.code == 78, result.output
+    row = next(line for line in result.stdout.splitlines() if line.startswith("account main"))
+    assert "no-key" in row and "service account key" not in row, row  # the hint, not the label
+    assert "systemd-creds encrypt --name=main KEY.json" in row, row
+    sync = setup.run("sync", "--now", NOW)
+    assert "service account key main: no credential file 'main'" in sync.output, sync.output
+
+
+@pytest.mark.integration
 def test_a_token_uri_over_plain_http_elsewhere_is_refused(sim: GoogleServer) -> None:
     from sanitizer.service.runtime import transport_for  # noqa: PLC0415
 

@@ -121,12 +121,16 @@ def file_permissions(config_path: Path, state_dir: Path | None) -> list[Finding]
                                 "config file and state directory are private to their owner")]
 
 
-def password_fix(name: str) -> str:
-    """How to give an account its password, for the way this process gets passwords."""
+def password_fix(name: str, key_file: bool = False) -> str:
+    """How to give an account its password (or a service account its key), for the way this
+    process gets secrets."""
     if os.environ.get(credentials.CREDENTIALS_ENV):
         cred = f"{CREDENTIALS_DIR}/{name}.cred"
-        return (f"create it with `systemd-creds encrypt --name={name} - {cred}` and add "
+        source = "KEY.json" if key_file else "-"
+        return (f"create it with `systemd-creds encrypt --name={name} {source} {cred}` and add "
                 f"`LoadCredentialEncrypted={name}:{cred}` to the unit")
+    if key_file:
+        return f"run `jq -c . KEY.json | calendar-sanitizer set-password --stdin {name}`"
     return f"run `calendar-sanitizer set-password {name}`"
 
 
@@ -145,10 +149,10 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transpo
         try:
             transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))
         except SecretError as exc:
-            secret = account.service_account_key if account.kind == "google" else name
-            findings.append(Finding(f"account {name}",
-                                    "no-key" if account.kind == "google" else "no-password",
-                                    f"{exc.hint}; {password_fix(secret or name)}",
+            google = account.kind == "google"
+            secret = (account.service_account_key or name) if google else name
+            findings.append(Finding(f"account {name}", "no-key" if google else "no-password",
+                                    f"{exc.hint}; {password_fix(secret, google)}",
                                     ExitCode.CONFIG))
             continue
         finding = (token_finding(f"account {name}", account, transport)

@@ -66,10 +66,13 @@ def transport_for(account: Account, backend: keyring.backend.KeyringBackend, tim
     from sanitizer.stores import google  # noqa: PLC0415 - needs the optional extra
 
     key_name = account.service_account_key or ""
+    what = f"service account key {key_name}"
     try:
         key = google.parse_key(credentials.password(backend, key_name))
+    except SecretError as exc:
+        raise SecretError(what, exc.hint) from None
     except ValueError as exc:
-        raise SecretError(f"service account key {key_name}", str(exc)) from None
+        raise SecretError(what, str(exc)) from None
     if problem := check_url(key.token_uri):
         raise SecretError(f"service account key {key_name}", f"token_uri {problem}")
     verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
