@@ -17,12 +17,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.stores.base import Changes, RawObject
+from sanitizer.stores.bearer import BearerAuth, BearerTokens
 from sanitizer.stores.differences import STANDARD, ServerDifferences
 
 log = logging.getLogger(__name__)
@@ -61,18 +62,6 @@ _MKCALENDAR = """<?xml version="1.0" encoding="utf-8"?>
     <C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set>
   </D:prop></D:set>
 </C:mkcalendar>"""
-
-
-class BearerTokens(Protocol):
-    """OAuth 2.0 access tokens for one account, minted lazily and cached until they expire."""
-
-    def authorization(self) -> str:
-        """The Authorization header value; raises StoreError when no token can be had."""
-        ...
-
-    def invalidate(self) -> None:
-        """Forget the cached token (the server refused it)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -143,7 +132,7 @@ class Transport:
         login: dict[str, Any] = {"username": creds.username, "password": creds.password,
                                  "auth_type": "basic"}
         if creds.bearer is not None:  # applied by the session, so never in a logged header
-            login = {"auth": _BearerAuth("")}
+            login = {"auth": BearerAuth("")}
         client = DAVClient(
             # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail
             # the whole listing; entity expansion stays off in caldav's parser.
@@ -233,7 +222,7 @@ class Transport:
         try:
             client = self._checkout()
             if authorization is not None:  # each request has the client to itself
-                client.auth = _BearerAuth(authorization)
+                client.auth = BearerAuth(authorization)
             try:
                 response = client.request(url, method, body, dict(headers))
             finally:
@@ -242,7 +231,7 @@ class Transport:
             if any(p.endswith("valid-sync-token") for p in exc.preconditions):
                 raise TokenRejected(operation=method, url=url, reason="sync-token-rejected",
                                     status=exc.status) from None
-            if self.differences.rate_limit_403 and _names_a_usage_limit(exc.body):
+            if self.differences.is_rate_limit(exc.status, exc.body):
                 raise StoreError(operation=method, url=url, reason="rate-limited",
                                  status=exc.status, transient=True) from None
             raise StoreError(operation=method, url=url, reason="auth-rejected",
@@ -254,28 +243,6 @@ class Transport:
         except Exception as exc:  # noqa: BLE001 - transport errors may quote the server's reply
             raise _transport_error(method, url, exc) from None
         return Reply(response.status, dict(response.headers or {}), response.tree)
-
-
-class _BearerAuth:
-    """Sets the Authorization header as the HTTP session sends the request (caldav logs the
-    headers it is given at DEBUG, never those the session adds)."""
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(<hidden>)"
-
-    def __call__(self, request: Any) -> Any:
-        request.headers["Authorization"] = self.value
-        return request
-
-
-def _names_a_usage_limit(body: object) -> bool:
-    """Google's 403 for a quota: {"error": {"errors": [{"domain": "usageLimits", ...}]}}."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
-    return any(word in text[:4096] for word in ('"usageLimits"', '"rateLimitExceeded"',
-                                                '"userRateLimitExceeded"'))
 
 
 def _transport_error(method: str, url: str, exc: Exception) -> StoreError:

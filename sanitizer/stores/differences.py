@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RFC_FORGOTTEN_TOKEN = frozenset({403, 409, 412})  # RFC 6578 3.2; 403: Radicale, 412: Xandikos
+# Google's reasons for a 403 that is a quota, not a refusal (Calendar API error reference).
+USAGE_LIMIT_WORDS = ('"usageLimits"', '"rateLimitExceeded"', '"userRateLimitExceeded"')
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,13 @@ class ServerDifferences:
     forgotten_token_statuses: frozenset[int] = RFC_FORGOTTEN_TOKEN  # answers to an old token
     rate_limit_403: bool = False  # a 403 naming a usage limit is a rate limit, not a refusal
     missing_calendar_advice: str = ""  # what `check` tells an admin when the target is missing
+
+    def is_rate_limit(self, status: int | None, body: object) -> bool:
+        """A 403 that names a usage limit, on a service that signals rate limits that way."""
+        if not self.rate_limit_403 or status != 403:
+            return False
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+        return any(word in text[:4096] for word in USAGE_LIMIT_WORDS)
 
 
 STANDARD = ServerDifferences()
