@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 from faultproxy import FaultProxy
-from google_sim import READ_ONLY_SCOPE, SCOPE, GoogleServer
+from google_sim import READ_ONLY_SCOPE, SCOPE, GoogleServer, rate_limit_body
 from harness import Setup, list_objects, put, vevent, write_setup
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sanitizer.engine import sync_state
 from sanitizer.errors import ConfigError, SecretError, StoreError
 from sanitizer.service.config import GOOGLE_CALDAV_URL, parse_config
 from sanitizer.stores import google
 from sanitizer.stores.caldav import Credentials, Transport
+from sanitizer.stores.differences import STANDARD
 
 NOW = "2030-03-04T09:00:00+00:00"
 PROPFIND = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
@@ -159,6 +162,37 @@ def test_a_token_uri_over_plain_http_elsewhere_is_refused(sim: GoogleServer) -> 
     account = parse_config(google_account()).accounts["g"]
     with pytest.raises(SecretError, match="token_uri plain http is refused"):
         transport_for(account, Keyring(), 5.0)  # type: ignore[arg-type]
+
+
+KEY_FIELDS = st.fixed_dictionaries({}, optional={
+    "type": st.one_of(st.just("service_account"), st.text(max_size=10), st.none()),
+    "client_email": st.one_of(st.just("sa@p.iam.gserviceaccount.com"), st.text(max_size=10),
+                              st.integers()),
+    "token_uri": st.one_of(st.just("https://oauth2.googleapis.com/token"), st.text(max_size=10),
+                           st.none()),
+    "private_key": st.sampled_from(["-----BEGIN PRIVATE KEY-----MARKER", "", 7]),
+})
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(KEY_FIELDS)
+def test_a_key_problem_never_quotes_the_key(fields: dict[str, object]) -> None:
+    try:
+        key = google.parse_key(json.dumps(fields))
+    except ValueError as problem:
+        assert "MARKER" not in str(problem)
+    else:
+        assert "MARKER" not in repr(key) and key.client_email == fields["client_email"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([200, 401, 403, 404, 429, 500]), st.booleans(),
+       st.text(st.characters(blacklist_characters='"'), max_size=50))
+def test_only_a_403_naming_a_usage_limit_is_a_rate_limit(status: int, named: bool,
+                                                         noise: str) -> None:
+    body = noise.encode() + (rate_limit_body(status) if named else b"")
+    assert google.GOOGLE.is_rate_limit(status, body) == (status == 403 and named)
+    assert not STANDARD.is_rate_limit(status, body)
 
 
 # ----------------------------------------------------------------------------- tokens
