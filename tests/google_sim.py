@@ -41,6 +41,7 @@ READ_ONLY_SCOPE = "https://www.googleapis.com/auth/calendar.readonly"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SKEW = 300
 PREFIX = "/caldav/v2/"
+PHONE_USER = "phone@agency.example"  # the phone's own account, a user of the same domain
 ALLOWED = "GET, PUT, HEAD, DELETE, POST, OPTIONS, PROPFIND, PROPPATCH, REPORT"
 UNSUPPORTED_METHODS = frozenset({"MKCALENDAR", "MKCOL", "LOCK", "UNLOCK", "COPY", "MOVE"})
 DROPPED_HEADERS = frozenset({"if-none-match", "if-modified-since", "if-unmodified-since", "if"})
@@ -223,13 +224,16 @@ class TokenEndpoint:
 class GoogleProxy:
     """Google's CalDAV documented behaviour, in front of a Radicale whose user owns every calendar.
 
-    Calendar IDs are Radicale calendar names; every live token may use every calendar, except that
-    a read-only scope may not write.
+    Calendar IDs are Radicale calendar names. Every calendar belongs to `owner`; another user sees
+    only calendars shared with it ("read" or "write"), as Google Calendar's sharing settings do.
+    A read-only scope may not write.
     """
 
-    def __init__(self, radicale: RadicaleServer, tokens: TokenEndpoint) -> None:
+    def __init__(self, radicale: RadicaleServer, tokens: TokenEndpoint, owner: str) -> None:
         self.radicale = radicale
         self.tokens = tokens
+        self.owner = owner
+        self.shares: dict[str, dict[str, str]] = {}  # calendar ID -> user -> "read" | "write"
         self.requests: Counter[str] = Counter()  # method -> count, after authentication
         self.refused: Counter[str] = Counter()  # reason -> count
         self.rate_limits: list[int] = []  # statuses to answer the next requests with
@@ -292,9 +296,24 @@ class GoogleProxy:
         if refused := self._unsupported_content(method, body):
             return self._refuse(refused, 403, b"")
         path = _to_radicale(urlsplit(handler.path).path, self.radicale.username)
-        if path is None:
+        access = self._access(grant.principal, urlsplit(handler.path).path)
+        if path is None or access is None:
             return self._refuse("not-found", 404, b"")
+        if method in WRITES and access != "write":
+            return self._refuse("not-shared-for-writing", 403, b"")
         return self._forward(method, path, body, handler)
+
+    def _access(self, principal: str, path: str) -> str | None:
+        """"write" for the owner, the share for anyone else, None for a calendar not shared."""
+        if principal == self.owner:
+            return "write"
+        calendar = path.removeprefix(PREFIX).split("/", 1)[0]
+        return self.shares.get(calendar, {}).get(principal)
+
+    def share(self, calendar_url: str, user: str, access: str = "read") -> None:
+        """Google Calendar's "Share with specific people" for one calendar."""
+        calendar = urlsplit(calendar_url).path.removeprefix(PREFIX).split("/", 1)[0]
+        self.shares.setdefault(calendar, {})[user] = access
 
     def _unsupported_content(self, method: str, body: bytes) -> str | None:
         if method == "PUT" and re.search(rb"BEGIN:(VTODO|VJOURNAL)", body):
@@ -436,8 +455,8 @@ class GoogleServer(CalDAVServer):
     def start(self) -> None:
         """Start Radicale, the token endpoint and the proxy."""
         self.radicale.start()
-        self.tokens = TokenEndpoint(self.account, {self.user, "phone@agency.example"})
-        self.proxy = GoogleProxy(self.radicale, self.tokens)
+        self.tokens = TokenEndpoint(self.account, {self.user, PHONE_USER})
+        self.proxy = GoogleProxy(self.radicale, self.tokens, self.user)
 
     def stop(self) -> None:
         """Stop all three."""

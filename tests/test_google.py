@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from faultproxy import FaultProxy
-from google_sim import READ_ONLY_SCOPE, SCOPE, GoogleServer, rate_limit_body
-from harness import Setup, list_objects, put, vevent, write_setup
+from google_sim import PHONE_USER, READ_ONLY_SCOPE, SCOPE, GoogleServer, rate_limit_body
+from harness import LIST_BODY, Setup, list_objects, put, vevent, write_setup
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -357,6 +357,29 @@ def test_a_read_only_token_cannot_write(sim: GoogleServer) -> None:
 
 
 # ----------------------------------------------------------------------------- whole cycles
+
+@pytest.mark.integration
+def test_the_phones_own_account_sees_only_the_shared_phone_calendar(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    """The setup docs/google.md describes: the phone calendar shared read-only with the phone's
+    account, which sees the sanitized entries and nothing else, and cannot change them."""
+    sim, source, target, setup = bench
+    assert sim.proxy is not None and sim.tokens is not None
+    sim.proxy.share(target, PHONE_USER, "read")
+    assert setup.run("sync", "--now", NOW).code == 0
+    token = sim.tokens.issue(PHONE_USER)
+    headers = {"Authorization": f"Bearer {token}", "Depth": "1",
+               "Content-Type": "application/xml"}
+    from sanitizer.demo.embedded_server import dav_request  # noqa: PLC0415
+
+    phone = dav_request("REPORT", target, body=LIST_BODY, headers=headers)
+    assert phone.status == 207 and phone.body.count(b"BEGIN:VEVENT") == 2
+    assert b"Jane" not in phone.body and b"Court" not in phone.body
+    assert dav_request("REPORT", source, body=LIST_BODY, headers=headers).status == 404
+    entry = sorted(list_objects(sim, target))[0].rsplit("/", 1)[1]
+    assert dav_request("DELETE", target + entry, headers=headers).status == 403
+    assert len(list_objects(sim, target)) == 2
+
 
 @pytest.mark.integration
 def test_google_and_caldav_accounts_mix_in_one_config(sim: GoogleServer, tmp_path: Path) -> None:
