@@ -284,6 +284,20 @@ def test_a_create_never_overwrites_what_is_at_its_name(
 
 
 @pytest.mark.integration
+def test_a_create_between_full_cycles_asks_whether_its_name_is_free(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    """No listing is read on a quiet cycle, so the name is looked up before the PUT."""
+    sim, source, _, setup = bench
+    assert sim.proxy is not None
+    assert setup.run("sync", "--now", NOW).code == 0
+    put(sim, source + "c.ics", vevent("c", "20300306T130000Z", "20300306T140000Z"))
+    sim.proxy.reset()
+    result = setup.run("sync", "--now", NOW)
+    assert "created=1" in result.stdout and "[incremental]" in result.stdout, result.output
+    assert sim.proxy.requests["PROPFIND"] == 1 and sim.proxy.requests["PUT"] == 1
+
+
+@pytest.mark.integration
 def test_the_phone_calendar_is_never_made_and_check_says_how(
         sim: GoogleServer, tmp_path: Path) -> None:
     source = new_calendar(sim, "work-nophone")
