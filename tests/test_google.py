@@ -122,6 +122,9 @@ def test_without_the_extra_a_google_account_is_a_one_line_config_error(
      "is not a service account key"),
     ('{"type": "service_account", "client_email": "a@b", "private_key": "SECRET-MARKER"}',
      "has no token_uri"),
+    (json.dumps({"type": "service_account", "client_email": "a@b", "token_uri": "https://o.test/t",
+                 "private_key": "-----BEGIN PRIVATE KEY-----\nSECRET-MARKER\n-----END"}),
+     "has a private key that does not load"),
 ])
 def test_a_bad_key_is_named_not_quoted(sim: GoogleServer, tmp_path: Path, text: str,
                                        message: str) -> None:

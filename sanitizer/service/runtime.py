@@ -67,17 +67,17 @@ def transport_for(account: Account, backend: keyring.backend.KeyringBackend, tim
 
     key_name = account.service_account_key or ""
     what = f"service account key {key_name}"
+    verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
     try:
         key = google.parse_key(credentials.password(backend, key_name))
+        if problem := check_url(key.token_uri):
+            raise SecretError(what, f"token_uri {problem}")
+        tokens = google.ServiceAccountTokens(key, account.impersonate or "", verify=verify,
+                                             timeout=timeout)
     except SecretError as exc:
         raise SecretError(what, exc.hint) from None
     except ValueError as exc:
         raise SecretError(what, str(exc)) from None
-    if problem := check_url(key.token_uri):
-        raise SecretError(f"service account key {key_name}", f"token_uri {problem}")
-    verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
-    tokens = google.ServiceAccountTokens(key, account.impersonate or "", verify=verify,
-                                         timeout=timeout)
     bearer = Credentials(account.url, account.username, "", verify, timeout, tokens)
     return Transport(bearer, retry, google.GOOGLE)
 

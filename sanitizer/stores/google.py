@@ -81,7 +81,10 @@ def parse_key(text: str) -> ServiceAccountKey:
 
 
 class ServiceAccountTokens:
-    """Bearer tokens for one impersonated user, minted with google-auth at the key's token_uri."""
+    """Bearer tokens for one impersonated user, minted with google-auth at the key's token_uri.
+
+    ValueError if the key's private key does not load.
+    """
 
     def __init__(self, key: ServiceAccountKey, subject: str, *, scopes: tuple[str, ...] = (SCOPE,),
                  verify: bool | str = True, timeout: float = 30.0) -> None:
@@ -90,9 +93,9 @@ class ServiceAccountTokens:
         try:
             self._credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
                 dict(key.info), scopes=list(scopes), subject=subject)
-        except (ValueError, TypeError):
-            raise StoreError(operation="TOKEN", url=key.token_uri,
-                             reason="bad-service-account-key") from None
+        except (ValueError, TypeError, IndexError):
+            raise ValueError("has a private key that does not load "
+                             "(store the key file exactly as downloaded)") from None
         self.token_uri = key.token_uri
         self._request = TokenRequest(key.token_uri, verify, timeout)
         self._lock = threading.Lock()
