@@ -63,6 +63,11 @@ AUTH_ERROR = json.dumps({"error": {"errors": [{
     "code": 401, "message": "Invalid Credentials"}}).encode()
 
 
+SERVICE_DISABLED = json.dumps({"error": {
+    "code": 403, "message": "CalDAV API has not been used in project 1 before or it is disabled.",
+    "status": "PERMISSION_DENIED", "details": [{"reason": "SERVICE_DISABLED"}]}}).encode()
+
+
 # ----------------------------------------------------------------------------- service accounts
 
 @dataclass
@@ -239,6 +244,7 @@ class GoogleProxy:
         self.rate_limits: list[int] = []  # statuses to answer the next requests with
         self.forgotten_token_status = 410
         self.at_in_hrefs = False  # answer hrefs with "@" where the request had "%40"
+        self.caldav_api_enabled = True  # in the service account's Cloud project
         self.lock = threading.Lock()
         self.server = _serve(self._handle)
 
@@ -284,6 +290,8 @@ class GoogleProxy:
         if grant is None:
             return self._refuse("unauthenticated", 401, AUTH_ERROR,
                                 {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
+        if not self.caldav_api_enabled:
+            return self._refuse("service-disabled", 403, SERVICE_DISABLED)
         with self.lock:
             self.requests[method] += 1
             limited = self.rate_limits.pop(0) if self.rate_limits else None

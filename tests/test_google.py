@@ -244,6 +244,22 @@ def test_a_refused_grant_fails_the_pair_with_77_and_a_reason_code(
 
 
 @pytest.mark.integration
+def test_check_names_the_caldav_api_when_google_refuses_the_calendars(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    sim, _, _, setup = bench
+    assert sim.proxy is not None
+    setup.config_path.chmod(0o600)
+    sim.proxy.caldav_api_enabled = False
+    try:
+        result = setup.run("check")
+    finally:
+        sim.proxy.caldav_api_enabled = True
+    assert result.code == 77, result.output
+    row = next(line for line in result.stdout.splitlines() if line.startswith("pair advocate"))
+    assert "forbidden" in row and "CalDAV API (caldav.googleapis.com) is enabled" in row, row
+
+
+@pytest.mark.integration
 def test_no_token_or_key_reaches_a_log_line_the_output_or_the_disk(
         bench: tuple[GoogleServer, str, str, Setup], caplog: pytest.LogCaptureFixture) -> None:
     sim, _, _, setup = bench

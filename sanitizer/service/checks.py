@@ -205,15 +205,16 @@ def token_finding(item: str, account: Account, transport: Transport) -> Finding:
     return Finding(item, "ok", f"token issued for {account.impersonate}")
 
 
-def store_finding(item: str, exc: StoreError, where: str) -> Finding:
-    """A failed request as a finding with a fix."""
+def store_finding(item: str, exc: StoreError, where: str, advice: str = "") -> Finding:
+    """A failed request as a finding with a fix (and the service's own advice for a 403)."""
     if exc.status == 401:
         return Finding(item, "auth-rejected", f"{exc.operation} {exc.url}: the server rejected "
                        f"the user name or password: check {where}.username and the stored "
                        "password", ExitCode.NOPERM)
     if exc.status == 403 or exc.reason == "auth-rejected":
+        fix = advice or "ask the server's admin, or check the URL"
         return Finding(item, "forbidden", f"{exc.operation} {exc.url}: the account has no access "
-                       "to it: ask the server's admin, or check the URL", ExitCode.NOPERM)
+                       f"to it: {fix}", ExitCode.NOPERM)
     if exc.reason == "tls-verification-failed":
         return Finding(item, "tls-failed", f"{exc.url}: the TLS certificate did not verify: set "
                        f"{where}.ca_file to the CA that signed it, or fix the server's "
@@ -266,13 +267,15 @@ def pair_check(index: int, pair: Pair, transports: dict[str, Transport | None]) 
     try:
         problem = source_problem(source, pair, where)
     except StoreError as exc:
-        return store_finding(item, exc, f"accounts.{pair.source_account.name}")
+        return store_finding(item, exc, f"accounts.{pair.source_account.name}",
+                             source.differences.forbidden_advice)
     if problem is not None:
         return Finding(item, *problem)
     try:
         result, detail, code = target_result(target, pair, where)
     except StoreError as exc:
-        return store_finding(item, exc, f"accounts.{pair.target_account.name}")
+        return store_finding(item, exc, f"accounts.{pair.target_account.name}",
+                             target.differences.forbidden_advice)
     if code is not ExitCode.OK:
         return Finding(item, result, detail, code)
     return Finding(item, "ok", f"source readable; {detail}")

@@ -22,6 +22,7 @@ class ServerDifferences:
     forgotten_token_statuses: frozenset[int] = RFC_FORGOTTEN_TOKEN  # answers to an old token
     rate_limit_403: bool = False  # a 403 naming a usage limit is a rate limit, not a refusal
     missing_calendar_advice: str = ""  # what `check` tells an admin when the target is missing
+    forbidden_advice: str = ""  # what `check` tells an admin when a calendar answers 403
 
     def is_rate_limit(self, status: int | None, body: object) -> bool:
         """A 403 that names a usage limit, on a service that signals rate limits that way."""

@@ -42,6 +42,10 @@ GOOGLE = ServerDifferences(
         "share it with the phone's Google account with 'See all event details', and set "
         "the pair's target to https://apidata.googleusercontent.com/caldav/v2/CALENDAR-ID/"
         "events/ (Calendar ID under Settings and sharing > Integrate calendar)"),
+    forbidden_advice=(
+        "check that the CalDAV API (caldav.googleapis.com) is enabled in the service account's "
+        "Cloud project, and that the impersonated user owns the calendar or it is shared with "
+        "them (with 'Make changes to events' for a target)"),
 )
 
 
