@@ -193,7 +193,7 @@ def test_a_key_problem_never_quotes_the_key(fields: dict[str, object]) -> None:
        st.text(st.characters(blacklist_characters='"'), max_size=50))
 def test_only_a_403_naming_a_usage_limit_is_a_rate_limit(status: int, named: bool,
                                                          noise: str) -> None:
-    body = noise.encode() + (rate_limit_body(status) if named else b"")
+    body = noise.encode("utf-8", "surrogatepass") + (rate_limit_body(status) if named else b"")
     assert google.GOOGLE.is_rate_limit(status, body) == (status == 403 and named)
     assert not STANDARD.is_rate_limit(status, body)
 
