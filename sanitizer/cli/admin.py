@@ -20,9 +20,8 @@ from sanitizer.engine import ledger, sync_state
 from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, StoreError
 from sanitizer.service import checks, credentials, lock, logs, retirement, status
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
-from sanitizer.service.runtime import credentials_for, open_graph
+from sanitizer.service.connections import Connection, connect
 from sanitizer.stores.base import TargetCalendar
-from sanitizer.stores.caldav import CalDAVTarget, Transport
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
 WIPE_PASSES = 3  # list-and-delete rounds, for entries that changed while we deleted
@@ -196,14 +195,8 @@ def retired_line(url: str, record: ledger.Record, zone: tzinfo) -> str:
 def _target_store(config: Config, pair: Pair) -> tuple[TargetCalendar, Callable[[], None]]:
     """The pair's target store and how to close its connections."""
     backend = credentials.select_backend(config.service.keyring_backend)
-    account = pair.target_account
-    secret = credentials.password(backend, account.secret_name)
-    timeout = config.service.timeout.total_seconds()
-    if account.kind == "microsoft365":
-        graph = open_graph(account, secret, timeout)
-        return graph.target_for(pair.target_url), graph.close
-    transport = Transport(credentials_for(account, secret, timeout))
-    return CalDAVTarget(transport, pair.target_url), transport.close
+    connection = connect(pair.target_account, backend, config.service.timeout.total_seconds())
+    return connection.target(pair.target_url), connection.close
 
 
 def wipe_target(target: TargetCalendar,
@@ -325,14 +318,12 @@ def _wipe_retired_target(config: Config, url: str, record: ledger.Record) -> boo
              f"add it back to reach {url}")
         return False
     backend = credentials.select_backend(config.service.keyring_backend)
-    password = credentials.password(backend, account.name)
-    transport = Transport(credentials_for(account, password,
-                                          config.service.timeout.total_seconds()))
+    connection: Connection = connect(account, backend, config.service.timeout.total_seconds())
     try:
         ours = ownership(config, url, None)
-        deleted, foreign, remaining = wipe_target(CalDAVTarget(transport, url), ours.owns)
+        deleted, foreign, remaining = wipe_target(connection.target(url), ours.owns)
     finally:
-        transport.close()
+        connection.close()
     if not remaining:
         ledger.cleaned(config.service.state_dir, url)
     _say(f"retired pair {record.pair}: wiped {url} deleted={deleted} foreign={foreign} "

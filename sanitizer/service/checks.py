@@ -21,7 +21,7 @@ from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
 from sanitizer.service import checks_microsoft365 as m365
 from sanitizer.service import credentials, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
-from sanitizer.service.runtime import credentials_for
+from sanitizer.service.connections import transport_for
 from sanitizer.stores.caldav import (
     CALDAV,
     DAV,
@@ -153,12 +153,16 @@ def file_permissions(config_path: Path, state_dir: Path | None) -> list[Finding]
                                 "config file and state directory are private to their owner")]
 
 
-def password_fix(name: str) -> str:
-    """How to give an account its password, for the way this process gets passwords."""
+def password_fix(name: str, key_file: bool = False) -> str:
+    """How to give an account its password (or a service account its key), for the way this
+    process gets secrets."""
     if os.environ.get(credentials.CREDENTIALS_ENV):
         cred = f"{CREDENTIALS_DIR}/{name}.cred"
-        return (f"create it with `systemd-creds encrypt --name={name} - {cred}` and add "
+        source = "KEY.json" if key_file else "-"
+        return (f"create it with `systemd-creds encrypt --name={name} {source} {cred}` and add "
                 f"`LoadCredentialEncrypted={name}:{cred}` to the unit")
+    if key_file:
+        return f"run `jq -c . KEY.json | calendar-sanitizer set-password --stdin {name}`"
     return f"run `calendar-sanitizer set-password {name}`"
 
 
@@ -176,19 +180,23 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
     for name, account in sorted(config.accounts.items()):
         transports[name] = None
         try:
-            password = credentials.password(backend, account.secret_name)
+            if account.kind == "microsoft365":
+                password = credentials.password(backend, account.secret_name)
+            else:
+                transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))
         except SecretError as exc:
-            findings.append(Finding(f"account {name}", "no-password",
-                                    f"{exc.hint}; {password_fix(account.secret_name)}",
+            google = account.kind == "google"
+            findings.append(Finding(f"account {name}", "no-key" if google else "no-password",
+                                    f"{exc.hint}; {password_fix(account.secret_name, google)}",
                                     ExitCode.CONFIG))
             continue
         if account.kind == "microsoft365":
             fields, transports[name] = m365.account_check(account, password, timeout)
             findings.append(Finding(*fields))
             continue
-        transport = Transport(credentials_for(account, password, timeout),
-                              RetryPolicy(attempts=1))
-        finding = probe_account(account, transport)
+        finding = (token_finding(f"account {name}", account, transport)
+                   if transport.credentials.bearer is not None
+                   else probe_account(account, transport))
         findings.append(finding)
         if finding.code is ExitCode.OK:
             transports[name] = transport
@@ -220,15 +228,32 @@ def probe_account(account: Account, transport: Transport) -> Finding:
     return Finding(item, "ok", f"password accepted by {account.url}; TLS certificate verified")
 
 
-def store_finding(item: str, exc: StoreError, where: str) -> Finding:
-    """A failed request as a finding with a fix."""
+def token_finding(item: str, account: Account, transport: Transport) -> Finding:
+    """An OAuth account has no page of its own to PROPFIND: mint a token, which proves the key,
+    the delegation and the scopes; the pairs then show what the user may read and write."""
+    assert transport.credentials.bearer is not None
+    try:
+        transport.credentials.bearer.authorization()
+    except StoreError as exc:
+        if exc.status == 401:
+            return Finding(item, "token-refused", f"{exc}: check that the service account's "
+                           "client ID has domain-wide delegation for the calendar scope and "
+                           f"that accounts.{account.name}.impersonate is a user of the domain",
+                           ExitCode.NOPERM)
+        return store_finding(item, exc, f"accounts.{account.name}")
+    return Finding(item, "ok", f"token issued for {account.impersonate}")
+
+
+def store_finding(item: str, exc: StoreError, where: str, advice: str = "") -> Finding:
+    """A failed request as a finding with a fix (and the service's own advice for a 403)."""
     if exc.status == 401:
         return Finding(item, "auth-rejected", f"{exc.operation} {exc.url}: the server rejected "
                        f"the user name or password: check {where}.username and the stored "
                        "password", ExitCode.NOPERM)
     if exc.status == 403 or exc.reason == "auth-rejected":
+        fix = advice or "ask the server's admin, or check the URL"
         return Finding(item, "forbidden", f"{exc.operation} {exc.url}: the account has no access "
-                       "to it: ask the server's admin, or check the URL", ExitCode.NOPERM)
+                       f"to it: {fix}", ExitCode.NOPERM)
     if exc.reason == "tls-verification-failed":
         return Finding(item, "tls-failed", f"{exc.url}: the TLS certificate did not verify: set "
                        f"{where}.ca_file to the CA that signed it, or fix the server's "
@@ -283,7 +308,8 @@ def pair_check(index: int, pair: Pair, transports: dict[str, Any]) -> Finding:
                    if pair.source_account.kind == "microsoft365"
                    else source_problem(source, pair, where))
     except StoreError as exc:
-        return store_finding(item, exc, f"accounts.{pair.source_account.name}")
+        return store_finding(item, exc, f"accounts.{pair.source_account.name}",
+                             source.differences.forbidden_advice)
     if problem is not None:
         return Finding(item, *problem)
     try:
@@ -291,7 +317,8 @@ def pair_check(index: int, pair: Pair, transports: dict[str, Any]) -> Finding:
                                 if pair.target_account.kind == "microsoft365"
                                 else target_result(target, pair, where))
     except StoreError as exc:
-        return store_finding(item, exc, f"accounts.{pair.target_account.name}")
+        return store_finding(item, exc, f"accounts.{pair.target_account.name}",
+                             target.differences.forbidden_advice)
     if code is not ExitCode.OK:
         return Finding(item, result, detail, code)
     return Finding(item, "ok", f"source readable; {detail}")
@@ -327,6 +354,9 @@ def target_result(transport: Transport, pair: Pair, where: str) -> tuple[str, st
     if status != 404:
         return ("target-unavailable", f"PROPFIND {pair.target_url} answered HTTP {status}",
                 ExitCode.UNAVAILABLE)
+    if not transport.differences.makes_calendars:
+        return ("target-missing", f"no calendar at {pair.target_url} ({where}.target): "
+                f"{transport.differences.missing_calendar_advice}", ExitCode.CONFIG)
     return parent_result(transport, pair, where)
 
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from sanitizer.errors import ExitCode, StoreError
 from sanitizer.service.config import Account, Pair
-from sanitizer.service.runtime import open_graph
+from sanitizer.service.connections import open_graph
 
 
 def account_check(account: Account, secret: str, timeout: float) -> tuple[Any, Any]:

@@ -23,6 +23,7 @@ from sanitizer.core.durations import parse_duration
 from sanitizer.core.model import Action, Label
 from sanitizer.core.policy import Policy, Rule
 from sanitizer.errors import ConfigError
+from sanitizer.stores import google
 from sanitizer.stores.microsoft365 import names as m365
 
 DEFAULT_CONFIG_PATH = Path("/etc/calendar-sanitizer/config.toml")
@@ -31,16 +32,21 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 T = TypeVar("T")
 
 
-KINDS = ("caldav", "microsoft365")  # "google" is expected to join
+KINDS = ("caldav", "google", "microsoft365")
 MSAL_MISSING = ("Microsoft 365 accounts need msal; install the extra: "
                 "pip install 'calendar-sanitizer[microsoft365]'")
+GOOGLE_CALDAV_URL = google.CALDAV_BASE_URL
 
 
 @dataclass(frozen=True)
 class Account:
-    """A login: a CalDAV user whose password lives in the keyring under the account's name, or
-    (kind "microsoft365") an app registration whose credential is named by `client_credential`;
-    its `url` is then the Graph URL."""
+    """A login to a calendar server; its secret lives in the keyring or a systemd credential.
+
+    kind "caldav": a user whose password is stored under the account's name. kind "google": no
+    password; it acts as the Workspace user `impersonate` with the service account key stored
+    under `service_account_key`. kind "microsoft365": an app registration whose credential is
+    stored under `client_credential`; its `url` is the Graph URL.
+    """
 
     name: str
     url: str
@@ -52,11 +58,13 @@ class Account:
     client_id: str = ""
     client_credential: str = ""
     authority: str = ""
+    service_account_key: str | None = None
+    impersonate: str | None = None
 
     @property
     def secret_name(self) -> str:
         """The keyring or systemd credential name that holds this account's secret."""
-        return self.client_credential or self.name
+        return self.client_credential or self.service_account_key or self.name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,11 +292,15 @@ class _Reader:
             return None
         if kind == "microsoft365":
             return self.microsoft365_account(name, table, where, count)
-        self.known_keys(table, where, {"kind", "url", "username", "verify_tls", "ca_file"})
-        url = self.get(table, where, "url", str, required=True) or ""
+        common = {"kind", "url", "verify_tls", "ca_file"}
+        extra = google_fields(self, table, where) if kind == "google" else caldav_fields(
+            self, table, where)
+        self.known_keys(table, where, common | set(extra))
+        url = self.get(table, where, "url", str, required=kind == "caldav") or ""
+        url = url or (GOOGLE_CALDAV_URL if kind == "google" else "")
         if url and (problem := check_url(url)):
             self.problem(f"{where}.url", problem)
-        username = self.get(table, where, "username", str, required=True) or ""
+        username = extra.get("username") or extra.get("impersonate") or ""
         verify = self.get(table, where, "verify_tls", bool, True)
         ca_file = self.get(table, where, "ca_file", str)
         if ca_file is not None and not Path(ca_file).is_absolute():
@@ -297,7 +309,9 @@ class _Reader:
             return None
         self.invalid_accounts.discard(name)
         return Account(name, _with_slash(url), username, bool(verify),
-                       Path(ca_file) if ca_file else None)
+                       Path(ca_file) if ca_file else None, kind,
+                       service_account_key=extra.get("service_account_key"),
+                       impersonate=extra.get("impersonate"))
 
     def microsoft365_account(self, name: str, table: Mapping[str, Any], where: str,
                              count: int) -> Account | None:
@@ -461,6 +475,27 @@ class _Reader:
 
 
 _NO_ACCOUNT = Account("", "", "")
+_EMAIL = re.compile(r"^[^@\s/]{1,64}@[A-Za-z0-9.-]{1,253}$")
+
+
+def caldav_fields(reader: _Reader, table: Mapping[str, Any], where: str) -> dict[str, str]:
+    """The keys only a CalDAV login has: its user name (the password is in the keyring)."""
+    return {"username": reader.get(table, where, "username", str, required=True) or ""}
+
+
+def google_fields(reader: _Reader, table: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A Google Workspace account: the service account key's credential name and the user it
+    acts as. Needs the optional extra that mints the tokens."""
+    key = reader.get(table, where, "service_account_key", str, required=True) or ""
+    if key and not _NAME.match(key):
+        reader.problem(f"{where}.service_account_key",
+                       "credential names use letters, digits, '_', '.', '-' (max 64)")
+    user = reader.get(table, where, "impersonate", str, required=True) or ""
+    if user and not _EMAIL.match(user):
+        reader.problem(f"{where}.impersonate", "expected the Workspace user's email address")
+    if not google.google_auth_installed():
+        reader.problem(f"{where}.kind", f"google accounts need the extra: {google.EXTRA}")
+    return {"service_account_key": key, "impersonate": user}
 
 
 def _bare_or_quoted(key: str) -> str:

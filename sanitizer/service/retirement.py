@@ -8,7 +8,7 @@ reached is tried again with backoff and shows as failing until it is clean.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +17,7 @@ from sanitizer.engine import ledger
 from sanitizer.engine.retire import Cleanup, clean_target
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Config
-from sanitizer.stores.caldav import CalDAVTarget, Transport
+from sanitizer.stores.base import TargetCalendar
 
 log = logging.getLogger(__name__)
 BACKOFF_MAX = timedelta(hours=6)
@@ -66,7 +66,10 @@ def is_retired(config: Config, url: str) -> bool:
     return not matching(url, wanted_targets(config))
 
 
-def retire_abandoned(config: Config, key: bytes, transports: Mapping[str, Transport | None],
+TargetAt = Callable[[str, str], TargetCalendar | None]  # (account, url) -> store, None if no secret
+
+
+def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
                      now: datetime) -> list[Retirement]:
     """Clean every retired target that is due; record what is left and when to try again."""
     state_dir = config.service.state_dir
@@ -77,7 +80,7 @@ def retire_abandoned(config: Config, key: bytes, transports: Mapping[str, Transp
             done.append(Retirement(record.pair, url, 0, len(record.entries),
                                    record.error or "retry-later", attempted=False))
             continue
-        result = _clean(config, key, transports, url, record)
+        result = _clean(config, key, target_at, url, record)
         done.append(_note(config, url, record, result, now))
     return done
 
@@ -90,15 +93,15 @@ def _not_yet(retry_at: str | None, now: datetime) -> bool:
         return False
 
 
-def _clean(config: Config, key: bytes, transports: Mapping[str, Transport | None], url: str,
+def _clean(config: Config, key: bytes, target_at: TargetAt, url: str,
            record: ledger.Record) -> Cleanup:
     if matching(url, [pair.source_url for pair in config.pairs]):
         return Cleanup(left=dict(record.entries), error="retired-target-is-a-source")
-    transport = transports.get(record.account)
-    if transport is None:
+    target = target_at(record.account, url)
+    if target is None:
         reason = "account-missing" if record.account not in config.accounts else "no-password"
         return Cleanup(left=dict(record.entries), error=reason)
-    return clean_target(CalDAVTarget(transport, url), Ownership.of(key, record.entries))
+    return clean_target(target, Ownership.of(key, record.entries))
 
 
 def _note(config: Config, url: str, record: ledger.Record, result: Cleanup,

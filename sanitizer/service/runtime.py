@@ -1,6 +1,6 @@
-"""Wiring: config + secrets -> stores per pair (CalDAV or Microsoft 365), and one cycle over them.
+"""Wiring: config + secrets -> a connection per account and stores per pair; one cycle over them.
 
-One Transport (or Graph connection) per account, shared by every pair that uses it.
+One connection per account (see connections.py), shared by every pair that uses it.
 A pair whose password is missing or whose server is down fails alone; the others run.
 """
 
@@ -10,9 +10,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from keyring.backend import KeyringBackend
 
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Policy
@@ -22,60 +19,48 @@ from sanitizer.errors import SecretError
 from sanitizer.service import credentials, lock, retirement, status
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
+from sanitizer.service.connections import Connection, DavConnection, connect
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
-from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, Transport
+from sanitizer.stores.caldav import Transport
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Runtime:
-    """Everything a cycle needs that is read once: transports (with passwords) and the UID key."""
+    """Everything a cycle needs that is read once: each account's connection and the UID key."""
 
     config: Config
     key: bytes
-    transports: dict[str, Transport] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no password
+    connections: dict[str, Connection] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no secret
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
     retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
-    graphs: dict[str, Any] = field(default_factory=dict)  # Microsoft 365 account -> GraphAccount
-
-    def transport(self, account: Account) -> Transport | None:
-        """The account's transport, or None if its password is missing."""
-        return self.transports.get(account.name)
 
     def source(self, pair: Pair) -> SourceCalendar | None:
         """The pair's source store, or None if its account's secret is missing."""
-        account = pair.source_account
-        if account.kind == "microsoft365":
-            graph = self.graphs.get(account.name)
-            if graph is None:
-                return None
-            from sanitizer.stores.microsoft365.connect import source_for  # noqa: PLC0415
-
-            return source_for(graph, pair.source_url, read_subject=reads_titles(pair))
-        transport = self.transport(account)
-        return None if transport is None else CalDAVSource(transport, pair.source_url)
+        connection = self.connections.get(pair.source_account.name)
+        return None if connection is None else connection.source(
+            pair.source_url, read_titles=reads_titles(pair))
 
     def target(self, pair: Pair) -> TargetCalendar | None:
         """The pair's target store, or None if its account's secret is missing."""
-        account = pair.target_account
-        if account.kind == "microsoft365":
-            graph = self.graphs.get(account.name)
-            if graph is None:
-                return None
-            from sanitizer.stores.microsoft365.connect import target_for  # noqa: PLC0415
+        return self.target_at(pair.target_account.name, pair.target_url)
 
-            return target_for(graph, pair.target_url)
-        transport = self.transport(account)
-        return None if transport is None else CalDAVTarget(transport, pair.target_url)
+    def target_at(self, account: str, url: str) -> TargetCalendar | None:
+        """A target store on one of the accounts, or None if the account has no connection."""
+        connection = self.connections.get(account)
+        return None if connection is None else connection.target(url)
+
+    def transport(self, account: Account) -> Transport | None:
+        """A CalDAV account's transport (for raw requests), or None."""
+        connection = self.connections.get(account.name)
+        return connection.transport if isinstance(connection, DavConnection) else None
 
     def close(self) -> None:
         """Close every connection."""
-        for transport in self.transports.values():
-            transport.close()
-        for graph in self.graphs.values():
-            graph.close()
+        for connection in self.connections.values():
+            connection.close()
 
 
 def reads_titles(pair: Policy) -> bool:
@@ -84,28 +69,9 @@ def reads_titles(pair: Policy) -> bool:
                for rule in pair.rules)
 
 
-def open_graph(account: Account, secret: str, timeout: float) -> Any:
-    """A Microsoft 365 account's Graph connection (msal is imported only here)."""
-    from sanitizer.stores.microsoft365.auth import AppLogin  # noqa: PLC0415
-    from sanitizer.stores.microsoft365.connect import open_account  # noqa: PLC0415
-
-    verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
-    login = AppLogin(account.tenant_id, account.client_id, secret, account.authority,
-                     timeout, verify)
-    return open_account(login, account.url)
-
-
-def credentials_for(account: Account, password: str, timeout: float) -> Credentials:
-    """Client settings for an account; TLS is verified unless the admin turned it off."""
-    verify: bool | str = account.verify_tls
-    if account.ca_file is not None:
-        verify = str(account.ca_file)
-    return Credentials(account.url, account.username, password, verify, timeout)
-
-
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
                  dry_run: bool = False) -> Runtime:
-    """Read the UID key and the passwords of the accounts the chosen pairs use.
+    """Read the UID key and the secrets of the accounts the chosen pairs use.
 
     A dry run makes nothing: without a key it uses a throwaway one (`runtime.throwaway_key`).
     """
@@ -115,35 +81,17 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     backend = credentials.select_backend(config.service.keyring_backend)
     accounts = {a.name: a for p in (pairs or config.pairs)
                 for a in (p.source_account, p.target_account)}
+    if not dry_run:  # the accounts of retired targets, so that their clean-up can run
+        for record in ledger.load(state_dir).values():
+            if record.account in config.accounts:
+                accounts.setdefault(record.account, config.accounts[record.account])
     timeout = config.service.timeout.total_seconds()
     for name, account in sorted(accounts.items()):
         try:
-            password = credentials.password(backend, account.secret_name)
+            runtime.connections[name] = connect(account, backend, timeout)
         except SecretError as exc:
             runtime.missing[name] = str(exc)
-            continue
-        if account.kind == "microsoft365":
-            runtime.graphs[name] = open_graph(account, password, timeout)
-            continue
-        runtime.transports[name] = Transport(credentials_for(account, password, timeout))
-    if not dry_run:
-        _open_retired_accounts(runtime, backend, timeout)
     return runtime
-
-
-def _open_retired_accounts(runtime: Runtime, backend: KeyringBackend,
-                           timeout: float) -> None:
-    """Transports for the accounts of retired targets; a missing password fails only those."""
-    config = runtime.config
-    for record in ledger.load(config.service.state_dir).values():
-        account = config.accounts.get(record.account)
-        if account is None or account.name in runtime.transports:
-            continue
-        try:
-            password = credentials.password(backend, account.name)
-        except SecretError:
-            continue
-        runtime.transports[account.name] = Transport(credentials_for(account, password, timeout))
 
 
 def target_clash(config: Config, pair: Pair) -> PairReport | None:
@@ -219,7 +167,7 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
 def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirement]:
     """Clean the targets no configured pair wants any more; a failure never stops the pairs."""
     try:
-        return retirement.retire_abandoned(runtime.config, runtime.key, runtime.transports, now)
+        return retirement.retire_abandoned(runtime.config, runtime.key, runtime.target_at, now)
     except Exception as exc:  # noqa: BLE001 - the pairs' results stand whatever happens here
         log.error("retired targets: internal error (%s)", type(exc).__name__)
         return []

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.stores.base import Changes, RawObject
+from sanitizer.stores.bearer import BearerAuth, BearerTokens
+from sanitizer.stores.differences import STANDARD, ServerDifferences
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ class Credentials:
     password: str
     verify: bool | str = True  # False, True, or the path of a CA bundle
     timeout: float = 30.0
+    bearer: BearerTokens | None = None  # OAuth instead of Basic: the password is unused
 
     def __repr__(self) -> str:
         return f"Credentials(url={self.url!r}, username={self.username!r}, password=<hidden>)"
@@ -102,9 +105,11 @@ class Transport:
     ever ran at once, and their connections are reused from cycle to cycle.
     """
 
-    def __init__(self, credentials: Credentials, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, credentials: Credentials, retry: RetryPolicy | None = None,
+                 differences: ServerDifferences = STANDARD) -> None:
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
+        self.differences = differences
         self.requests: Counter[str] = Counter()
         self._idle: list[Any] = []
         self._made = 0
@@ -124,12 +129,15 @@ class Transport:
         from caldav.davclient import DAVClient  # noqa: PLC0415 - heavy; only when talking CalDAV
 
         creds = self.credentials
+        login: dict[str, Any] = {"username": creds.username, "password": creds.password,
+                                 "auth_type": "basic"}
+        if creds.bearer is not None:  # applied by the session, so never in a logged header
+            login = {"auth": BearerAuth("")}
         client = DAVClient(
             # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail
             # the whole listing; entity expansion stays off in caldav's parser.
-            huge_tree=True,
-            url=creds.url, username=creds.username, password=creds.password,
-            auth_type="basic", timeout=creds.timeout,  # type: ignore[arg-type] # a float works
+            huge_tree=True, url=creds.url, **login,
+            timeout=creds.timeout,  # type: ignore[arg-type] # a float works
             ssl_verify_cert=creds.verify,
             enable_rfc6764=False, rate_limit_handle=False,
         )
@@ -194,11 +202,27 @@ class Transport:
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
 
     def _once(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        """One request; a refused bearer token is forgotten and a new one tried, once."""
+        bearer = self.credentials.bearer
+        if bearer is None:
+            return self._send(method, url, body, headers)
+        try:
+            return self._send(method, url, body, headers, bearer.authorization())
+        except StoreError as exc:
+            if exc.status != 401 or exc.operation == "TOKEN":
+                raise
+        bearer.invalidate()
+        return self._send(method, url, body, headers, bearer.authorization())
+
+    def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str],
+              authorization: str | None = None) -> Reply:
         from caldav.lib import error as caldav_error  # noqa: PLC0415
 
         self.requests[method] += 1
         try:
             client = self._checkout()
+            if authorization is not None:  # each request has the client to itself
+                client.auth = BearerAuth(authorization)
             try:
                 response = client.request(url, method, body, dict(headers))
             finally:
@@ -207,6 +231,9 @@ class Transport:
             if any(p.endswith("valid-sync-token") for p in exc.preconditions):
                 raise TokenRejected(operation=method, url=url, reason="sync-token-rejected",
                                     status=exc.status) from None
+            if self.differences.is_rate_limit(exc.status, exc.body):
+                raise StoreError(operation=method, url=url, reason="rate-limited",
+                                 status=exc.status, transient=True) from None
             raise StoreError(operation=method, url=url, reason="auth-rejected",
                              status=exc.status) from None
         except caldav_error.RateLimitError as exc:
@@ -348,7 +375,7 @@ class CalDAVSource:
         """What changed since `token`; TokenRejected when the server forgot it."""
         body = _SYNC_COLLECTION.format(token=_xml_text(token)).encode()
         reply = self.transport.request("REPORT", self.url, body, XML_HEADERS)
-        if reply.status in (403, 409, 412):
+        if reply.status in self.transport.differences.forgotten_token_statuses:
             raise TokenRejected(operation="REPORT", url=self.url, reason="sync-token-rejected",
                                 status=reply.status)
         changed, removed = [], []
@@ -395,6 +422,7 @@ class CalDAVTarget:
         self.transport = transport
         self.url = url
         self.display_name = display_name
+        self.listed: frozenset[str] | None = None  # paths seen by list(), to create beside
 
     def list(self) -> list[RawObject]:
         """Every VEVENT object in the calendar; 404 if the calendar does not exist."""
@@ -403,10 +431,14 @@ class CalDAVTarget:
         if reply.status == 404:
             raise StoreError(operation="REPORT", url=self.url, reason="target-not-found",
                              status=404)
-        return _objects(reply, self.url, "REPORT")
+        objects = _objects(reply, self.url, "REPORT")
+        self.listed = frozenset(_names(reply, self.url))
+        return objects
 
     def create_calendar(self) -> None:
         """MKCALENDAR; a calendar that appeared meanwhile is fine."""
+        if not self.transport.differences.makes_calendars:
+            raise StoreError(operation="MKCALENDAR", url=self.url, reason="calendar-must-exist")
         name = _xml_text(self.display_name)
         reply = self.transport.request("MKCALENDAR", self.url,
                                        _MKCALENDAR.format(name=name).encode(), XML_HEADERS)
@@ -415,11 +447,25 @@ class CalDAVTarget:
         _expect(reply, {200, 201}, "MKCALENDAR", self.url)
 
     def create(self, href_name: str, data: bytes) -> tuple[str, str | None]:
-        """PUT If-None-Match: *; never overwrites."""
+        """PUT If-None-Match: *, or where the server ignores that, only to a free name."""
         url = urljoin(self.url, href_name)
-        reply = self.transport.request("PUT", url, data, {"If-None-Match": "*", **ICS_HEADERS})
+        headers = dict(ICS_HEADERS)
+        if self.transport.differences.honours_if_none_match:
+            headers["If-None-Match"] = "*"
+        elif self._taken(url):
+            raise StoreError(operation="PUT", url=url, reason="name-taken")
+        reply = self.transport.request("PUT", url, data, headers)
         _expect(reply, {200, 201, 204}, "PUT", url)
         return url, _etag(reply.headers)
+
+    def _taken(self, url: str) -> bool:
+        """Whether something is stored at `url`: from this cycle's listing, else by asking."""
+        path = unquote(urlsplit(url).path)
+        if self.listed is not None:
+            return path in self.listed
+        reply = self.transport.request("PROPFIND", url, _PROPFIND_SYNC_STATE.encode(),
+                                       {"Depth": "0", **XML_HEADERS})
+        return reply.status != 404
 
     def update(self, href: str, etag: str | None, data: bytes) -> str | None:
         """PUT If-Match: the ETag read this cycle."""
@@ -434,6 +480,13 @@ class CalDAVTarget:
         if reply.status == 404:
             return
         _expect(reply, {200, 204}, "DELETE", href)
+
+
+def _names(reply: Reply, url: str) -> Iterator[str]:
+    """The path of every object a listing named, whatever its content or its spelling of "@"."""
+    for href, _, _ in multistatus(reply, url, "REPORT"):
+        if not _is_collection(href, url):
+            yield unquote(urlsplit(href).path)
 
 
 def _looks_like_a_page(reply: Reply) -> bool:

@@ -371,6 +371,9 @@ def test_faults_that_cannot_heal_by_retrying_are_not_retried(
     setup = bench.setup(url=proxy.url, service_extra=FAST)
     proxy.force(kind, 1, methods=["REPORT"])
     failed = sync(setup)
+    if kind == "401-once" and bench.server.name == "google":  # a refused token is minted again
+        assert failed.code == 0 and source_reports(proxy, bench) == 2, failed.output
+        return
     assert failed.code == 1 and "FAILED" in failed.stdout, failed.output
     assert source_reports(proxy, bench) == 1
     assert put_count(proxy) == 0

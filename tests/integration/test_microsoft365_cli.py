@@ -164,7 +164,7 @@ def test_caldav_accounts_are_unchanged() -> None:
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"kind": "exchange"}, "accounts.a.kind: expected one of caldav, microsoft365"),
+    ({"kind": "exchange"}, "accounts.a.kind: expected one of caldav, google, microsoft365"),
     ({"tenant_id": "not a tenant"}, "accounts.a.tenant_id: not a valid tenant id"),
     ({"client_id": "x"}, "accounts.a.client_id: not a valid client id"),
     ({"graph_url": "http://graph.example/v1.0/"}, "accounts.a.graph_url: plain http is refused"),

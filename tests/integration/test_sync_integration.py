@@ -108,6 +108,9 @@ def test_dry_run_and_preview_write_nothing(pair) -> None:
     assert preview.code == 0
     assert "Mon 2030-03-04 13:00-14:00" in preview.stdout and "Appointment" in preview.stdout
     assert "Jane" not in preview.output
+    if server.name == "google":  # its phone calendar is made beforehand: it stays empty
+        assert not list_objects(server, target)
+        return
     response = server.request("PROPFIND", target, headers={"Depth": "0"})
     assert response.status in (404, 207)
     if response.status == 207:  # Xandikos answers 207 with a 404 inside

@@ -100,8 +100,10 @@ def write_setup(root: Path, server: CalDAVServer, pairs: list[tuple[str, str, st
     credentials.mkdir(mode=0o700, exist_ok=True)
     (credentials / "main").write_text(server.password, encoding="utf-8")
     ca = f'ca_file = "{server.ca_file}"\n' if server.ca_file else ""
+    account = (f'url = "{url or server.url}"\nusername = "{server.username}"\n{ca}'
+               if not hasattr(server, "account_toml") else server.account_toml(url))
     text = (f'[service]\ntimezone = "{timezone}"\nstate_dir = "{state}"\n{service_extra}\n'
-            f'[accounts.main]\nurl = "{url or server.url}"\nusername = "{server.username}"\n{ca}')
+            f'[accounts.main]\n{account}')
     for name, source, target in pairs:
         text += (f'\n[[pairs]]\nname = "{name}"\naccount = "main"\nsource = "{source}"\n'
                  f'target = "{target}"\n{pair_extra}\n{rules}\n')

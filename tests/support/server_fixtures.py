@@ -15,7 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.servers import SERVER_KINDS, CalDAVServer, RadicaleServer, make_server
+from tests.support.servers import (
+    OPTIONAL_SERVER_KINDS,
+    SERVER_KINDS,
+    CalDAVServer,
+    RadicaleServer,
+    make_server,
+)
 
 __all__ = ["FreshCalendars", "caldav_server", "fresh_calendars", "selected_server_kinds"]
 
@@ -29,10 +35,11 @@ def selected_server_kinds() -> list[str]:
     if not raw:
         return list(SERVER_KINDS)
     kinds = [k.strip() for k in raw.split(",") if k.strip()]
-    unknown = sorted(set(kinds) - set(SERVER_KINDS))
+    known = SERVER_KINDS + OPTIONAL_SERVER_KINDS
+    unknown = sorted(set(kinds) - set(known))
     if unknown:
         raise pytest.UsageError(
-            f"{_ENV_VAR} names unknown server kinds {unknown}; known: {', '.join(SERVER_KINDS)}"
+            f"{_ENV_VAR} names unknown server kinds {unknown}; known: {', '.join(known)}"
         )
     return list(dict.fromkeys(kinds))
 

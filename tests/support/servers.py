@@ -44,6 +44,7 @@ from sanitizer.demo.embedded_server import (
 )
 
 __all__ = [
+    "OPTIONAL_SERVER_KINDS",
     "SERVER_KINDS",
     "CalDAVServer",
     "RadicaleServer",
@@ -54,6 +55,9 @@ __all__ = [
 ]
 
 SERVER_KINDS: tuple[str, ...] = ("radicale", "xandikos", "xandikos-tls")
+# Run only when named in CALDAV_SERVERS (or by tests/test_google_suites.py): Radicale behind
+# tests/google_sim.py's Google-like proxy, with a local OAuth token endpoint.
+OPTIONAL_SERVER_KINDS: tuple[str, ...] = ("google",)
 _START_ATTEMPTS = 5
 # Xandikos --autocert regenerates any certificate expiring within 30 days,
 # which would silently replace ours; stay well beyond that.
@@ -512,4 +516,8 @@ def make_server(kind: str) -> CalDAVServer:
         return XandikosServer(tls=False)
     if kind == "xandikos-tls":
         return XandikosServer(tls=True)
+    if kind == "google":
+        from tests.support.google_sim import GoogleServer  # noqa: PLC0415 - it imports this module
+
+        return GoogleServer()
     raise ValueError(f"unknown CalDAV server kind {kind!r}; choose from {', '.join(SERVER_KINDS)}")

@@ -1,0 +1,131 @@
+"""An account and its secret -> a connection that hands out stores.
+
+The one place that knows the kinds of account: CalDAV (a password), Google (CalDAV with tokens
+minted from a service account key) and Microsoft 365 (Graph, with an app registration). Everything
+above it asks a connection for a source or a target and never looks at the kind again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from keyring.backend import KeyringBackend
+
+from sanitizer.errors import SecretError
+from sanitizer.service import credentials
+from sanitizer.service.config import Account, check_url
+from sanitizer.stores.base import SourceCalendar, TargetCalendar
+from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, RetryPolicy, Transport
+
+
+class Connection(Protocol):
+    """One account's connection; its stores share its connection pool and its secret."""
+
+    def source(self, url: str, *, read_titles: bool) -> SourceCalendar:
+        """The work calendar at `url`, read only."""
+        ...
+
+    def target(self, url: str) -> TargetCalendar:
+        """The phone calendar at `url`."""
+        ...
+
+    def close(self) -> None:
+        """Close every socket."""
+        ...
+
+
+@dataclass
+class DavConnection:
+    """A CalDAV server (Google's included): one transport for every calendar of the account."""
+
+    transport: Transport
+
+    def source(self, url: str, *, read_titles: bool) -> SourceCalendar:
+        """CalDAV objects carry every field; the core reads only what the rules need."""
+        return CalDAVSource(self.transport, url)
+
+    def target(self, url: str) -> TargetCalendar:
+        """A phone calendar on this server."""
+        return CalDAVTarget(self.transport, url)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.transport.close()
+
+
+@dataclass
+class GraphConnection:
+    """A Microsoft 365 tenant through Microsoft Graph (msal is imported only when one is used)."""
+
+    graph: Any  # stores.microsoft365.connect.GraphAccount
+
+    def source(self, url: str, *, read_titles: bool) -> SourceCalendar:
+        """A mailbox calendar; the subject is read only if a rule needs it."""
+        from sanitizer.stores.microsoft365.connect import source_for  # noqa: PLC0415
+
+        return source_for(self.graph, url, read_subject=read_titles)
+
+    def target(self, url: str) -> TargetCalendar:
+        """A calendar in the phone's mailbox."""
+        from sanitizer.stores.microsoft365.connect import target_for  # noqa: PLC0415
+
+        return target_for(self.graph, url)
+
+    def close(self) -> None:
+        """Close the Graph client."""
+        self.graph.close()
+
+
+def connect(account: Account, backend: KeyringBackend, timeout: float,
+            retry: RetryPolicy | None = None) -> Connection:
+    """The account's connection, its secret read now; SecretError if it is missing or unusable."""
+    if account.kind == "microsoft365":
+        return GraphConnection(open_graph(account, credentials.password(
+            backend, account.secret_name), timeout))
+    return DavConnection(transport_for(account, backend, timeout, retry))
+
+
+def credentials_for(account: Account, password: str, timeout: float) -> Credentials:
+    """Client settings for a CalDAV account; TLS is verified unless the admin turned it off."""
+    verify: bool | str = account.verify_tls
+    if account.ca_file is not None:
+        verify = str(account.ca_file)
+    return Credentials(account.url, account.username, password, verify, timeout)
+
+
+def transport_for(account: Account, backend: KeyringBackend, timeout: float,
+                  retry: RetryPolicy | None = None) -> Transport:
+    """A CalDAV account's transport, its secret read from the keyring; SecretError if it is
+    missing or unusable. A google account's key mints tokens for the user it impersonates."""
+    if account.kind != "google":
+        password = credentials.password(backend, account.name)
+        return Transport(credentials_for(account, password, timeout), retry)
+    from sanitizer.stores import google  # noqa: PLC0415 - needs the optional extra
+
+    key_name = account.service_account_key or ""
+    what = f"service account key {key_name}"
+    verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
+    try:
+        key = google.parse_key(credentials.password(backend, key_name))
+        if problem := check_url(key.token_uri):
+            raise SecretError(what, f"token_uri {problem}")
+        tokens = google.ServiceAccountTokens(key, account.impersonate or "", verify=verify,
+                                             timeout=timeout)
+    except SecretError as exc:
+        raise SecretError(what, exc.hint) from None
+    except ValueError as exc:
+        raise SecretError(what, str(exc)) from None
+    bearer = Credentials(account.url, account.username, "", verify, timeout, tokens)
+    return Transport(bearer, retry, google.GOOGLE)
+
+
+def open_graph(account: Account, secret: str, timeout: float) -> Any:
+    """A Microsoft 365 account's Graph connection (msal is imported only here)."""
+    from sanitizer.stores.microsoft365.auth import AppLogin  # noqa: PLC0415
+    from sanitizer.stores.microsoft365.connect import open_account  # noqa: PLC0415
+
+    verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
+    login = AppLogin(account.tenant_id, account.client_id, secret, account.authority,
+                     timeout, verify)
+    return open_account(login, account.url)
