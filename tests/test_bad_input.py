@@ -98,6 +98,8 @@ def nested(depth: int) -> bytes:
 
 GENERATED: dict[str, tuple[Callable[[], bytes], str | None, int]] = {
     "5MB-description": (five_megabyte_description, "too-large", 0),
+    "two-summaries": (lambda: ics("two", NOW + timedelta(hours=5), summary="Staff",
+                                  extra="SUMMARY:Case notes\r\n"), "duplicate-property", 0),
     "just-over-1MiB": (lambda: long_line(1024 * 1024), "too-large", 0),
     "300KB-line": (long_line, "line-too-long", 0),
     "near-the-caps": (near_the_caps, None, 1),

@@ -60,6 +60,7 @@ _CALLS = frozenset({"call", "c_call"})
 _DATE_LINE = re.compile(rb"(?:RDATE|EXDATE)[;:]", re.IGNORECASE)
 _FOLD = re.compile(rb"(?:\r?\n)+[ \t]")
 _LINE_BREAK = re.compile(rb"\r?\n")
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", re.ASCII)
 _QUOTED = re.compile(rb'"[^"]*"')
 _HEAD = re.compile(rb'[^:"]*(?:"[^"]*"[^:"]*)*')  # name and parameters: up to an unquoted colon
 
@@ -345,7 +346,19 @@ def _instance(component: icalendar.Component, zone: tzinfo, recurring: bool,
         categories=_categories(component.get("CATEGORIES")),
         klass=str(component.get("CLASS", "PUBLIC")).upper(),
         summary=str(component["SUMMARY"]) if "SUMMARY" in component else None,
+        organizer_domain=_organizer_domain(component.get("ORGANIZER")),
     )
+
+
+def _organizer_domain(value: Any) -> str | None:
+    """The domain of a mailto: ORGANIZER, lower-cased; never the address itself."""
+    if value is None:
+        return None
+    address = str(value).strip()
+    if address[:7].lower() != "mailto:":
+        return ""
+    domain = address.rpartition("@")[2].rstrip(".").lower()
+    return domain if "@" in address and _DOMAIN.fullmatch(domain) else ""
 
 
 def _utc(value: When, zone: tzinfo) -> When:

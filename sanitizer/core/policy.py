@@ -39,6 +39,8 @@ class Policy:
     location: Label | None = None
     alarm: timedelta | None = None
     rules: tuple[Rule, ...] = ()
+    # Mail domains whose ORGANIZER makes an event the agency's own (sorted); empty: not set.
+    agency_domains: tuple[str, ...] = ()
 
     def shape(self) -> str:
         """Every policy field and nothing else, for a fingerprint that changes with the policy."""

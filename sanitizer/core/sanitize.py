@@ -20,7 +20,7 @@ from sanitizer.core.model import (
     When,
 )
 from sanitizer.core.policy import Policy
-from sanitizer.core.rules import Decision
+from sanitizer.core.rules import Decision, from_agency
 
 
 def sanitize(instance: Instance, decision: Decision, pair: Policy,
@@ -29,7 +29,7 @@ def sanitize(instance: Instance, decision: Decision, pair: Policy,
     if decision.action is Action.SKIP or instance.status == "CANCELLED":
         return None
     title: Label = decision.title or pair.title
-    if decision.action is Action.KEEP_TITLE:
+    if decision.action is Action.KEEP_TITLE and from_agency(instance, pair.agency_domains):
         title = Label.kept_title(instance.summary or "") or pair.title
     start, end = whole_minutes(instance.start, instance.end)
     return SanitizedEvent(
