@@ -2,11 +2,12 @@
 
 One CalDAV object holds one UID: a master event and its overrides. Anyone can put an object into a
 work calendar by sending an invitation, so the work on one object is bounded before parsing (bytes,
-lines, components) and while parsing and expanding (CPU time, rule density, instances): a hostile
-object cannot stall a cycle or exhaust memory. An object that fails is skipped with a reason code,
-never with a message that quotes it. An object whose event or time zone lines do not all parse is
-skipped too: the lost line may have been an EXDATE or a STATUS, and guessing would put more on the
-phone, not less. Warnings from the parsing libraries quote input and are silenced here.
+line length, parameters, lines, components) and while parsing and expanding (one CPU budget, rule
+density, instances): a hostile object cannot stall a cycle or exhaust memory. An object that fails
+is skipped with a reason code, never with a message that quotes it. An object whose event or time
+zone lines do not all parse is skipped too: the lost line may have been an EXDATE or a STATUS, and
+guessing would put more on the phone, not less; so is one that gives a property read here twice.
+Warnings from the parsing libraries quote input and are silenced here.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def _precheck(data: bytes) -> None:
         raise SkipObject("too-large")
     if data.upper().count(b"BEGIN:") > MAX_COMPONENTS:
         raise SkipObject("too-complex")
-    lines = _LINE_BREAK.split(_FOLD.sub(b"", data))  # as icalendar unfolds and splits
+    lines = _LINE_BREAK.split(_FOLD.sub(b"", data))  # icalendar unfolds no more than this
     if len(lines) > MAX_LINES:
         raise SkipObject("too-complex")
     dates = 0
