@@ -256,7 +256,7 @@ class _Reader:
         if key not in table:
             return ()
         names = self.string_list(table, where, key)
-        if not names and isinstance(table[key], list):
+        if table[key] == []:
             self.problem(f"{where}.{key}", "list at least one domain, or leave the key out")
         found = set()
         for name in names:
