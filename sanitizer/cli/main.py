@@ -21,6 +21,7 @@ from sanitizer.engine.reconcile import PairReport
 from sanitizer.errors import ConfigError, ExitCode, SanitizerError, SecretError
 from sanitizer.service import credentials, lock
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
+from sanitizer.service.hardening import forbid_core_dumps
 from sanitizer.service.logs import LEVELS, setup
 from sanitizer.service.runtime import Runtime, open_runtime, run_cycle, run_locked
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn every error into one line and an exit code."""
+    forbid_core_dumps()  # before any password, key or event is in memory
     try:
         args = build_parser().parse_args(argv)
         setup(getattr(args, "log_level", "warning"))

@@ -2,11 +2,12 @@
 
 One CalDAV object holds one UID: a master event and its overrides. Anyone can put an object into a
 work calendar by sending an invitation, so the work on one object is bounded before parsing (bytes,
-lines, components) and while parsing and expanding (CPU time, rule density, instances): a hostile
-object cannot stall a cycle or exhaust memory. An object that fails is skipped with a reason code,
-never with a message that quotes it. An object whose event or time zone lines do not all parse is
-skipped too: the lost line may have been an EXDATE or a STATUS, and guessing would put more on the
-phone, not less. Warnings from the parsing libraries quote input and are silenced here.
+line length, parameters, lines, components) and while parsing and expanding (one CPU budget, rule
+density, instances): a hostile object cannot stall a cycle or exhaust memory. An object that fails
+is skipped with a reason code, never with a message that quotes it. An object whose event or time
+zone lines do not all parse is skipped too: the lost line may have been an EXDATE or a STATUS, and
+guessing would put more on the phone, not less; so is one that gives a property read here twice.
+Warnings from the parsing libraries quote input and are silenced here.
 """
 
 from __future__ import annotations
@@ -26,14 +27,18 @@ import x_wr_timezone
 
 from sanitizer.core.model import Instance, When, Window, instant
 
-MAX_OBJECT_BYTES = 16 * 1024 * 1024
+# Real appointments are kilobytes: the largest export in tests/data is 3.7 KB, with 876-byte lines
+# and at most 7 parameters on a line; an Outlook invitation's HTML copy of its text is tens of KB.
+MAX_OBJECT_BYTES = 1024 * 1024  # what is bigger carries an inline attachment at best
+MAX_LINE_BYTES = 256 * 1024  # one unfolded content line
+MAX_PARAMETERS = 100  # on one line; an ATTENDEE line has about ten
 MAX_LINES = 50_000  # unfolded content lines; a long series with every instance moved has ~20k
 MAX_COMPONENTS = 2_000  # BEGIN: lines (events, overrides, alarms, zones)
 MAX_DATES = 20_000  # RDATE and EXDATE values; parsing each costs ~15 us, and a line has no calls
 MAX_INSTANCES = 2000  # per object and window; a real calendar has a handful
 MAX_RULE_STEPS = 200_000  # candidate times a rule generates from DTSTART to the window's end
 MAX_PERIOD_CANDIDATES = 50_000  # candidate times in one FREQ period (BYHOUR x BYMINUTE x ...)
-MAX_SECONDS = 2.0  # CPU budget per object for validation and expansion (parsing is bounded above)
+MAX_SECONDS = 2.0  # CPU budget per object for parsing, validation and expansion
 _FREQ_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400,
                  "WEEKLY": 7 * 86400, "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
 _PERIOD_DAYS = {"YEARLY": 366, "MONTHLY": 31, "WEEKLY": 7}
@@ -41,6 +46,10 @@ _DAY_PARTS = ("BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY")
 _TIME_PARTS = {"SECONDLY": (), "MINUTELY": ("BYSECOND",), "HOURLY": ("BYMINUTE", "BYSECOND")}
 _ALL_TIME_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND")
 _STATUSES = frozenset({"CONFIRMED", "TENTATIVE", "CANCELLED"})
+# Properties that occur at most once in an event (RFC 5545 3.6.1) and that the sanitizer reads: with
+# two, any choice is a guess, and a library may hand over both at once.
+_ONCE = ("UID", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "SUMMARY", "STATUS", "TRANSP",
+         "CLASS", "ORGANIZER", "X-MICROSOFT-CDO-BUSYSTATUS")
 # Components whose damage can change what reaches the phone (times, zones, status).
 _CHECKED = frozenset({"VCALENDAR", "VEVENT", "VTIMEZONE", "STANDARD", "DAYLIGHT"})
 # The reason for a property whose value did not parse; any other broken line is "unparseable".
@@ -49,7 +58,12 @@ _BROKEN = {"DTSTART": "bad-date", "DTEND": "bad-date", "RECURRENCE-ID": "bad-dat
            "EXDATE": "bad-recurrence", "EXRULE": "bad-recurrence"}
 _THIS_FILE = __file__
 _CALLS = frozenset({"call", "c_call"})
-_DATE_LINES = re.compile(rb"^(?:RDATE|EXDATE)[;:][^\r\n]*", re.MULTILINE | re.IGNORECASE)
+_DATE_LINE = re.compile(rb"(?:RDATE|EXDATE)[;:]", re.IGNORECASE)
+_FOLD = re.compile(rb"(?:\r?\n)+[ \t]")
+_LINE_BREAK = re.compile(rb"\r?\n")
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", re.ASCII)
+_QUOTED = re.compile(rb'"[^"]*"')
+_HEAD = re.compile(rb'[^:"]*(?:"[^"]*"[^:"]*)*')  # name and parameters: up to an unquoted colon
 
 
 class SkipObject(Exception):
@@ -111,18 +125,34 @@ def _precheck(data: bytes) -> None:
     """Refuse objects too big to parse within the budget, before parsing them."""
     if len(data) > MAX_OBJECT_BYTES:
         raise SkipObject("too-large")
-    lines = data.count(b"\n") - data.count(b"\n ") - data.count(b"\n\t")
-    if lines > MAX_LINES or data.upper().count(b"BEGIN:") > MAX_COMPONENTS:
+    if data.upper().count(b"BEGIN:") > MAX_COMPONENTS:
         raise SkipObject("too-complex")
-    unfolded = data.replace(b"\r\n ", b"").replace(b"\r\n\t", b"").replace(b"\n ", b"")
-    dates = sum(line.count(b",") + 1 for line in _DATE_LINES.findall(unfolded))
+    lines = _LINE_BREAK.split(_FOLD.sub(b"", data))  # icalendar unfolds no more than this
+    if len(lines) > MAX_LINES:
+        raise SkipObject("too-complex")
+    dates = 0
+    for line in lines:
+        if len(line) > MAX_LINE_BYTES:
+            raise SkipObject("line-too-long")
+        if line.count(b";") > MAX_PARAMETERS and _parameters(line) > MAX_PARAMETERS:
+            raise SkipObject("too-many-parameters")
+        if _DATE_LINE.match(line):
+            dates += line.count(b",") + 1
     if dates > MAX_DATES:
         raise SkipObject("too-complex")
 
 
-def parse_object(data: bytes) -> icalendar.Calendar:
+def _parameters(line: bytes) -> int:
+    """The semicolons before the value, outside quotes; all of them if a quote is left open."""
+    head = _HEAD.match(line)
+    end = head.end() if head else 0
+    if line[end:end + 1] == b'"':
+        return line.count(b";")
+    return _QUOTED.sub(b"", line[:end]).count(b";")
+
+
+def _parse(data: bytes) -> icalendar.Calendar:
     """Parse one object strictly enough that what we read is what the server holds."""
-    _precheck(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -137,12 +167,12 @@ def parse_object(data: bytes) -> icalendar.Calendar:
 
 def expand_object(data: bytes, window: Window, zone: tzinfo, fallback_uid: str) -> list[Instance]:
     """All instances of one object that overlap the window; raise SkipObject to skip it whole."""
-    calendar = parse_object(data)  # its cost is bounded by the checks on bytes, lines, dates
+    _precheck(data)  # memory: nothing over the caps is parsed at all
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with _TimeLimit(MAX_SECONDS):
-                return _expand(calendar, window, zone, fallback_uid)
+            with _TimeLimit(MAX_SECONDS):  # CPU: parsing and expansion share one budget
+                return _expand(_parse(data), window, zone, fallback_uid)
     except SkipObject:
         raise
     except _OutOfTime:
@@ -189,6 +219,7 @@ def _validate(event: icalendar.Component, window: Window) -> None:
     """Reject what would otherwise be guessed at: missing or unreadable times, unknown zones."""
     if "DTSTART" not in event:
         raise SkipObject("missing-dtstart")
+    _check_once(event)
     for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
         if name not in event:
             continue
@@ -216,6 +247,13 @@ def _validate(event: icalendar.Component, window: Window) -> None:
         if _comparable(end) < _comparable(start):
             raise SkipObject("end-before-start")
     _check_density(event, start, window.end)
+
+
+def _check_once(event: icalendar.Component) -> None:
+    """Two SUMMARY lines (or an end given twice) leave no single value to read."""
+    if any(isinstance(event.get(name), list) for name in _ONCE) or (
+            "DTEND" in event and "DURATION" in event):
+        raise SkipObject("duplicate-property")
 
 
 def _check_date_lists(event: icalendar.Component) -> None:
@@ -309,7 +347,19 @@ def _instance(component: icalendar.Component, zone: tzinfo, recurring: bool,
         categories=_categories(component.get("CATEGORIES")),
         klass=str(component.get("CLASS", "PUBLIC")).upper(),
         summary=str(component["SUMMARY"]) if "SUMMARY" in component else None,
+        organizer_domain=_organizer_domain(component.get("ORGANIZER")),
     )
+
+
+def _organizer_domain(value: Any) -> str | None:
+    """The domain of a mailto: ORGANIZER, lower-cased; never the address itself."""
+    if value is None:
+        return None
+    address = str(value).strip()
+    if address[:7].lower() != "mailto:":
+        return ""
+    domain = address.rpartition("@")[2].rstrip(".").lower()
+    return domain if "@" in address and _DOMAIN.fullmatch(domain) else ""
 
 
 def _utc(value: When, zone: tzinfo) -> When:

@@ -90,6 +90,8 @@ class Instance:
     categories: tuple[str, ...] = field(default=(), repr=False)
     klass: str = field(default="PUBLIC", repr=False)
     summary: str | None = field(default=None, repr=False)
+    # The ORGANIZER's mail domain, lower-cased; "" when it has no readable one, None without one.
+    organizer_domain: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

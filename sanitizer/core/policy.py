@@ -7,7 +7,7 @@ the engine and the stores see only this type, so they never depend on how the co
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import timedelta
 
 from sanitizer.core.model import Action, Label
@@ -39,7 +39,24 @@ class Policy:
     location: Label | None = None
     alarm: timedelta | None = None
     rules: tuple[Rule, ...] = ()
+    # Mail domains whose ORGANIZER makes an event the agency's own (sorted); empty: not set.
+    agency_domains: tuple[str, ...] = ()
 
     def shape(self) -> str:
-        """Every policy field and nothing else, for a fingerprint that changes with the policy."""
-        return repr([(f.name, getattr(self, f.name)) for f in fields(Policy)])
+        """Every policy field and nothing else, for a fingerprint that changes with the policy.
+
+        Sets are written sorted: their order changes from one process to the next.
+        """
+        return repr([(f.name, _stable(getattr(self, f.name))) for f in fields(Policy)])
+
+
+def _stable(value: object) -> object:
+    """The value with every set sorted, and dataclasses as (name, fields), for a stable repr."""
+    if isinstance(value, frozenset | set):
+        return sorted((_stable(item) for item in value), key=repr)
+    if isinstance(value, tuple | list):
+        return [_stable(item) for item in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__,
+                [(f.name, _stable(getattr(value, f.name))) for f in fields(value)])
+    return value

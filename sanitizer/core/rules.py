@@ -2,7 +2,8 @@
 
 Rules are tried in order, first match wins; with no match an event is a survivor appointment and is
 sanitized with the pair's title. Rules read source text to decide, but nothing they read is copied,
-except the SUMMARY under an explicit `keep-title` rule.
+except the SUMMARY under an explicit `keep-title` rule, and only of the agency's own events: anyone
+can send an invitation, with any CATEGORIES, whose title names a survivor.
 """
 
 from __future__ import annotations
@@ -39,9 +40,26 @@ def matches(rule: Rule, instance: Instance) -> bool:
     )
 
 
-def classify(instance: Instance, rules: Sequence[Rule]) -> Decision:
-    """The first matching rule's decision, or the default: sanitize with the pair's title."""
+def from_agency(instance: Instance, agency_domains: Sequence[str]) -> bool:
+    """True unless domains are given and the ORGANIZER is outside them (or unreadable).
+
+    An event without an ORGANIZER is the agency's own; a listed domain covers its subdomains.
+    """
+    if not agency_domains or instance.organizer_domain is None:
+        return True
+    domain = instance.organizer_domain
+    return bool(domain) and any(domain == d or domain.endswith("." + d) for d in agency_domains)
+
+
+def classify(instance: Instance, rules: Sequence[Rule],
+             agency_domains: Sequence[str] = ()) -> Decision:
+    """The first matching rule's decision, or the default: sanitize with the pair's title.
+
+    A `keep-title` rule matching an event from outside `agency_domains` sanitizes it instead.
+    """
     for rule in rules:
         if matches(rule, instance):
+            if rule.action is Action.KEEP_TITLE and not from_agency(instance, agency_domains):
+                return Decision(Action.SANITIZE, None, rule.location, rule.where)
             return Decision(rule.action, rule.title, rule.location, rule.where)
     return Decision(Action.SANITIZE, None, None, DEFAULT_RULE)

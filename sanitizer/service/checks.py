@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from sanitizer.core.model import Action
 from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
 from sanitizer.service import checks_microsoft365 as m365
 from sanitizer.service import credentials, target_checks
@@ -85,6 +86,7 @@ def run_checks(config_path: Path) -> list[Finding]:
                                         f"{len(config.accounts)} account(s)")]
     findings += file_permissions(config_path, config.service.state_dir)
     key = key_check(config, findings)
+    findings += keep_title_check(config)
     transports = account_checks(config, findings)
     try:
         for index, pair in enumerate(config.pairs):
@@ -124,6 +126,19 @@ def checked_pair(config: Config, index: int, pair: Pair,
     except StoreError as exc:
         return [finding, store_finding(item, exc, f"accounts.{pair.target_account.name}")]
     return [finding, *(Finding(item, *problem) for problem in problems)]
+
+
+def keep_title_check(config: Config) -> list[Finding]:
+    """A keep-title rule without agency_domains also keeps the titles of outside invitations."""
+    if config.service.agency_domains:
+        return []
+    kept = sorted({rule.where for pair in config.pairs for rule in pair.rules
+                   if rule.action is Action.KEEP_TITLE})
+    if not kept:
+        return []
+    return [Finding("config", "warning",
+                    f"{', '.join(kept)}: keep-title also keeps the title of an invitation from "
+                    "outside the agency; set [service] agency_domains")]
 
 
 def file_permissions(config_path: Path, state_dir: Path | None) -> list[Finding]:

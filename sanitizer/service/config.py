@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from sanitizer.stores.microsoft365 import names as m365
 DEFAULT_CONFIG_PATH = Path("/etc/calendar-sanitizer/config.toml")
 CONFIG_ENV = "CALENDAR_SANITIZER_CONFIG"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", re.ASCII)
 T = TypeVar("T")
 
 
@@ -86,6 +87,7 @@ class Service:
     timeout: timedelta = timedelta(seconds=30)
     workers: int = 4
     keyring_backend: str | None = None
+    agency_domains: tuple[str, ...] = ()  # sorted, lower-case; empty when not set
 
 
 @dataclass(frozen=True)
@@ -244,12 +246,14 @@ class _Reader:
         if not pairs and "pairs" not in data:
             self.problem("pairs", "no [[pairs]] defined")
         self.cross_checks(pairs)
+        pairs = tuple(replace(pair, agency_domains=service.agency_domains) for pair in pairs)
         return None if self.problems else Config(service, accounts, pairs)
 
     def service(self, table: Mapping[str, Any]) -> Service:
         where = "service"
         self.known_keys(table, where, {"interval", "timezone", "state_dir", "full_reconcile",
-                                       "timeout", "workers", "keyring_backend"})
+                                       "timeout", "workers", "keyring_backend",
+                                       "agency_domains"})
         default = Service()
         interval = self.convert(table, where, "interval", parse_duration, default.interval)
         if interval < timedelta(seconds=5):
@@ -271,7 +275,23 @@ class _Reader:
             full_reconcile=self.convert(table, where, "full_reconcile", parse_duration,
                                         default.full_reconcile),
             timeout=timeout, workers=workers, keyring_backend=backend,
+            agency_domains=self.domains(table, where, "agency_domains"),
         )
+
+    def domains(self, table: Mapping[str, Any], where: str, key: str) -> tuple[str, ...]:
+        if key not in table:
+            return ()
+        names = self.string_list(table, where, key)
+        if table[key] == []:
+            self.problem(f"{where}.{key}", "list at least one domain, or leave the key out")
+        found = set()
+        for name in names:
+            domain = name.strip().rstrip(".").lower()
+            if not _DOMAIN.fullmatch(domain) or len(domain) > 253:
+                self.problem(f"{where}.{key}", f"{name!r} is not a domain name "
+                             "(expected one like agency.example.org)")
+            found.add(domain)
+        return tuple(sorted(found))
 
     def account(self, name: str, table: Any) -> Account | None:
         where = f"accounts.{_bare_or_quoted(name)}"

@@ -6,7 +6,8 @@ expand_object on the bytes; the engine on in-memory calendars (which store what 
 refuses, such as two objects with one UID); and the CLI against a Radicale phone calendar with the
 source's REPORT answered by a stub, for bytes no real server would store.
 
-The inputs are tests/data/bad_*.ics; the 5 MB and 10^6-instance objects are built here.
+The inputs are tests/data/bad_*.ics; objects over the size caps and with 10^6 instances are built
+here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from sanitizer.core import expand
 from sanitizer.core.expand import MAX_SECONDS, SkipObject, expand_object
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine.reconcile import sync_pair, window_for
@@ -36,7 +38,7 @@ from tests.integration.test_faults import (
     sync,
 )
 from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, make_pair
-from tests.support.harness import Setup, list_objects
+from tests.support.harness import Setup, list_objects, put
 from tests.support.server_fixtures import FreshCalendars
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -69,6 +71,27 @@ def five_megabyte_description() -> bytes:
     return ics("huge", NOW + timedelta(hours=5), extra=f"DESCRIPTION:{folded}\r\n")
 
 
+def long_line(size: int = 300 * 1024, uid: str = "long") -> bytes:
+    """One unfolded content line longer than any real one (an HTML description is tens of KB)."""
+    return ics(uid, NOW + timedelta(hours=5), extra=f"X-ALT-DESC:{'x' * size}\r\n")
+
+
+def near_the_caps() -> bytes:
+    """Just under every cap: 900 KB, lines of 200 KB, 100 parameters on a line."""
+    text = "Notes " * (200 * 1024 // 6)
+    folded = "\r\n ".join(text[i:i + 74] for i in range(0, len(text), 74))
+    attendee = "ATTENDEE" + "".join(f";X-P{i}=v" for i in range(100)) + ":mailto:a@example.org\r\n"
+    return ics("near", NOW + timedelta(hours=5),
+               extra="".join(f"X-NOTES-{i}:{folded}\r\n" for i in range(4)) + attendee)
+
+
+def many_parameters(count: int = 101, quote: str = "") -> bytes:
+    """A line with more parameters than any real one; `quote` opens a quote that never closes."""
+    return ics("params", NOW + timedelta(hours=5),
+               extra=f"ATTENDEE;CN={quote}x" + "".join(f";X-P{i}=v" for i in range(count))
+               + ":mailto:a@example.org\r\n")
+
+
 def million_seconds() -> bytes:
     """FREQ=SECONDLY with 10^6 instances, all inside the window."""
     return ics("dense", NOW + timedelta(hours=6),
@@ -83,15 +106,28 @@ def nested(depth: int) -> bytes:
 
 
 GENERATED: dict[str, tuple[Callable[[], bytes], str | None, int]] = {
-    "5MB-description": (five_megabyte_description, None, 1),
+    "5MB-description": (five_megabyte_description, "too-large", 0),
+    "two-summaries": (lambda: ics("two", NOW + timedelta(hours=5), summary="Staff",
+                                  extra="SUMMARY:Case notes\r\n"), "duplicate-property", 0),
+    "just-over-1MiB": (lambda: long_line(1024 * 1024), "too-large", 0),
+    "300KB-line": (long_line, "line-too-long", 0),
+    "near-the-caps": (near_the_caps, None, 1),
+    "101-parameters": (many_parameters, "too-many-parameters", 0),
+    "2e4-parameters": (lambda: many_parameters(20_000), "too-many-parameters", 0),
+    "parameters-after-an-open-quote": (lambda: many_parameters(101, '"'), "too-many-parameters",
+                                       0),
+    "quoted-semicolons": (lambda: ics("q", NOW + timedelta(hours=5), extra=(
+        'ATTENDEE;CN="' + ";" * 500 + '":mailto:a@example.org\r\n')), None, 1),
+    "value-semicolons": (lambda: ics("v", NOW + timedelta(hours=5), extra=(
+        "DESCRIPTION:" + "a;" * 5000 + "\r\n")), None, 1),
     "secondly-1e6-in-window": (million_seconds, "recurrence-too-dense", 0),
     "nested-1999-deep": (lambda: nested(1999), None, 1),
     "nested-5000-deep": (lambda: nested(5000), "too-complex", 0),
     "non-calendar-bytes": (lambda: b"\xff\xfe<html>\x00\x01", "unparseable", 0),
     "two-calendars": (lambda: ics("a", NOW) + ics("b", NOW), "unparseable", 0),
     "many-lines": (lambda: ics("l", NOW, extra="X-A:b\r\n" * 60_000), "too-complex", 0),
-    "many-rdates": (lambda: ics("r", NOW, extra="RDATE:" + ",".join(
-        f"20300305T{h:02d}{m:02d}00Z" for h in range(24) for m in range(60)) * 15 + "\r\n"),
+    "many-rdates": (lambda: ics("r", NOW, extra=("RDATE:" + ",".join(
+        f"20300305T{h:02d}{m:02d}00Z" for h in range(24) for m in range(60)) + "\r\n") * 15),
         "too-complex", 0),
 }
 
@@ -126,6 +162,16 @@ def check(make: Callable[[], bytes], reason: str | None, entries: int) -> None:
     elapsed = time.thread_time() - started
     assert got == (reason, entries)
     assert elapsed < MAX_SECONDS + 2.0, elapsed
+
+
+def test_parsing_is_inside_the_cpu_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An object under every cap whose parsing alone takes longer than the budget is cut off."""
+    monkeypatch.setattr(expand, "MAX_SECONDS", 0.1)
+    data = ics("slow", NOW + timedelta(hours=5), extra="X-A;X-B=c:d\r\n" * 40_000)
+    started = time.thread_time()
+    with pytest.raises(SkipObject, match=r"^expansion-timeout$"):
+        expand_object(data, WINDOW, UTC_ZONE, "fallback")
+    assert time.thread_time() - started < 0.6
 
 
 # ----------------------------------------------------------------------------- engine level
@@ -305,7 +351,8 @@ def test_memory_stays_bounded_for_the_largest_hostile_objects(stubbed) -> None: 
     code, baseline, out = peak_rss_of_sync(setup)
     assert code == 0, out
     figures = {"baseline": baseline}
-    for name, make, entries in (("5MB-description", five_megabyte_description, 6),
+    for name, make, entries in (("5MB-description", five_megabyte_description, 5),
+                                ("near-the-caps", near_the_caps, 6),
                                 ("secondly-1e6", million_seconds, 5)):
         stub.answer = canned_source({**good_objects(), f"{name}.ics": make()}, "utf-8",
                                     source_path)
@@ -317,6 +364,33 @@ def test_memory_stays_bounded_for_the_largest_hostile_objects(stubbed) -> None: 
         assert peak < baseline + 150, (name, peak, baseline)
         assert len(phone_state(server, target).owned) == entries
     print(f"\npeak RSS of `sync` in MB ({server.name}): {figures}")
+
+
+@pytest.mark.integration
+def test_sync_over_a_radicale_holding_objects_at_and_over_the_caps(calendars, make_setup) -> None:  # type: ignore[no-untyped-def]
+    """Radicale stores what the caps refuse; the pair syncs around it in bounded memory."""
+    server = calendars.server
+    source = calendars.new("work")
+    setup = make_setup(server, [("advocate", source, source.replace("/work", "/phone"))])
+    for name, data in good_objects().items():
+        put(server, source + name, data)
+    code, baseline, out = peak_rss_of_sync(setup)
+    assert code == 0, out
+    near = near_the_caps()
+    for i in range(12):  # as large as a sound object may be, each parsed in full
+        put(server, source + f"near-{i}.ics", near.replace(b"UID:near", f"UID:near-{i}".encode()))
+    put(server, source + "params.ics", many_parameters(20_000))
+    put(server, source + "over.ics", long_line(3 * 1024 * 1024, "over"))
+    put(server, source + "long.ics", long_line())
+    started = time.monotonic()
+    code, peak, out = peak_rss_of_sync(setup)
+    seconds = time.monotonic() - started
+    assert code == 0, out
+    assert "created=12" in out and "too-many-parameters=1" in out, out
+    assert "too-large=1" in out and "line-too-long=1" in out, out
+    print(f"\npeak RSS of `sync` in MB, Radicale: {baseline} with 5 small objects, {peak} with "
+          f"12 objects of 0.9 MB and 3 over the caps ({seconds:.1f} s)")
+    assert peak < baseline + 100, (peak, baseline)
 
 
 def test_one_object_over_10_mb_does_not_block_the_pair(stubbed) -> None:  # type: ignore[no-untyped-def]

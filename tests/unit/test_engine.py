@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 
@@ -176,3 +179,17 @@ def test_quiet_and_full_paths_reach_the_same_phone(edits, minutes) -> None:  # t
     assert final.created == final.updated == final.deleted == 0, final.status_line()
     assert phone(quiet) == phone(full)
     assert all(is_owned(read_back(d).uid) for d in quiet.objects.values())
+
+
+SHAPE = ("from tests.support.core_builders import make_pair; "
+         "from sanitizer.core.policy import Rule; "
+         "rule = Rule('r', match_categories=frozenset({'staff', 'training', 'court', 'team'})); "
+         "print(make_pair(rules=(rule,)).shape())")
+
+
+def test_the_policy_shape_is_the_same_in_every_process() -> None:
+    """Else every restart (and every timer run) would force a full cycle."""
+    shapes = {subprocess.run([sys.executable, "-c", SHAPE], capture_output=True, text=True,
+                             check=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+              for seed in range(6)}
+    assert len(shapes) == 1

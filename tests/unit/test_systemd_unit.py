@@ -86,7 +86,7 @@ def test_hardening_is_the_same_in_both_services(name: str) -> None:
         "NoNewPrivileges": "yes", "CapabilityBoundingSet": "", "PrivateUsers": "yes",
         "MemoryDenyWriteExecute": "yes", "SocketBindDeny": "any",
         "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
-        "SystemCallArchitectures": "native",
+        "SystemCallArchitectures": "native", "LimitCORE": "0",
     }
     for key, value in expected.items():
         assert unit.get(key) == [value], (name, key, unit.get(key))
