@@ -10,10 +10,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from sanitizer.cli import status_extra
 from sanitizer.core.identity import is_owned
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine import sync_state
@@ -88,7 +89,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     _say(checks.render(findings))
     code = checks.exit_code(findings)
     problems = sum(f.code is not ExitCode.OK for f in findings)
-    _say("all good" if code == 0 else f"{problems} problem(s); exit {code}")
+    warnings = sum(f.result == "warning" for f in findings)
+    good = "all good" + (f" ({warnings} warning(s): read them above)" if warnings else "")
+    _say(good if code == 0 else f"{problems} problem(s); exit {code}")
     return code
 
 
@@ -153,6 +156,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise NotOwner(f"{state_dir}: not readable by this user; run this as root or as the "
                        "service's user")
     pid = lock.holder(state_dir)
+    now, limit = datetime.now(UTC), status_extra.max_age(config, args.max_age)
+    if args.json:
+        data = status.read_status(state_dir)
+        _say(status_extra.as_json(config, data, pid, now, limit))
+        failed = any(isinstance(e := data.get(p.name), dict) and "time" in e and not e.get("ok")
+                     for p in config.pairs)
+        stale = status_extra.stale_pairs(config, data, now, limit)
+        return int(ExitCode.FAILED if failed or stale else ExitCode.OK)
     _say(f"daemon: running (pid {pid})" if pid else
          "daemon: not running (next=- below; the timer variant runs `sync` on its own schedule)")
     data = status.read_status(state_dir)
@@ -163,7 +174,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         failed |= bool(entry and "time" in entry and not entry.get("ok"))
         _say(status_line(pair.name, entry, status.paused_info(state_dir, pair.name),
                          pid is not None, zone))
-    return int(ExitCode.FAILED if failed else ExitCode.OK)
+    stale = status_extra.stale_pairs(config, data, now, limit)
+    for name in stale:
+        _say(f"pair {name}: STALE no successful cycle in the last {_age(limit)} "
+             "(service.stale_after)")
+    return int(ExitCode.FAILED if failed or stale else ExitCode.OK)
+
+
+def _age(limit: timedelta) -> str:
+    seconds = int(limit.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 # wipe and resume -----------------------------------------------------------------------------
@@ -281,9 +304,14 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "Check the config, file permissions, every password, each source (one query) and each "
         "target (exists or can be created). Exit 0 all good, 78 config, 77 auth, 69 "
         "unreachable.")
-    add("status", "per pair: last cycle, result, counts, next run, paused",
-        "Show what the last cycle of each pair did and when the next runs, from the state "
-        "directory (no server is contacted). Exit 1 if a pair's last cycle failed.")
+    state = add("status", "per pair: last cycle, result, counts, next run, paused",
+                "Show what the last cycle of each pair did and when the next runs, from the "
+                "state directory (no server is contacted). Exit 1 if a pair's last cycle "
+                "failed or a pair (not paused) has no successful cycle within --max-age.")
+    state.add_argument("--json", action="store_true", help="one JSON document, for monitoring")
+    state.add_argument("--max-age", metavar="DURATION", default=None,
+                       help="how old a pair's last successful cycle may be (default: "
+                            "service.stale_after, else 3 x service.interval)")
     wipe = add("wipe", "lost phone: delete all our entries from a pair's phone calendar",
                "Pause the pair, then delete every entry calendar-sanitizer made in its phone "
                "calendar (others are left alone). The pair stays paused until `resume`.")

@@ -90,7 +90,51 @@ class CredentialsFirst(keyring.backend.KeyringBackend):
         self.pinned.delete_password(service, username)
 
 
-def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
+CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
+
+
+def encrypt_command(account: str) -> str:
+    """The root command that makes the systemd credential an account's password comes from."""
+    cred = f"{CREDENTIALS_DIR}/{account}.cred"
+    return (f"`systemd-creds encrypt --name={account} - {cred}` (as root; then "
+            f"`LoadCredentialEncrypted={account}:{cred}` in the unit, see docs/install.md)")
+
+
+def writable_backend(pinned: str | None, account: str,
+                     state_dir: Path) -> keyring.backend.KeyringBackend:
+    """Where set-password may store: a pinned backend the service can read, never a guess.
+
+    Auto-detection picks whatever the admin's own session offers, which is not what the service
+    sees; a keyring file in the admin's home is out of the service's reach; and a master
+    password must come from the credential `keyring-master`, not from a prompt.
+    """
+    if not pinned:
+        where = ("systemd credentials are read only" if os.environ.get(CREDENTIALS_ENV)
+                 else "no keyring backend is pinned (service.keyring_backend)")
+        raise SecretError(f"account {account}", f"{where}; on a server give the password as "
+                          f"a systemd credential: {encrypt_command(account)}; or pin "
+                          "keyrings.cryptfile as docs/keyring.md shows")
+    backend = select_backend(pinned, prompt=False)
+    pinned_backend = backend.pinned if isinstance(backend, CredentialsFirst) else backend
+    file_path = getattr(type(pinned_backend), "file_path", None)
+    if isinstance(file_path, property):
+        _refuse_private_file(Path(str(pinned_backend.file_path)),  # type: ignore[attr-defined]
+                             account, state_dir)
+    return backend
+
+
+def _refuse_private_file(path: Path, account: str, state_dir: Path) -> None:
+    """A keyring file in the home of whoever runs set-password (root, say) is unreadable to
+    the service user; inside the state directory it is where the service looks."""
+    home = Path.home()
+    if path.is_relative_to(home) and not path.is_relative_to(state_dir):
+        raise SecretError(f"account {account}", f"the keyring file would be {path}, in the home "
+                          "of the user running this command, where the service cannot read "
+                          f"it; run set-password as the service user with XDG_DATA_HOME="
+                          f"{state_dir} (calendar-sanitizer-admin, docs/keyring.md)")
+
+
+def select_backend(pinned: str | None, prompt: bool = True) -> keyring.backend.KeyringBackend:
     """Credentials under systemd, else the pinned backend, else keyring's configured one.
 
     With both, credentials are looked at first and the pinned backend is where set-password
@@ -109,7 +153,7 @@ def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
     except Exception:  # noqa: BLE001 - keyring raises many kinds of import errors
         raise SecretError("service.keyring_backend",
                           f"cannot load keyring backend {pinned!r}") from None
-    _unlock(backend)
+    _unlock(backend, prompt)
     return CredentialsFirst(backend) if under_systemd else backend
 
 
@@ -118,7 +162,7 @@ def backend_name(backend: keyring.backend.KeyringBackend) -> str:
     return type(backend.pinned if isinstance(backend, CredentialsFirst) else backend).__name__
 
 
-def _unlock(backend: keyring.backend.KeyringBackend) -> None:
+def _unlock(backend: keyring.backend.KeyringBackend, prompt: bool = True) -> None:
     """Give an encrypted backend its master password from the credential `keyring-master`."""
     if not isinstance(getattr(type(backend), "keyring_key", None), property):
         return  # (looking at the instance's attribute would unlock it, with a prompt)
@@ -131,7 +175,7 @@ def _unlock(backend: keyring.backend.KeyringBackend) -> None:
         except (ValueError, OSError):
             raise SecretError("service.keyring_backend",
                               f"the credential {MASTER!r} does not unlock the keyring") from None
-    elif not sys.stdin.isatty():
+    elif not prompt or sys.stdin is None or not sys.stdin.isatty():
         raise SecretError("service.keyring_backend",
                           f"the backend needs its master password: add the credential {MASTER!r}"
                           " (see docs/keyring.md)")
@@ -160,8 +204,9 @@ def store_password(backend: keyring.backend.KeyringBackend, account: str, value:
     except keyring.errors.PasswordSetError as exc:
         raise SecretError(f"account {account}", str(exc)) from None
     except (keyring.errors.KeyringError, ValueError, OSError):
-        raise SecretError(f"account {account}",
-                          f"the keyring backend {name} could not store it") from None
+        raise SecretError(f"account {account}", f"the keyring backend {name} could not store "
+                          "it; give the password as a systemd credential instead: "
+                          f"{encrypt_command(account)}") from None
     if not kept:
         raise SecretError(f"account {account}", f"the keyring backend {name} did not keep it; "
                           "pin a real backend with service.keyring_backend")

@@ -7,6 +7,7 @@ A pair whose password is missing or whose server is down fails alone; the others
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +15,7 @@ from datetime import datetime
 from sanitizer.engine import sync_state
 from sanitizer.engine.reconcile import PairReport, sync_pair
 from sanitizer.errors import SecretError
-from sanitizer.service import credentials, lock, status
+from sanitizer.service import credentials, lock, metrics, rejected, status
 from sanitizer.service.config import Account, Config, Pair
 from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, Transport
 
@@ -29,6 +30,7 @@ class Runtime:
     key: bytes
     transports: dict[str, Transport] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no password
+    fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
 
     def transport(self, account: Account) -> Transport | None:
         """The account's transport, or None if its password is missing."""
@@ -50,6 +52,7 @@ def credentials_for(account: Account, password: str, timeout: float) -> Credenti
 
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime:
     """Read the UID key and the passwords of the accounts the chosen pairs use."""
+    metrics.require_library(config.service.metrics_file)
     key = credentials.uid_key(config.service.state_dir)
     runtime = Runtime(config, key)
     backend = credentials.select_backend(config.service.keyring_backend)
@@ -63,6 +66,7 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime
             runtime.missing[name] = str(exc)
             continue
         runtime.transports[name] = Transport(credentials_for(account, password, timeout))
+        runtime.fingerprints[name] = rejected.fingerprint(key, account, password)
     return runtime
 
 
@@ -96,22 +100,55 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
               dry_run: bool = False, force_full: bool = False) -> list[PairReport]:
     """One cycle over the given pairs; every pair runs whatever happens to the others."""
     reports = []
+    durations: dict[str, float] = {}
     state_dir = runtime.config.service.state_dir
     for pair in pairs:
         if status.is_paused(state_dir, pair.name):
             log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
             continue
-        try:
-            report = sync_one(runtime, pair, now, dry_run, force_full)
-        except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
-            report = PairReport(pair.name, dry_run=dry_run)
-            report.error = f"internal error ({type(exc).__name__})"
-            report.error_code = "internal-error"
+        started = time.monotonic()
+        report = _guarded_sync(runtime, pair, now, dry_run, force_full)
+        durations[pair.name] = time.monotonic() - started
         log.info("%s", report.status_line())
         reports.append(report)
     if not dry_run and reports:
         status.record(state_dir, reports, now)
+        metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations, now)
     return reports
+
+
+def _guarded_sync(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool,
+                  force_full: bool) -> PairReport:
+    """sync_one, unless an account's password was rejected before; a new rejection is kept."""
+    state_dir = runtime.config.service.state_dir
+    for account in {pair.source_account.name, pair.target_account.name}:
+        fingerprint = runtime.fingerprints.get(account)
+        if fingerprint and rejected.is_rejected(state_dir, account, fingerprint):
+            report = PairReport(pair.name, dry_run=dry_run)
+            report.error, report.error_code = rejected.message(account), rejected.REASON
+            return report
+    try:
+        report = sync_one(runtime, pair, now, dry_run, force_full)
+    except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
+        report = PairReport(pair.name, dry_run=dry_run)
+        report.error = f"internal error ({type(exc).__name__})"
+        report.error_code = "internal-error"
+    if report.error_code == "auth-rejected" and not dry_run:
+        for account in _rejected_accounts(pair, report.error or ""):
+            fingerprint = runtime.fingerprints.get(account)
+            if fingerprint:
+                rejected.remember(state_dir, account, fingerprint, now)
+    return report
+
+
+def _rejected_accounts(pair: Pair, error: str) -> set[str]:
+    """The account whose request got the 401: the one whose calendar the message names."""
+    source, target = pair.source_account, pair.target_account
+    if source.name == target.name:
+        return {source.name}
+    named = {a.name for a, url in ((source, pair.source_url), (target, pair.target_url))
+             if url in error}
+    return named or {source.name, target.name}
 
 
 def run_locked(runtime: Runtime, pairs: Iterable[Pair], now: datetime,

@@ -207,7 +207,8 @@ class Transport:
             if any(p.endswith("valid-sync-token") for p in exc.preconditions):
                 raise TokenRejected(operation=method, url=url, reason="sync-token-rejected",
                                     status=exc.status) from None
-            raise StoreError(operation=method, url=url, reason="auth-rejected",
+            reason = "forbidden" if exc.status == 403 else "auth-rejected"
+            raise StoreError(operation=method, url=url, reason=reason,
                              status=exc.status) from None
         except caldav_error.RateLimitError as exc:
             raise StoreError(operation=method, url=url, reason="rate-limited",
