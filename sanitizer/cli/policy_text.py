@@ -114,8 +114,8 @@ def _either(words: list[str]) -> str:
 
 def _span(value: timedelta) -> str:
     seconds = int(value.total_seconds())
-    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        count = seconds // size
+        if seconds % size == 0 and (count >= 2 or (unit != "day" and count == 1)):
             return f"{count} {unit}{'' if count == 1 else 's'}"
     return f"{seconds} seconds"

@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from sanitizer.core.durations import parse_duration
+from sanitizer.errors import ExitCode, SanitizerError
 from sanitizer.service import status
 from sanitizer.service.config import Config
+
+
+class MaxAgeError(SanitizerError):
+    """--max-age is not a duration (exit 64)."""
+
+    exit_code = ExitCode.USAGE
+
 
 COUNTS = ("created", "updated", "deleted", "unchanged", "foreign", "held_back")
 
@@ -23,7 +31,10 @@ COUNTS = ("created", "updated", "deleted", "unchanged", "foreign", "held_back")
 def max_age(config: Config, option: str | None) -> timedelta:
     """--max-age, else service.stale_after, else 3 x interval."""
     if option:
-        return parse_duration(option)
+        try:
+            return parse_duration(option)
+        except ValueError as exc:
+            raise MaxAgeError(f"--max-age: {exc}") from None
     return config.service.stale_limit
 
 

@@ -114,13 +114,12 @@ def writable_backend(pinned: str | None, account: str,
         raise SecretError(f"account {account}", f"{where}; on a server give the password as "
                           f"a systemd credential: {encrypt_command(account)}; or pin "
                           "keyrings.cryptfile as docs/keyring.md shows")
-    backend = select_backend(pinned, prompt=False)
-    pinned_backend = backend.pinned if isinstance(backend, CredentialsFirst) else backend
-    file_path = getattr(type(pinned_backend), "file_path", None)
-    if isinstance(file_path, property):
-        _refuse_private_file(Path(str(pinned_backend.file_path)),  # type: ignore[attr-defined]
+    backend = _load(pinned)
+    if hasattr(type(backend), "file_path"):  # a file-backed keyring: checked before unlocking
+        _refuse_private_file(Path(str(backend.file_path)),  # type: ignore[attr-defined]
                              account, state_dir)
-    return backend
+    _unlock(backend, prompt=False)
+    return CredentialsFirst(backend) if os.environ.get(CREDENTIALS_ENV) else backend
 
 
 def _refuse_private_file(path: Path, account: str, state_dir: Path) -> None:
@@ -146,6 +145,13 @@ def select_backend(pinned: str | None, prompt: bool = True) -> keyring.backend.K
         if under_systemd:
             return SystemdCredentialsKeyring()  # type: ignore[no-untyped-call] # keyring's base
         return keyring.get_keyring()
+    backend = _load(pinned)
+    _unlock(backend, prompt)
+    return CredentialsFirst(backend) if under_systemd else backend
+
+
+def _load(pinned: str) -> keyring.backend.KeyringBackend:
+    """The pinned backend, still locked."""
     try:
         from keyring.core import load_keyring  # noqa: PLC0415
 
@@ -153,8 +159,7 @@ def select_backend(pinned: str | None, prompt: bool = True) -> keyring.backend.K
     except Exception:  # noqa: BLE001 - keyring raises many kinds of import errors
         raise SecretError("service.keyring_backend",
                           f"cannot load keyring backend {pinned!r}") from None
-    _unlock(backend, prompt)
-    return CredentialsFirst(backend) if under_systemd else backend
+    return backend
 
 
 def backend_name(backend: keyring.backend.KeyringBackend) -> str:
