@@ -363,19 +363,25 @@ def test_three_attempts_then_the_pair_fails_and_nothing_is_written(
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize(("kind", "reason"), [("401-once", "auth-rejected"),
-                                              ("html", "bad-response")])
+@pytest.mark.parametrize(("kind", "reason", "code"), [("401-once", "auth-rejected", 77),
+                                                      ("html", "bad-response", 1)])
 def test_faults_that_cannot_heal_by_retrying_are_not_retried(
-        bench: Bench, proxy: FaultProxy, kind: str, reason: str) -> None:
+        bench: Bench, proxy: FaultProxy, kind: str, reason: str, code: int) -> None:
     fill(bench.server, bench.source, build_source(random.Random(1), 5))
     setup = bench.setup(url=proxy.url, service_extra=FAST)
     proxy.force(kind, 1, methods=["REPORT"])
     failed = sync(setup)
-    assert failed.code == 1 and "FAILED" in failed.stdout, failed.output
+    assert failed.code == code and "FAILED" in failed.stdout, failed.output
     assert source_reports(proxy, bench) == 1
     assert put_count(proxy) == 0
     status = (setup.state_dir / "status.json").read_text(encoding="utf-8")
     assert f'"error": "{reason}"' in status
+    if kind == "401-once":  # a rejected password is not sent again until `check` accepts it
+        sent = proxy.stats().total_requests
+        held = sync(setup)
+        assert held.code == 77 and "not sent again" in held.stdout, held.output
+        assert proxy.stats().total_requests == sent
+        assert "cycles use it again" in setup.run("check").stdout
     healed = sync(setup)  # the next cycle works
     assert healed.code == 0, healed.output
     assert phone_state(bench.server, bench.target).owned == bench.reference_state().owned
@@ -392,7 +398,8 @@ def test_which_statuses_are_retried(bench: Bench, status: int, attempts: int) ->
         stub.answer = lambda seen: ((status, {"Content-Type": "text/plain"}, b"no")
                                     if seen.method == "REPORT" and seen.path == path else None)
         result = sync(bench.setup(url=stub.url, service_extra=FAST))
-    assert result.code == 1 and "FAILED" in result.stdout, result.output
+    assert result.code == (77 if status == 403 else 1), result.output  # 403: forbidden
+    assert "FAILED" in result.stdout
     assert sum(1 for s in stub.seen if s.method == "REPORT") == attempts
 
 
