@@ -79,13 +79,15 @@ def update(kept: dict[str, Any], reports: Sequence[PairReport], durations: Mappi
 
 def write_textfile(path: Path, kept: Mapping[str, Any]) -> None:
     """Render the numbers with prometheus_client and write them by rename."""
-    from prometheus_client import (  # noqa: PLC0415
+    from prometheus_client import (  # noqa: PLC0415 - an optional extra
         CollectorRegistry,
         Counter,
         Gauge,
+        disable_created_metrics,
         write_to_textfile,
     )
 
+    disable_created_metrics()  # type: ignore[no-untyped-call] # no _created series: noise
     registry = CollectorRegistry()
     last = Gauge(f"{PREFIX}_last_success_timestamp_seconds",
                  "Unix time of the pair's last successful cycle", ["pair"], registry=registry)
