@@ -96,8 +96,8 @@ def instructions(pair: Pair, index: int) -> str:
               f"  2. Server: {parts.netloc}; User Name: {user}; Password: the phone login's "
               "password; Description: e.g. 'Work appointments'.",
               f"  3. If iOS cannot find the account: Advanced Settings > Account URL: {url}",
-              "  4. Turn off Contacts/Reminders if offered; in the Calendar app, hide nothing "
-              "else.", "  (Or install the profile from --mobileconfig instead of steps 1-3.)"]
+              "  4. Turn off Contacts and Reminders for this account if offered.",
+              "  (Or install the profile from --mobileconfig instead of steps 1-3.)"]
     return "\n".join(lines)
 
 
