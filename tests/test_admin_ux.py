@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+import signal
 import stat
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -399,3 +401,34 @@ def test_the_demo_reprints_the_login_with_every_changed_table_and_only_then() ->
         assert "password:" in block[table_end:]
     quiet = [line for line in proc.stdout.splitlines() if line.endswith(": no change")]
     assert len(quiet) == 3
+
+
+def test_the_daemon_does_not_send_a_rejected_password_again(pair) -> None:
+    server, _, _, setup = pair
+    with FaultProxy(server.url) as proxy:
+        setup.config_path.write_text(setup.config_path.read_text().replace(
+            server.url, proxy.url).replace("[service]\n", '[service]\ninterval = "5s"\n'))
+        (setup.credentials / "main").write_text("not-the-password")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PYTEST", "NOTIFY_SOCKET", "WATCHDOG_"))}
+        env.update(setup.environment())
+        daemon = subprocess.Popen([sys.executable, "-m", "sanitizer", "run"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_status(setup, "auth-rejected")
+            sent = proxy.stats().total_requests
+            wait_for_status(setup, rejected.REASON)  # the next cycle of that pair
+            assert proxy.stats().total_requests == sent
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(15) == 0
+
+
+def wait_for_status(setup: Setup, error: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    path = setup.state_dir / "status.json"
+    while time.monotonic() < deadline:
+        if path.exists() and f'"error": "{error}"' in path.read_text(encoding="utf-8"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"status never showed {error}")

@@ -128,8 +128,7 @@ def password_fix(name: str) -> str:
         cred = f"{CREDENTIALS_DIR}/{name}.cred"
         return (f"create it with `systemd-creds encrypt --name={name} - {cred}` and add "
                 f"`LoadCredentialEncrypted={name}:{cred}` to the unit")
-    return (f"give it as a systemd credential: {credentials.encrypt_command(name)}; or, with a "
-            f"pinned keyring, run `calendar-sanitizer set-password {name}`")
+    return "see docs/keyring.md"  # the hint itself names both ways
 
 
 def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transport | None]:

@@ -195,7 +195,9 @@ def password(backend: keyring.backend.KeyringBackend, account: str) -> str:
     if not value:
         hint = (f"no credential file {account!r} in ${CREDENTIALS_ENV}"
                 if os.environ.get(CREDENTIALS_ENV)
-                else f"no password stored; run: calendar-sanitizer set-password {account}")
+                else f"no password stored; give it as a systemd credential: "
+                f"{encrypt_command(account)}; or, with a pinned keyring, run "
+                f"`calendar-sanitizer set-password {account}`")
         raise SecretError(f"account {account}", hint)
     return value
 
