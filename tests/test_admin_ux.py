@@ -89,6 +89,18 @@ def test_discover_lists_the_accounts_calendars_with_lines_to_paste(pair, calenda
     assert "Jane" not in result.output  # names of calendars, never of events
 
 
+def test_discover_works_before_any_pair_is_written(pair) -> None:
+    server, work, _, setup = pair
+    text = setup.config_path.read_text()
+    setup.config_path.write_text(text[:text.index("[[pairs]]")])
+    result = setup.run_process("discover", "main")
+    assert result.code == 0, result.output
+    assert f'source = "{work[len(server.url):]}"' in result.stdout
+    broken = setup.config_path.read_text().replace("[service]", "[service]\ninterval = 1")
+    setup.config_path.write_text(broken)
+    assert setup.run_process("discover", "main").code == 78  # other problems still count
+
+
 def test_discover_unknown_account_is_64_and_wrong_password_77(pair) -> None:
     _, _, _, setup = pair
     assert setup.run_process("discover", "nobody").code == 64

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
-from sanitizer.errors import ExitCode, SanitizerError
+from sanitizer.errors import ConfigError, ExitCode, SanitizerError
 from sanitizer.service import credentials
-from sanitizer.service.config import Account, load_config, resolve_path
+from sanitizer.service.config import Account, Config, load_config, parse_config, resolve_path
 from sanitizer.service.runtime import credentials_for
 from sanitizer.stores.caldav import RetryPolicy, Transport
 from sanitizer.stores.discovery import Calendar, Discovery, discover
@@ -37,7 +39,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_discover(args: argparse.Namespace) -> int:
     """One account: log in, walk to its calendars, print them."""
-    config = load_config(resolve_path(getattr(args, "config", None)))
+    config = accounts_only(resolve_path(getattr(args, "config", None)))
     account = config.accounts.get(args.account)
     if account is None:
         raise UnknownAccount(f"no [accounts.{args.account}] in {config.path}")
@@ -51,6 +53,18 @@ def cmd_discover(args: argparse.Namespace) -> int:
         transport.close()
     sys.stdout.write(render(account, found) + "\n")
     return 0
+
+
+def accounts_only(path: Path) -> Config:
+    """The config, or, while its pairs are still missing or unfinished, just its accounts:
+    discover is how an admin finds what to write in them."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        if not all(problem.startswith("pairs") for problem in exc.problems):
+            raise
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return parse_config({**data, "pairs": []}, source=str(path))
 
 
 def render(account: Account, found: Discovery) -> str:

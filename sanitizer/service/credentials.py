@@ -109,10 +109,11 @@ def writable_backend(pinned: str | None, account: str,
     password must come from the credential `keyring-master`, not from a prompt.
     """
     if not pinned:
-        where = ("systemd credentials are read only" if os.environ.get(CREDENTIALS_ENV)
-                 else "no keyring backend is pinned (service.keyring_backend)")
-        raise SecretError(f"account {account}", f"{where}; on a server give the password as "
-                          f"a systemd credential: {encrypt_command(account)}; or pin "
+        where = ("systemd credentials are read only; make a new one instead:"
+                 if os.environ.get(CREDENTIALS_ENV) else
+                 "no keyring backend is pinned (service.keyring_backend); on a server give the "
+                 "password as a systemd credential:")
+        raise SecretError(f"account {account}", f"{where} {encrypt_command(account)}; or pin "
                           "keyrings.cryptfile as docs/keyring.md shows")
     backend = _load(pinned)
     if hasattr(type(backend), "file_path"):  # a file-backed keyring: checked before unlocking
