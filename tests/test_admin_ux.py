@@ -354,6 +354,10 @@ def test_policy_describes_the_example_config(tmp_path) -> None:
     assert "**How long past entries stay:** 24 hours after they end" in out
     assert "## Never copied to any phone" in out and "## When a phone is lost" in out
     assert "calendar-sanitizer wipe NAME --yes" in out
+    text = subprocess.run([sys.executable, "-m", "sanitizer", "--config", example, "policy",
+                           "--format", "text"], capture_output=True, text=True, timeout=60,
+                          check=False).stdout
+    assert "**" not in text and "# " not in text and "Phone calendars of: maria, jo" in text
 
 
 def test_policy_separates_pairs_that_differ(pair) -> None:
