@@ -49,6 +49,12 @@ class SecretError(SanitizerError):
         super().__init__(f"{what}: {hint}")
 
 
+EXPLAINED = {
+    "auth-rejected": "wrong user name or password",
+    "forbidden": "forbidden: the account may not use this URL (check the path and the sharing)",
+}
+
+
 class StoreError(SanitizerError):
     """A CalDAV request failed. `reason` is a short code, `status` the HTTP status if any."""
 
@@ -63,8 +69,11 @@ class StoreError(SanitizerError):
         self.transient = transient
         self.retry_after = retry_after
         where = f"HTTP {status}" if status is not None else reason
+        if reason in EXPLAINED:
+            where = f"{reason}, {where}"
+        text = EXPLAINED.get(reason, reason)
         super().__init__(f"{operation} {url}: {where}" if where == reason else
-                         f"{operation} {url}: {reason} ({where})")
+                         f"{operation} {url}: {text} ({where})")
 
     @property
     def exit_code(self) -> ExitCode:  # type: ignore[override]

@@ -10,17 +10,18 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from sanitizer.cli import status_extra
 from sanitizer.core.identity import Ownership, is_owned
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine import ledger, sync_state
 from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, StoreError
 from sanitizer.service import checks, credentials, lock, logs, retirement, status
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
-from sanitizer.service.connections import Connection, connect
+from sanitizer.service.connections import Connection, open_connection
 from sanitizer.stores.base import TargetCalendar
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
@@ -88,7 +89,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     _say(checks.render(findings))
     code = checks.exit_code(findings)
     problems = sum(f.code is not ExitCode.OK for f in findings)
-    _say("all good" if code == 0 else f"{problems} problem(s); exit {code}")
+    warnings = sum(f.result == "warning" for f in findings)
+    good = "all good" + (f" ({warnings} warning(s): read them above)" if warnings else "")
+    _say(good if code == 0 else f"{problems} problem(s); exit {code}")
     return code
 
 
@@ -155,6 +158,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise NotOwner(f"{state_dir}: not readable by this user; run this as root or as the "
                        "service's user")
     pid = lock.holder(state_dir)
+    now, limit = datetime.now(UTC), status_extra.max_age(config, args.max_age)
+    if args.json:
+        data = status.read_status(state_dir)
+        _say(status_extra.as_json(config, data, pid, now, limit))
+        failed = any(isinstance(e := data.get(p.name), dict) and "time" in e and not e.get("ok")
+                     for p in config.pairs)
+        stale = status_extra.stale_pairs(config, data, now, limit)
+        return int(ExitCode.FAILED if failed or stale else ExitCode.OK)
     _say(f"daemon: running (pid {pid})" if pid else
          "daemon: not running (next=- below; the timer variant runs `sync` on its own schedule)")
     data = status.read_status(state_dir)
@@ -168,7 +179,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     for url, record in sorted(retired_records(config).items()):
         failed |= record.error is not None
         _say(retired_line(url, record, zone))
-    return int(ExitCode.FAILED if failed else ExitCode.OK)
+    stale = status_extra.stale_pairs(config, data, now, limit)
+    for name in stale:
+        _say(f"pair {name}: STALE no successful cycle in the last {_age(limit)} "
+             "(service.stale_after)")
+    return int(ExitCode.FAILED if failed or stale else ExitCode.OK)
+
+
+def _age(limit: timedelta) -> str:
+    seconds = int(limit.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def retired_records(config: Config) -> dict[str, ledger.Record]:
@@ -195,7 +218,8 @@ def retired_line(url: str, record: ledger.Record, zone: tzinfo) -> str:
 def _target_store(config: Config, pair: Pair) -> tuple[TargetCalendar, Callable[[], None]]:
     """The pair's target store and how to close its connections."""
     backend = credentials.select_backend(config.service.keyring_backend)
-    connection = connect(pair.target_account, backend, config.service.timeout.total_seconds())
+    connection = open_connection(pair.target_account, backend,
+                                 config.service.timeout.total_seconds())
     return connection.target(pair.target_url), connection.close
 
 
@@ -318,7 +342,8 @@ def _wipe_retired_target(config: Config, url: str, record: ledger.Record) -> boo
              f"add it back to reach {url}")
         return False
     backend = credentials.select_backend(config.service.keyring_backend)
-    connection: Connection = connect(account, backend, config.service.timeout.total_seconds())
+    connection: Connection = open_connection(account, backend,
+                                             config.service.timeout.total_seconds())
     try:
         ours = ownership(config, url, None)
         deleted, foreign, remaining = wipe_target(connection.target(url), ours.owns)
@@ -372,9 +397,14 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "Check the config, file permissions, every password, each source (one query) and each "
         "target (exists or can be created). Exit 0 all good, 78 config, 77 auth, 69 "
         "unreachable.")
-    add("status", "per pair: last cycle, result, counts, next run, paused",
-        "Show what the last cycle of each pair did and when the next runs, from the state "
-        "directory (no server is contacted). Exit 1 if a pair's last cycle failed.")
+    state = add("status", "per pair: last cycle, result, counts, next run, paused",
+                "Show what the last cycle of each pair did and when the next runs, from the "
+                "state directory (no server is contacted). Exit 1 if a pair's last cycle "
+                "failed or a pair (not paused) has no successful cycle within --max-age.")
+    state.add_argument("--json", action="store_true", help="one JSON document, for monitoring")
+    state.add_argument("--max-age", metavar="DURATION", default=None,
+                       help="how old a pair's last successful cycle may be (default: "
+                            "service.stale_after, else 3 x service.interval)")
     wipe = add("wipe", "lost phone: delete all our entries from a pair's phone calendar",
                "Pause the pair, then delete every entry calendar-sanitizer made in its phone "
                "calendar (others are left alone). The pair stays paused until `resume`.")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sanitizer import __version__
+from sanitizer.cli import discover, phone_setup, policy_text
 from sanitizer.cli.admin import ADMIN_COMMANDS, add_admin_commands
 from sanitizer.core.model import SanitizedEvent, Status, Transparency
 from sanitizer.engine.reconcile import PairReport
@@ -81,12 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     setpw.add_argument("--stdin", action="store_true",
                        help="read the password from standard input instead of a prompt")
     add_admin_commands(commands, common)
+    discover.add_parser(commands, common)
+    policy_text.add_parser(commands, common)
+    phone_setup.add_parser(commands, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn every error into one line and an exit code."""
     forbid_core_dumps()  # before any password, key or event is in memory
+    _give_closed_streams_a_sink()
     try:
         args = build_parser().parse_args(argv)
         setup(getattr(args, "log_level", "warning"))
@@ -101,9 +107,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except (EOFError, BrokenPipeError) as exc:
+        return _stream_ended(exc)
     except Exception as exc:  # noqa: BLE001 - the message may quote data; the type may not
         print(f"{PROG}: internal error ({type(exc).__name__}); please report it", file=sys.stderr)
         return 70
+
+
+def _stream_ended(exc: EOFError | BrokenPipeError) -> int:
+    """Input ended before an answer (64), or the reader of our output went away (0)."""
+    if isinstance(exc, EOFError):
+        print(f"{PROG}: standard input ended before an answer; nothing changed", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    _drop_further_output()  # the reader (`| head -1`) has what it wanted
+    return 0
+
+
+class _ClosedPipeSafe:
+    """stdout that drops what a reader who went away (`| head -1`) no longer wants, so the
+    command finishes its work and returns its own exit code."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._inner.write(text))
+        except BrokenPipeError:
+            _drop_further_output()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._inner.flush()
+        except BrokenPipeError:
+            _drop_further_output()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _drop_further_output() -> None:
+    """Point stdout at /dev/null, so neither later writes nor the flush at exit fail."""
+    try:
+        sink = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(sink, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        os.close(sink)
+    except OSError:
+        pass
+
+
+def _give_closed_streams_a_sink() -> None:
+    """Started with stdin or stdout closed (`<&-`, `>&-`): read EOF, write nowhere."""
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - for the process's life
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    elif sys.stdout is sys.__stdout__ and not isinstance(sys.stdout, _ClosedPipeSafe):
+        sys.stdout = _ClosedPipeSafe(sys.stdout)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -156,8 +217,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(report.status_line())
     for retired in runtime.retired:
         print(retired.status_line())
-    ok = all(r.ok for r in reports) and all(r.ok for r in runtime.retired)
-    return int(ExitCode.OK if ok else ExitCode.FAILED)
+    if not all(r.ok for r in runtime.retired) and all(r.ok for r in reports):
+        return int(ExitCode.FAILED)
+    return sync_exit_code(reports)
 
 
 def _say_if_throwaway(runtime: Runtime) -> None:
@@ -165,6 +227,27 @@ def _say_if_throwaway(runtime: Runtime) -> None:
     if runtime.throwaway_key:
         print(f"{PROG}: no UID key yet; this dry run uses a throwaway key and creates none "
               "(the first real sync makes it)", file=sys.stderr)
+
+
+REASON_EXIT = {
+    "auth-rejected": ExitCode.NOPERM, "forbidden": ExitCode.NOPERM,
+    "password-rejected": ExitCode.NOPERM,
+    "tls-verification-failed": ExitCode.UNAVAILABLE, "connection-failed": ExitCode.UNAVAILABLE,
+    "timeout": ExitCode.UNAVAILABLE,
+    "password-missing": ExitCode.CONFIG,
+}
+"""Reasons that, when every pair failed for them, name the whole run's exit code."""
+
+
+def sync_exit_code(reports: Sequence[PairReport]) -> int:
+    """0 if all pairs succeeded; if every pair failed for one kind of reason, that reason's code
+    (77 auth, 69 unreachable or TLS, 78 config); else 1 (some failed, the others ran)."""
+    if all(r.ok for r in reports):
+        return int(ExitCode.OK)
+    codes = {REASON_EXIT.get(r.error_code or "") for r in reports}
+    if len(codes) == 1 and None not in codes:
+        return int(codes.pop() or ExitCode.FAILED)
+    return int(ExitCode.FAILED)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -220,14 +303,18 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     if args.account not in config.accounts:
         raise UsageError(f"no [accounts.{args.account}] in {config.path}")
     account = config.accounts[args.account]
+    backend = credentials.writable_backend(config.service.keyring_backend,
+                                           account.secret_name, config.service.state_dir)
     if args.stdin:  # a Microsoft 365 credential may be a PEM: all of standard input
         value = (sys.stdin.read().strip() if account.kind == "microsoft365"
                  else sys.stdin.readline().rstrip("\r\n"))
+    elif not sys.stdin.isatty():
+        raise UsageError("set-password: standard input is not a terminal; add --stdin to read "
+                         "the password from it")
     else:
         value = getpass.getpass(f"Password for account {args.account}: ")
     if not value:
         raise SecretError(f"account {args.account}", "empty password; nothing stored")
-    backend = credentials.select_backend(config.service.keyring_backend)
     credentials.store_password(backend, account.secret_name, value)
     print(f"stored the password of account {args.account} in {credentials.backend_name(backend)}")
     return 0
@@ -245,5 +332,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "preview": cmd_preview,
     "demo": cmd_demo,
     "set-password": cmd_set_password,
+    "discover": discover.cmd_discover,
+    "policy": policy_text.cmd_policy,
+    "phone-setup": phone_setup.cmd_phone_setup,
     **ADMIN_COMMANDS,
 }

@@ -21,7 +21,7 @@ from sanitizer.core.expand import SkipObject, expand_object
 from sanitizer.core.model import Instance, SanitizedEvent, When
 from sanitizer.demo.data import demo_config, sample_events
 from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
-from sanitizer.engine.reconcile import read_target, window_for
+from sanitizer.engine.reconcile import PairReport, read_target, window_for
 from sanitizer.service.config import load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
 from sanitizer.service.runtime import Runtime, open_runtime, run_cycle
@@ -56,7 +56,6 @@ def run_demo(interval: float = 5.0, cycles: int = 0) -> int:
         zone_name = local_zone_name()
         zone = ZoneInfo(zone_name)
         work_url = server.create_calendar("casework", "Work calendar (full detail)")
-        phone_url = server.url + "advocate/phone/"
         today = datetime.now(zone).date()
         for event in sample_events(today, zone_name):
             dav_request("PUT", work_url + event.name, body=event.ics,
@@ -67,7 +66,6 @@ def run_demo(interval: float = 5.0, cycles: int = 0) -> int:
         runtime = open_runtime(config)
         print(f"Radicale is running at {server.url} (store: {server.store_dir})")
         _loop(runtime, work_url, server, zone, today, interval=interval, cycles=cycles)
-        print(_connect_text(phone_url, server))
         runtime.close()
     except KeyboardInterrupt:
         print("\nstopping")
@@ -98,21 +96,30 @@ def _loop(runtime: Runtime, work_url: str, server: EmbeddedRadicale, zone: ZoneI
           today: date, *, interval: float, cycles: int) -> None:
     phone_url = server.url + "advocate/phone/"
     count = 0
+    shown = ""
     while True:
         count += 1
         now = datetime.now(UTC)
         reports = run_cycle(runtime, runtime.config.pairs, now)
-        print(f"\n--- cycle {count} at {now.astimezone(zone):%H:%M:%S} ---")
-        for report in reports:
-            print(report.status_line())
-        print(side_by_side(runtime, work_url, phone_url, zone, today, now))
-        if count == 1:
-            print(_connect_text(phone_url, server))
+        table = side_by_side(runtime, work_url, phone_url, zone, today, now)
+        print(cycle_text(count, now.astimezone(zone), reports, table, shown,
+                         _connect_text(phone_url, server)))
+        shown = table
         if count == 2:
             _change_work_calendar(work_url, server, zone, today)
         if cycles and count >= cycles:
             return
         time.sleep(interval)
+
+
+def cycle_text(count: int, when: datetime, reports: list[PairReport], table: str, shown: str,
+               connect: str) -> str:
+    """A changed table with the phone login under it (so it never scrolls away), or one line."""
+    if table == shown:
+        return f"cycle {count} at {when:%H:%M:%S}: no change"
+    lines = [f"\n--- cycle {count} at {when:%H:%M:%S} ---"]
+    lines += [report.status_line() for report in reports]
+    return "\n".join([*lines, table, connect])
 
 
 def _change_work_calendar(work_url: str, server: EmbeddedRadicale, zone: ZoneInfo,

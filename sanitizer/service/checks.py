@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from sanitizer.core.model import Action
 from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
 from sanitizer.service import checks_microsoft365 as m365
-from sanitizer.service import credentials, target_checks
+from sanitizer.service import credentials, rejected, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
 from sanitizer.service.connections import transport_for
 from sanitizer.stores.caldav import (
@@ -31,6 +31,7 @@ from sanitizer.stores.caldav import (
     Transport,
     multistatus,
 )
+from sanitizer.stores.discovery import list_calendars
 
 CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
 CHECK_TIMEOUT = 15.0  # seconds; a check should answer quickly even if the service waits longer
@@ -178,7 +179,7 @@ def password_fix(name: str, key_file: bool = False) -> str:
                 f"`LoadCredentialEncrypted={name}:{cred}` to the unit")
     if key_file:
         return f"run `jq -c . KEY.json | calendar-sanitizer set-password --stdin {name}`"
-    return f"run `calendar-sanitizer set-password {name}`"
+    return "see docs/keyring.md"  # the hint itself names both ways
 
 
 def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
@@ -215,9 +216,22 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
         findings.append(finding)
         if finding.code is ExitCode.OK:
             transports[name] = transport
+            _forget_rejection(config, name, findings)
         else:
             transport.close()
     return transports
+
+
+def _forget_rejection(config: Config, name: str, findings: list[Finding]) -> None:
+    """The password works now: cycles may send it again (see rejected.py)."""
+    try:
+        if rejected.forget(config.service.state_dir, name):
+            findings.append(Finding(f"account {name}", "ok", "the password was rejected "
+                                    "before; cycles use it again from now on"))
+    except OSError as exc:
+        findings.append(Finding(f"account {name}", "warning", "cannot clear the earlier "
+                                f"rejection in {config.service.state_dir} ({exc.strerror}); "
+                                "run check as the service's user"))
 
 
 def probe_account(account: Account, transport: Transport) -> Finding:
@@ -336,7 +350,7 @@ def pair_check(index: int, pair: Pair, transports: dict[str, Any]) -> Finding:
                              target.differences.forbidden_advice)
     if code is not ExitCode.OK:
         return Finding(item, result, detail, code)
-    return Finding(item, "ok", f"source readable; {detail}")
+    return Finding(item, result, f"source readable; {detail}")
 
 
 def source_problem(transport: Transport, pair: Pair,
@@ -387,4 +401,8 @@ def parent_result(transport: Transport, pair: Pair, where: str) -> tuple[str, st
         return ("cannot-create", f"{pair.target_url} does not exist and account "
                 f"{pair.target_account.name} may not create it in {parent}: create the "
                 "calendar on the server or grant access", ExitCode.NOPERM)
-    return "ok", "target will be created (MKCALENDAR) on the first cycle", ExitCode.OK
+    existing = ", ".join(c.url[len(parent):] for c in list_calendars(transport, parent)[:10])
+    return ("warning", f"{pair.target_url} does not exist yet; the first cycle creates it "
+            f"(MKCALENDAR). Calendars in {parent}: {existing or 'none'}. If {where}.target "
+            "has a typo, fix it before the first sync (`calendar-sanitizer discover "
+            f"{pair.target_account.name}` lists them)", ExitCode.OK)

@@ -74,6 +74,8 @@ class Pair(Policy):
 
     source_account: Account
     target_account: Account
+    phone_user: str | None = None  # the phone's own read-only login, for phone-setup
+    phone_url: str | None = None  # the phone calendar's URL as the phone sees it, if different
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,13 @@ class Service:
     workers: int = 4
     keyring_backend: str | None = None
     agency_domains: tuple[str, ...] = ()  # sorted, lower-case; empty when not set
+    metrics_file: Path | None = None  # Prometheus text file for node_exporter, if wanted
+    stale_after: timedelta | None = None  # `status` fails past this age; None: 3 x interval
+
+    @property
+    def stale_limit(self) -> timedelta:
+        """How old a pair's last good cycle may be before `status` reports it."""
+        return self.stale_after or 3 * self.interval
 
 
 @dataclass(frozen=True)
@@ -253,7 +262,7 @@ class _Reader:
         where = "service"
         self.known_keys(table, where, {"interval", "timezone", "state_dir", "full_reconcile",
                                        "timeout", "workers", "keyring_backend",
-                                       "agency_domains"})
+                                       "agency_domains", "metrics_file", "stale_after"})
         default = Service()
         interval = self.convert(table, where, "interval", parse_duration, default.interval)
         if interval < timedelta(seconds=5):
@@ -270,8 +279,13 @@ class _Reader:
         timeout = self.convert(table, where, "timeout", parse_duration, default.timeout)
         if timeout < timedelta(seconds=1):
             self.problem(f"{where}.timeout", "must be at least 1s")
+        metrics_file = self.get(table, where, "metrics_file", str)
+        if metrics_file is not None and not Path(metrics_file).is_absolute():
+            self.problem(f"{where}.metrics_file", "must be an absolute path")
         return Service(
             interval=interval, timezone=zone, state_dir=state_dir,
+            metrics_file=Path(metrics_file) if metrics_file else None,
+            stale_after=self.convert(table, where, "stale_after", parse_duration, None),
             full_reconcile=self.convert(table, where, "full_reconcile", parse_duration,
                                         default.full_reconcile),
             timeout=timeout, workers=workers, keyring_backend=backend,
@@ -368,7 +382,8 @@ class _Reader:
         count = len(self.problems)
         self.known_keys(table, where, {
             "name", "account", "source_account", "target_account", "source", "target",
-            "lookahead", "retention", "title", "location", "alarm", "rules"})
+            "lookahead", "retention", "title", "location", "alarm", "rules",
+            "phone_user", "phone_url"})
         name = self.get(table, where, "name", str, required=True) or ""
         if name and not _NAME.match(name):
             self.problem(f"{where}.name", "pair names use letters, digits, '_', '.', '-' (max 64)")
@@ -389,6 +404,8 @@ class _Reader:
             lookahead=self.convert(table, where, "lookahead", parse_duration, timedelta(days=14)),
             retention=self.convert(table, where, "retention", parse_duration, timedelta(hours=24)),
             title=title, location=location, alarm=alarm, rules=rules + global_rules,
+            phone_user=self.get(table, where, "phone_user", str),
+            phone_url=self.phone_url(table, where),
         )
         if pair.lookahead > timedelta(days=366):
             self.problem(f"{where}.lookahead", "must be at most 366d")
@@ -428,6 +445,12 @@ class _Reader:
             self.problem(f"{where}.{key}", problem)
         elif urlsplit(url).netloc != urlsplit(account.url).netloc:
             self.problem(f"{where}.{key}", "must be on the account's server")
+        return url
+
+    def phone_url(self, table: Mapping[str, Any], where: str) -> str | None:
+        url = self.get(table, where, "phone_url", str)
+        if url is not None and (problem := check_url(url)):
+            self.problem(f"{where}.phone_url", problem)
         return url
 
     def label(self, table: Mapping[str, Any], where: str, key: str) -> Label | None:

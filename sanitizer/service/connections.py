@@ -77,13 +77,29 @@ class GraphConnection:
         self.graph.close()
 
 
-def connect(account: Account, backend: KeyringBackend, timeout: float,
+def read_secret(account: Account, backend: KeyringBackend) -> str:
+    """The account's secret (password, service account key or app credential); SecretError."""
+    if account.kind == "google":
+        name = account.service_account_key or ""
+        try:
+            return credentials.password(backend, name)
+        except SecretError as exc:
+            raise SecretError(f"service account key {name}", exc.hint) from None
+    return credentials.password(backend, account.secret_name)
+
+
+def connect(account: Account, secret: str, timeout: float,
             retry: RetryPolicy | None = None) -> Connection:
-    """The account's connection, its secret read now; SecretError if it is missing or unusable."""
+    """The account's connection (nothing is sent yet); SecretError if the secret is unusable."""
     if account.kind == "microsoft365":
-        return GraphConnection(open_graph(account, credentials.password(
-            backend, account.secret_name), timeout))
-    return DavConnection(transport_for(account, backend, timeout, retry))
+        return GraphConnection(open_graph(account, secret, timeout))
+    return DavConnection(dav_transport(account, secret, timeout, retry))
+
+
+def open_connection(account: Account, backend: KeyringBackend, timeout: float,
+                    retry: RetryPolicy | None = None) -> Connection:
+    """The account's connection, its secret read from the keyring now."""
+    return connect(account, read_secret(account, backend), timeout, retry)
 
 
 def credentials_for(account: Account, password: str, timeout: float) -> Credentials:
@@ -96,18 +112,22 @@ def credentials_for(account: Account, password: str, timeout: float) -> Credenti
 
 def transport_for(account: Account, backend: KeyringBackend, timeout: float,
                   retry: RetryPolicy | None = None) -> Transport:
-    """A CalDAV account's transport, its secret read from the keyring; SecretError if it is
-    missing or unusable. A google account's key mints tokens for the user it impersonates."""
+    """A CalDAV or Google account's transport, its secret read from the keyring now."""
+    return dav_transport(account, read_secret(account, backend), timeout, retry)
+
+
+def dav_transport(account: Account, secret: str, timeout: float,
+                  retry: RetryPolicy | None = None) -> Transport:
+    """A CalDAV account's transport; a google account's secret is the service account key,
+    which mints tokens for the user it impersonates. SecretError if the key is unusable."""
     if account.kind != "google":
-        password = credentials.password(backend, account.name)
-        return Transport(credentials_for(account, password, timeout), retry)
+        return Transport(credentials_for(account, secret, timeout), retry)
     from sanitizer.stores import google  # noqa: PLC0415 - needs the optional extra
 
-    key_name = account.service_account_key or ""
-    what = f"service account key {key_name}"
+    what = f"service account key {account.service_account_key or ''}"
     verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
     try:
-        key = google.parse_key(credentials.password(backend, key_name))
+        key = google.parse_key(secret)
         if problem := check_url(key.token_uri):
             raise SecretError(what, f"token_uri {problem}")
         tokens = google.ServiceAccountTokens(key, account.impersonate or "", verify=verify,

@@ -90,7 +90,51 @@ class CredentialsFirst(keyring.backend.KeyringBackend):
         self.pinned.delete_password(service, username)
 
 
-def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
+CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
+
+
+def encrypt_command(account: str) -> str:
+    """The root command that makes the systemd credential an account's password comes from."""
+    cred = f"{CREDENTIALS_DIR}/{account}.cred"
+    return (f"`systemd-creds encrypt --name={account} - {cred}` (as root; then "
+            f"`LoadCredentialEncrypted={account}:{cred}` in the unit, see docs/install.md)")
+
+
+def writable_backend(pinned: str | None, account: str,
+                     state_dir: Path) -> keyring.backend.KeyringBackend:
+    """Where set-password may store: a pinned backend the service can read, never a guess.
+
+    Auto-detection picks whatever the admin's own session offers, which is not what the service
+    sees; a keyring file in the admin's home is out of the service's reach; and a master
+    password must come from the credential `keyring-master`, not from a prompt.
+    """
+    if not pinned:
+        where = ("systemd credentials are read only; make a new one instead:"
+                 if os.environ.get(CREDENTIALS_ENV) else
+                 "no keyring backend is pinned (service.keyring_backend); on a server give the "
+                 "password as a systemd credential:")
+        raise SecretError(f"account {account}", f"{where} {encrypt_command(account)}; or pin "
+                          "keyrings.cryptfile as docs/keyring.md shows")
+    backend = _load(pinned)
+    if hasattr(type(backend), "file_path"):  # a file-backed keyring: checked before unlocking
+        _refuse_private_file(Path(str(backend.file_path)),  # type: ignore[attr-defined]
+                             account, state_dir)
+    _unlock(backend, prompt=False)
+    return CredentialsFirst(backend) if os.environ.get(CREDENTIALS_ENV) else backend
+
+
+def _refuse_private_file(path: Path, account: str, state_dir: Path) -> None:
+    """A keyring file in the home of whoever runs set-password (root, say) is unreadable to
+    the service user; inside the state directory it is where the service looks."""
+    home = Path.home()
+    if path.is_relative_to(home) and not path.is_relative_to(state_dir):
+        raise SecretError(f"account {account}", f"the keyring file would be {path}, in the home "
+                          "of the user running this command, where the service cannot read "
+                          f"it; run set-password as the service user with XDG_DATA_HOME="
+                          f"{state_dir} (calendar-sanitizer-admin, docs/keyring.md)")
+
+
+def select_backend(pinned: str | None, prompt: bool = True) -> keyring.backend.KeyringBackend:
     """Credentials under systemd, else the pinned backend, else keyring's configured one.
 
     With both, credentials are looked at first and the pinned backend is where set-password
@@ -102,6 +146,13 @@ def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
         if under_systemd:
             return SystemdCredentialsKeyring()  # type: ignore[no-untyped-call] # keyring's base
         return keyring.get_keyring()
+    backend = _load(pinned)
+    _unlock(backend, prompt)
+    return CredentialsFirst(backend) if under_systemd else backend
+
+
+def _load(pinned: str) -> keyring.backend.KeyringBackend:
+    """The pinned backend, still locked."""
     try:
         from keyring.core import load_keyring  # noqa: PLC0415
 
@@ -109,8 +160,7 @@ def select_backend(pinned: str | None) -> keyring.backend.KeyringBackend:
     except Exception:  # noqa: BLE001 - keyring raises many kinds of import errors
         raise SecretError("service.keyring_backend",
                           f"cannot load keyring backend {pinned!r}") from None
-    _unlock(backend)
-    return CredentialsFirst(backend) if under_systemd else backend
+    return backend
 
 
 def backend_name(backend: keyring.backend.KeyringBackend) -> str:
@@ -118,7 +168,7 @@ def backend_name(backend: keyring.backend.KeyringBackend) -> str:
     return type(backend.pinned if isinstance(backend, CredentialsFirst) else backend).__name__
 
 
-def _unlock(backend: keyring.backend.KeyringBackend) -> None:
+def _unlock(backend: keyring.backend.KeyringBackend, prompt: bool = True) -> None:
     """Give an encrypted backend its master password from the credential `keyring-master`."""
     if not isinstance(getattr(type(backend), "keyring_key", None), property):
         return  # (looking at the instance's attribute would unlock it, with a prompt)
@@ -131,7 +181,7 @@ def _unlock(backend: keyring.backend.KeyringBackend) -> None:
         except (ValueError, OSError):
             raise SecretError("service.keyring_backend",
                               f"the credential {MASTER!r} does not unlock the keyring") from None
-    elif not sys.stdin.isatty():
+    elif not prompt or sys.stdin is None or not sys.stdin.isatty():
         raise SecretError("service.keyring_backend",
                           f"the backend needs its master password: add the credential {MASTER!r}"
                           " (see docs/keyring.md)")
@@ -146,7 +196,9 @@ def password(backend: keyring.backend.KeyringBackend, account: str) -> str:
     if not value:
         hint = (f"no credential file {account!r} in ${CREDENTIALS_ENV}"
                 if os.environ.get(CREDENTIALS_ENV)
-                else f"no password stored; run: calendar-sanitizer set-password {account}")
+                else f"no password stored; give it as a systemd credential: "
+                f"{encrypt_command(account)}; or, with a pinned keyring, run "
+                f"`calendar-sanitizer set-password {account}`")
         raise SecretError(f"account {account}", hint)
     return value
 
@@ -160,8 +212,9 @@ def store_password(backend: keyring.backend.KeyringBackend, account: str, value:
     except keyring.errors.PasswordSetError as exc:
         raise SecretError(f"account {account}", str(exc)) from None
     except (keyring.errors.KeyringError, ValueError, OSError):
-        raise SecretError(f"account {account}",
-                          f"the keyring backend {name} could not store it") from None
+        raise SecretError(f"account {account}", f"the keyring backend {name} could not store "
+                          "it; give the password as a systemd credential instead: "
+                          f"{encrypt_command(account)}") from None
     if not kept:
         raise SecretError(f"account {account}", f"the keyring backend {name} did not keep it; "
                           "pin a real backend with service.keyring_backend")

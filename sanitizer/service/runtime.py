@@ -7,6 +7,7 @@ A pair whose password is missing or whose server is down fails alone; the others
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,10 +17,10 @@ from sanitizer.core.policy import Policy
 from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.reconcile import PairReport, sync_pair
 from sanitizer.errors import SecretError
-from sanitizer.service import credentials, lock, retirement, status
+from sanitizer.service import credentials, lock, metrics, rejected, retirement, status
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
-from sanitizer.service.connections import Connection, DavConnection, connect
+from sanitizer.service.connections import Connection, DavConnection, connect, read_secret
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
 from sanitizer.stores.caldav import Transport
 
@@ -36,6 +37,7 @@ class Runtime:
     missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no secret
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
     retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
+    fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
 
     def source(self, pair: Pair) -> SourceCalendar | None:
         """The pair's source store, or None if its account's secret is missing."""
@@ -75,6 +77,7 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
 
     A dry run makes nothing: without a key it uses a throwaway one (`runtime.throwaway_key`).
     """
+    metrics.require_library(config.service.metrics_file)
     state_dir = config.service.state_dir
     found = credentials.existing_uid_key(state_dir) if dry_run else credentials.uid_key(state_dir)
     runtime = Runtime(config, found or credentials.throwaway_uid_key(), throwaway_key=not found)
@@ -88,9 +91,12 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     timeout = config.service.timeout.total_seconds()
     for name, account in sorted(accounts.items()):
         try:
-            runtime.connections[name] = connect(account, backend, timeout)
+            secret = read_secret(account, backend)
+            runtime.connections[name] = connect(account, secret, timeout)
         except SecretError as exc:
             runtime.missing[name] = str(exc)
+            continue
+        runtime.fingerprints[name] = rejected.fingerprint(runtime.key, account, secret)
     return runtime
 
 
@@ -144,21 +150,20 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
               dry_run: bool = False, force_full: bool = False) -> list[PairReport]:
     """One cycle over the given pairs; every pair runs whatever happens to the others."""
     reports = []
+    durations: dict[str, float] = {}
     state_dir = runtime.config.service.state_dir
     for pair in pairs:
         if status.is_paused(state_dir, pair.name):
             log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
             continue
-        try:
-            report = sync_one(runtime, pair, now, dry_run, force_full)
-        except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
-            report = PairReport(pair.name, dry_run=dry_run)
-            report.error = f"internal error ({type(exc).__name__})"
-            report.error_code = "internal-error"
+        started = time.monotonic()
+        report = _guarded_sync(runtime, pair, now, dry_run, force_full)
+        durations[pair.name] = time.monotonic() - started
         log.info("%s", report.status_line())
         reports.append(report)
     if not dry_run and reports:
         status.record(state_dir, reports, now)
+        metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations, now)
     if not dry_run:
         runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
@@ -171,6 +176,40 @@ def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirem
     except Exception as exc:  # noqa: BLE001 - the pairs' results stand whatever happens here
         log.error("retired targets: internal error (%s)", type(exc).__name__)
         return []
+
+
+def _guarded_sync(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool,
+                  force_full: bool) -> PairReport:
+    """sync_one, unless an account's password was rejected before; a new rejection is kept."""
+    state_dir = runtime.config.service.state_dir
+    for account in {pair.source_account.name, pair.target_account.name}:
+        fingerprint = runtime.fingerprints.get(account)
+        if fingerprint and rejected.is_rejected(state_dir, account, fingerprint):
+            report = PairReport(pair.name, dry_run=dry_run)
+            report.error, report.error_code = rejected.message(account), rejected.REASON
+            return report
+    try:
+        report = sync_one(runtime, pair, now, dry_run, force_full)
+    except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
+        report = PairReport(pair.name, dry_run=dry_run)
+        report.error = f"internal error ({type(exc).__name__})"
+        report.error_code = "internal-error"
+    if report.error_code == "auth-rejected" and not dry_run:
+        for account in _rejected_accounts(pair, report.error or ""):
+            fingerprint = runtime.fingerprints.get(account)
+            if fingerprint:
+                rejected.remember(state_dir, account, fingerprint, now)
+    return report
+
+
+def _rejected_accounts(pair: Pair, error: str) -> set[str]:
+    """The account whose request got the 401: the one whose calendar the message names."""
+    source, target = pair.source_account, pair.target_account
+    if source.name == target.name:
+        return {source.name}
+    named = {a.name for a, url in ((source, pair.source_url), (target, pair.target_url))
+             if url in error}
+    return named or {source.name, target.name}
 
 
 def run_locked(runtime: Runtime, pairs: Iterable[Pair], now: datetime,

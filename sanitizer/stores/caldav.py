@@ -234,7 +234,8 @@ class Transport:
             if self.differences.is_rate_limit(exc.status, exc.body):
                 raise StoreError(operation=method, url=url, reason="rate-limited",
                                  status=exc.status, transient=True) from None
-            raise StoreError(operation=method, url=url, reason="auth-rejected",
+            reason = "forbidden" if exc.status == 403 else "auth-rejected"
+            raise StoreError(operation=method, url=url, reason=reason,
                              status=exc.status) from None
         except caldav_error.RateLimitError as exc:
             raise StoreError(operation=method, url=url, reason="rate-limited",

@@ -56,9 +56,13 @@ def test_check_good_setup(pair) -> None:
     result = setup.run("check")
     assert result.code == 0, result.output
     assert re.search(r"^account main\s+ok\s+password accepted", result.stdout, re.M)
-    assert "target will be created (MKCALENDAR)" in row(result.stdout, "pair advocate")
+    target_row = row(result.stdout, "pair advocate")
+    assert target_row.split()[2] == "warning" and "does not exist yet" in target_row
+    assert "creates it (MKCALENDAR)" in target_row
+    listed = target_row.split(f"Calendars in {phone.rsplit('/', 2)[0]}/: ", 1)[1]
+    assert listed.split(". ")[0].split(", ")[0].endswith("/")  # calendars that do exist
     assert row(result.stdout, "permissions").split()[1] == "ok"
-    assert result.stdout.rstrip().endswith("all good")
+    assert result.stdout.rstrip().splitlines()[-1].startswith("all good (1 warning")
     server = pair[0]
     assert server.request("PROPFIND", phone, headers={"Depth": "0"}).status == 404  # not made
     assert setup.run("sync", "--now", NOW).code == 0

@@ -361,7 +361,7 @@ def test_a_403_that_is_no_rate_limit_is_not_retried(sim: GoogleServer) -> None:
             "END:VCALENDAR\r\n")
     with pytest.raises(StoreError) as caught:
         t.request("PUT", calendar + "t.ics", todo.encode(), {"Content-Type": "text/calendar"})
-    assert caught.value.reason == "auth-rejected" and t.requests["PUT"] == 1
+    assert caught.value.reason == "forbidden" and t.requests["PUT"] == 1
 
 
 @pytest.mark.integration

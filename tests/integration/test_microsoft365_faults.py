@@ -115,7 +115,7 @@ def test_an_expired_token_is_refreshed_once(rig: Rig, sim: GraphSim) -> None:
 
 
 def test_a_wrong_secret_is_an_auth_error(sim: GraphSim) -> None:
-    account = graph_account(sim, secret="wrong")
+    account = graph_account(sim, secret="s3cret-that-is-refused")
     try:
         sim.add_calendar(ADVOCATE, "Calendar")
         from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
@@ -123,7 +123,7 @@ def test_a_wrong_secret_is_an_auth_error(sim: GraphSim) -> None:
         with pytest.raises(StoreError) as caught:
             find_calendar(account.client, ADVOCATE, "Calendar")
         assert caught.value.reason == "auth-rejected" and caught.value.exit_code == 77
-        assert "wrong" not in str(caught.value)
+        assert "s3cret-that-is-refused" not in str(caught.value)
     finally:
         account.close()
 

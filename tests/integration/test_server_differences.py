@@ -173,7 +173,7 @@ def test_tls_is_verified_against_the_configured_ca_only(fresh_calendars, make_se
 
     setup.config_path.write_text(re.sub(r"ca_file = .*\n", "", with_ca), encoding="utf-8")
     result = setup.run("sync", "--now", NOW)
-    assert result.code == 1
+    assert result.code == 69  # the only pair failed: the server's certificate did not verify
     _one_failed_line(result, "advocate", "tls-verification-failed")
     status = json.loads((setup.state_dir / "status.json").read_text(encoding="utf-8"))
     assert "tls-verification-failed" in json.dumps(status)
@@ -182,7 +182,7 @@ def test_tls_is_verified_against_the_configured_ca_only(fresh_calendars, make_se
     setup.config_path.write_text(with_ca.replace(server.ca_file, str(other.ca_cert)),
                                  encoding="utf-8")
     result = setup.run_process("sync", "--now", NOW)  # the real process: no traceback either
-    assert result.code == 1
+    assert result.code == 69
     _one_failed_line(result, "advocate", "tls-verification-failed")
     assert server.request("PROPFIND", target, headers={"Depth": "0"}).status in (404, 207)
 
@@ -200,8 +200,9 @@ def test_a_wrong_password_is_an_auth_error(fresh_calendars, make_setup) -> None:
     put(server, source + "a.ics", vevent("a", "20300304T130000Z", "20300304T140000Z"))
     (setup.credentials / "main").write_text(server.password + "-wrong", encoding="utf-8")
     result = setup.run("sync", "--now", NOW)
-    assert result.code == 1
+    assert result.code == 77  # the only pair failed for a rejected password
     _one_failed_line(result, "advocate", "auth-rejected")
+    assert "wrong user name or password" in result.stdout
     assert "HTTP 401" in result.stdout
     assert server.password not in result.output
     status = json.loads((setup.state_dir / "status.json").read_text(encoding="utf-8"))

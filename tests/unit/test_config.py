@@ -19,7 +19,44 @@ def test_the_example_config_loads() -> None:
     pair = config.pair("maria")
     assert pair.source_url.startswith("https://") and pair.target_url.endswith("/phone/")
     assert [r.action for r in pair.rules] == [Action.KEEP_TITLE, Action.SANITIZE, Action.SKIP]
-    assert pair.rules[-1].where == "rules[0]"  # global rules come after the pair's own
+    assert [r.where for r in pair.rules] == ["rules[0]", "rules[1]", "rules[2]"]
+    assert all(p.rules == pair.rules for p in config.pairs)  # the agency's rules, for everyone
+
+
+NEW_ADVOCATE = """
+[[pairs]]
+name = "sam"
+account = "agency"
+source = "sam/casework/"
+target = "sam/phone/"
+"""
+
+
+def test_adding_an_advocate_to_the_example_is_five_lines_and_moves_no_rules(tmp_path) -> None:
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    assert len(NEW_ADVOCATE.strip().splitlines()) == 5
+    before = load_config(REPO / "config.example.toml")
+    path = tmp_path / "config.toml"
+    path.write_text(text + NEW_ADVOCATE, encoding="utf-8")
+    after = load_config(path)
+    assert [p.name for p in after.pairs] == [*(p.name for p in before.pairs), "sam"]
+    for old in before.pairs:
+        assert after.pair(old.name).rules == old.rules
+    assert after.pair("sam").rules == after.pair("maria").rules
+    assert after.pair("sam").rules[0].action is Action.KEEP_TITLE  # staff meetings keep titles
+
+
+def test_the_examples_per_pair_rule_belongs_to_the_pair_above_it(tmp_path) -> None:
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace('# [[pairs.rules]]\n# match_summary = "^Supervision"\n'
+                        '# action = "keep-title"',
+                        '[[pairs.rules]]\nmatch_summary = "^Supervision"\naction = "keep-title"')
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    last = config.pairs[-1]
+    assert last.rules[0].where == f"pairs[{len(config.pairs) - 1}].rules[0]"
+    assert all(len(p.rules) == 3 for p in config.pairs[:-1])
 
 
 def test_defaults() -> None:

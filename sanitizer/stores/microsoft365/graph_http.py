@@ -247,8 +247,9 @@ def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
     if status == 410 or (400 <= status < 500 and code in TOKEN_CODES):
         raise TokenRejected(operation=method, url=shown, reason="sync-token-rejected",
                             status=status)
-    if status in (401, 403):
-        raise StoreError(operation=method, url=shown, reason="auth-rejected", status=status)
+    if status in (401, 403):  # 403: the app may not use this mailbox (its RBAC scope)
+        reason = "forbidden" if status == 403 else "auth-rejected"
+        raise StoreError(operation=method, url=shown, reason=reason, status=status)
     if status == 404:
         raise StoreError(operation=method, url=shown, reason="not-found", status=404)
     if not 200 <= status < 300:

@@ -1,0 +1,106 @@
+"""`calendar-sanitizer discover ACCOUNT`: the calendars an account sees, as lines to paste.
+
+Prints display names and URLs from the server (cleaned, on the account's own server only), event
+counts and access; never an event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from sanitizer.errors import ConfigError, ExitCode, SanitizerError
+from sanitizer.service import credentials
+from sanitizer.service.config import Account, Config, load_config, parse_config, resolve_path
+from sanitizer.service.connections import transport_for
+from sanitizer.stores.caldav import RetryPolicy
+from sanitizer.stores.discovery import Calendar, Discovery, discover
+
+
+class UnknownAccount(SanitizerError):
+    """discover was given an account the config does not define (exit 64)."""
+
+    exit_code = ExitCode.USAGE
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register `discover`."""
+    parser = commands.add_parser(
+        "discover", parents=[common], help="list the calendars an account can see",
+        description="Find the calendars an account can see (current-user-principal, then "
+                    "calendar-home-set, as vdirsyncer does) and print ready-to-paste source "
+                    "and target lines. Reads collection properties only. Exit 77 if the "
+                    "password is rejected, 69 if the server cannot be reached.")
+    parser.add_argument("account", metavar="ACCOUNT", help="the name from [accounts.NAME]")
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    """One account: log in, walk to its calendars, print them."""
+    config = accounts_only(resolve_path(getattr(args, "config", None)))
+    account = config.accounts.get(args.account)
+    if account is None:
+        raise UnknownAccount(f"no [accounts.{args.account}] in {config.path}")
+    if account.kind == "microsoft365":
+        raise UnknownAccount(f"accounts.{args.account}: discover reads CalDAV accounts; a "
+                             "Microsoft 365 calendar is named USER/CALENDAR "
+                             "(see docs/microsoft365.md)")
+    backend = credentials.select_backend(config.service.keyring_backend)
+    timeout = min(config.service.timeout.total_seconds(), 30.0)
+    transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))
+    try:
+        found = discover(transport, account.url)
+    finally:
+        transport.close()
+    sys.stdout.write(render(account, found) + "\n")
+    return 0
+
+
+def accounts_only(path: Path) -> Config:
+    """The config, or, while its pairs are still missing or unfinished, just its accounts:
+    discover is how an admin finds what to write in them."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        if not all(problem.startswith("pairs") for problem in exc.problems):
+            raise
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return parse_config({**data, "pairs": []}, source=str(path))
+
+
+def render(account: Account, found: Discovery) -> str:
+    """A table, then one pasteable line per calendar."""
+    lines = [f"account {account.name}: principal {found.principal}",
+             f"calendar home {found.home}: {len(found.calendars)} calendar(s)"]
+    if not found.calendars:
+        lines.append("no calendars; create the work and phone calendars on the server first")
+        return "\n".join(lines)
+    width = max(len("NAME"), *(len(c.name) for c in found.calendars))
+    lines.append(f"{'NAME':<{width}}  {'EVENTS':>6}  {'ACCESS':<10}  URL")
+    lines += [f"{c.name:<{width}}  {_events(c):>6}  {_access(c):<10}  {c.url}"
+              for c in found.calendars]
+    lines += ["", "Paste into a [[pairs]] block: the work calendar as source, an empty calendar "
+              "the phone login may read as target (or a new name: it is created).", ""]
+    lines += [paste_line(account, c) for c in found.calendars]
+    return "\n".join(lines)
+
+
+def paste_line(account: Account, calendar: Calendar) -> str:
+    """`source = "..."` for a calendar with events, `target = "..."` for an empty writable one."""
+    path = calendar.url[len(account.url):] if calendar.url.startswith(account.url) \
+        else calendar.url
+    key = "target" if calendar.events == 0 and calendar.writable is not False else "source"
+    note = f"{calendar.name}: {_events(calendar)} event(s), {_access(calendar)}"
+    if not calendar.vevent:
+        key, note = "# not a calendar for events:", calendar.name
+    return f'{key} = "{path}"   # {note}' if not key.startswith("#") else f"{key} {path}"
+
+
+def _events(calendar: Calendar) -> str:
+    return "?" if calendar.events is None else str(calendar.events)
+
+
+def _access(calendar: Calendar) -> str:
+    return {True: "read-write", False: "read-only", None: "unknown"}[calendar.writable]

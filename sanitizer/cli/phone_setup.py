@@ -1,0 +1,150 @@
+"""`calendar-sanitizer phone-setup PAIR`: how to connect a phone to its calendar, read only.
+
+Step by step for DAVx5 (Android) and iOS with the pair's exact URL and the phone's own login
+(`phone_user`), and optionally an Apple configuration profile (.mobileconfig) with a CalDAV
+account payload. The profile holds a password only when asked to, read from standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import plistlib
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sanitizer.errors import ExitCode, SanitizerError
+from sanitizer.service.config import Pair, load_config, resolve_path
+
+PLACEHOLDER = "<the phone's own login>"
+PROFILE_NAMESPACE = uuid.UUID("6a0e9a52-2f4c-4c1b-9a55-0f1e3f8a7c11")
+
+
+class PhoneSetupError(SanitizerError):
+    """Bad arguments to phone-setup (exit 64)."""
+
+    exit_code = ExitCode.USAGE
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register `phone-setup`."""
+    parser = commands.add_parser(
+        "phone-setup", parents=[common], help="print how to connect a pair's phone (DAVx5, iOS)",
+        description="Print step-by-step phone setup for DAVx5 and iOS with the pair's server "
+                    "URL and phone login (pairs.phone_user), and optionally write an Apple "
+                    "configuration profile.")
+    parser.add_argument("pair", metavar="PAIR", help="the pair's name")
+    parser.add_argument("--mobileconfig", metavar="FILE",
+                        help="also write an Apple configuration profile (CalDAV account) here")
+    parser.add_argument("--with-password", action="store_true",
+                        help="put the phone login's password in the profile; read from stdin")
+
+
+def cmd_phone_setup(args: argparse.Namespace) -> int:
+    """Print the steps; write the profile if asked."""
+    config = load_config(resolve_path(getattr(args, "config", None)))
+    try:
+        pair = config.pair(args.pair)
+        index = config.pairs.index(pair)
+    except KeyError:
+        raise PhoneSetupError(f"no pair named {args.pair!r} in {config.path}") from None
+    if args.with_password and not args.mobileconfig:
+        raise PhoneSetupError("--with-password needs --mobileconfig FILE")
+    sys.stdout.write(instructions(pair, index) + "\n")
+    if args.mobileconfig:
+        secret = _read_password() if args.with_password else None
+        write_profile(Path(args.mobileconfig), pair, secret)
+        sys.stdout.write(f"\nwrote {args.mobileconfig}: send it to the phone (AirDrop or "
+                         "mail), then Settings > Profile Downloaded > Install."
+                         + ("" if secret else " The phone asks for the password.") + "\n")
+    return 0
+
+
+def phone_url(pair: Pair) -> str:
+    """The phone calendar's URL as the phone reaches it."""
+    return pair.phone_url or pair.target_url
+
+
+def instructions(pair: Pair, index: int) -> str:
+    """DAVx5 and iOS steps with this pair's URL and login."""
+    url = phone_url(pair)
+    user = pair.phone_user or PLACEHOLDER
+    parts = urlsplit(url)
+    lines = [f"Phone setup for pair {pair.name}", "",
+             f"  server URL:  {url}", f"  login:       {user}",
+             "  password:    the phone login's own password (never the work login's)", ""]
+    if pair.phone_user is None:
+        lines += [f"The phone login is not in the config: add `phone_user = \"...\"` to "
+                  f"pairs[{index}] (a login that may only READ this calendar; see "
+                  "docs/phones.md for each server).", ""]
+    lines += ["Android (DAVx5):",
+              "  1. Install DAVx5, open it, tap + (add account).",
+              "  2. Choose 'Login with URL and user name'.",
+              f"  3. Base URL: {url}",
+              f"  4. User name: {user}; password: the phone login's password. Tap Login.",
+              "  5. Account name: anything, e.g. 'Work appointments'. Create account.",
+              "  6. On the CalDAV tab enable only this calendar; turn OFF every other one.",
+              "  7. Long-press the calendar > 'Read-only' (the phone must never write back).",
+              "  8. Android settings > Apps > DAVx5: allow it to run in the background.",
+              "",
+              "iPhone (iOS):",
+              "  1. Settings > Apps > Calendar > Calendar Accounts > Add Account > Other >",
+              "     Add CalDAV Account.",
+              f"  2. Server: {parts.netloc}; User Name: {user}; Password: the phone login's "
+              "password; Description: e.g. 'Work appointments'.",
+              f"  3. If iOS cannot find the account: Advanced Settings > Account URL: {url}",
+              "  4. Turn off Contacts and Reminders for this account if offered.",
+              "  (Or install the profile from --mobileconfig instead of steps 1-3.)"]
+    return "\n".join(lines)
+
+
+def profile(pair: Pair, password: str | None) -> dict[str, Any]:
+    """An Apple configuration profile with one CalDAV account payload (com.apple.caldav.account).
+
+    UUIDs are derived from the pair and URL, so a new profile for the same pair replaces the old.
+    """
+    url = phone_url(pair)
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    account: dict[str, Any] = {
+        "PayloadType": "com.apple.caldav.account", "PayloadVersion": 1,
+        "PayloadIdentifier": f"org.calendar-sanitizer.{pair.name}.caldav",
+        "PayloadUUID": str(uuid.uuid5(PROFILE_NAMESPACE, f"{pair.name} caldav {url}")).upper(),
+        "PayloadDisplayName": f"Work appointments ({pair.name})",
+        "CalDAVAccountDescription": "Work appointments",
+        "CalDAVHostName": parts.hostname or "",
+        "CalDAVPort": parts.port or (443 if https else 80),
+        "CalDAVPrincipalURL": url, "CalDAVUseSSL": https,
+        "CalDAVUsername": pair.phone_user or "",
+    }
+    if password is not None:
+        account["CalDAVPassword"] = password
+    return {
+        "PayloadType": "Configuration", "PayloadVersion": 1,
+        "PayloadIdentifier": f"org.calendar-sanitizer.{pair.name}",
+        "PayloadUUID": str(uuid.uuid5(PROFILE_NAMESPACE, f"{pair.name} profile {url}")).upper(),
+        "PayloadDisplayName": f"Work appointments ({pair.name})",
+        "PayloadDescription": "A read-only calendar with non-identifying work appointments.",
+        "PayloadRemovalDisallowed": False, "PayloadContent": [account],
+    }
+
+
+def write_profile(path: Path, pair: Pair, password: str | None) -> None:
+    """Write the profile as an XML plist, 0600 (it may hold a password)."""
+    data = plistlib.dumps(profile(pair, password), fmt=plistlib.FMT_XML)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise PhoneSetupError(f"--mobileconfig {path}: {exc.strerror}") from None
+
+
+def _read_password() -> str:
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise PhoneSetupError("--with-password: no password on standard input")
+    return value
