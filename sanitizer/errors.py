@@ -50,11 +50,12 @@ class SecretError(SanitizerError):
 
 
 class StoreError(SanitizerError):
-    """A CalDAV request failed. `reason` is a short code, `status` the HTTP status if any."""
+    """A CalDAV request failed. `reason` is a short code, `status` the HTTP status if any,
+    `hint` a fixed sentence saying what to do (never text from the server)."""
 
     def __init__(
         self, *, operation: str, url: str, reason: str, status: int | None = None,
-        transient: bool = False, retry_after: float | None = None,
+        transient: bool = False, retry_after: float | None = None, hint: str | None = None,
     ) -> None:
         self.operation = operation
         self.url = url
@@ -62,9 +63,11 @@ class StoreError(SanitizerError):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+        self.hint = hint
         where = f"HTTP {status}" if status is not None else reason
-        super().__init__(f"{operation} {url}: {where}" if where == reason else
-                         f"{operation} {url}: {reason} ({where})")
+        message = (f"{operation} {url}: {where}" if where == reason else
+                   f"{operation} {url}: {reason} ({where})")
+        super().__init__(f"{message}: {hint}" if hint else message)
 
     @property
     def exit_code(self) -> ExitCode:  # type: ignore[override]

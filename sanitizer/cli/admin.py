@@ -20,7 +20,7 @@ from sanitizer.engine import sync_state
 from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, StoreError
 from sanitizer.service import checks, credentials, lock, logs, status
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
-from sanitizer.service.runtime import credentials_for
+from sanitizer.service.runtime import calendar_urls, credentials_for
 from sanitizer.stores.caldav import CalDAVTarget, Transport
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
@@ -172,11 +172,13 @@ def _target_transport(config: Config, pair: Pair) -> Transport:
     backend = credentials.select_backend(config.service.keyring_backend)
     account = pair.target_account
     password = credentials.password(backend, account.name)
-    return Transport(credentials_for(account, password, config.service.timeout.total_seconds()))
+    return Transport(credentials_for(account, password, config.service.timeout.total_seconds(),
+                                     calendar_urls(config, account)))
 
 
 def wipe_target(target: CalDAVTarget) -> tuple[int, int, int]:
-    """Delete every owned entry; (deleted, foreign, still there). Foreign entries are kept."""
+    """Delete every owned entry; (deleted, foreign, still there). Foreign entries are kept, and
+    so is anything listed at an href outside the calendar, whatever it holds."""
     deleted = foreign = remaining = 0
     for _ in range(WIPE_PASSES):
         try:
@@ -188,7 +190,7 @@ def wipe_target(target: CalDAVTarget) -> tuple[int, int, int]:
         owned = []
         foreign = 0
         for obj in objects:
-            if is_owned(read_back(obj.data).uid):
+            if target.holds(obj.href) and is_owned(read_back(obj.data).uid):
                 owned.append(obj)
             else:
                 foreign += 1

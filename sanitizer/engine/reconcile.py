@@ -227,12 +227,14 @@ def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: 
         objects = source.fetch(Window(window.start, window.end + MARGIN))
         desired = desired_state(objects, pair, key, now, zone, report.skipped)
         report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
-        existing = read_target(_list_or_create(target, report.dry_run))
+        listed = _list_or_create(target, report.dry_run)
     except StoreError as exc:
         return _failed(report, pair, exc, None)
+    existing = read_target(_inside(listed, target, pair.name))
     the_plan = plan(desired.events, existing, now=now, retention=pair.retention, zone=zone,
                     source_empty=not objects)
     _count_plan(report, the_plan)
+    report.foreign += len(listed) - len(existing)
     if report.dry_run:
         return report
     results = execute(the_plan, target, report, cycle.workers)
@@ -258,6 +260,8 @@ def _quiet(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, state: 
     pair, key, now, zone = cycle.pair, cycle.key, cycle.now, cycle.zone
     feed: ChangeFeed = source  # type: ignore[assignment] # checked by hasattr in sync_pair
     assert state.token is not None
+    if not all(target.holds(entry.href) for entry in state.entries.values()):
+        raise NeedFull  # a remembered href outside the calendar: trust only a fresh listing
     changes = feed.changes(state.token)
     changed, removed, new_token = changes.changed, changes.removed, changes.token
     report.foreign = state.foreign
@@ -315,6 +319,17 @@ def _entry(key: bytes, href: str, etag: str | None, event: SanitizedEvent, origi
     return Entry(href=href, etag=etag, digest=_digest(key, event),
                  end=instant(event.end, UTC).isoformat(),
                  origin=sync_state.keyed(key, "href", origin))
+
+
+def _inside(listed: Sequence[RawObject], target: TargetCalendar,
+            pair: str) -> list[RawObject]:
+    """The listed objects whose hrefs lie directly inside the target; the rest are foreign,
+    whatever they hold, and nothing is ever sent to them."""
+    inside = [obj for obj in listed if target.holds(obj.href)]
+    if len(inside) < len(listed):
+        log.warning("pair %s: %d listed href(s) outside the phone calendar; left alone",
+                    pair, len(listed) - len(inside))
+    return inside
 
 
 def _list_or_create(target: TargetCalendar, dry_run: bool) -> list[RawObject]:

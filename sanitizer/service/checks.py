@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
 from sanitizer.service import credentials
 from sanitizer.service.config import Account, Config, Pair, load_config
-from sanitizer.service.runtime import credentials_for
+from sanitizer.service.runtime import calendar_urls, credentials_for
 from sanitizer.stores.caldav import (
     CALDAV,
     DAV,
@@ -33,6 +33,7 @@ from sanitizer.stores.caldav import (
 CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
 CHECK_TIMEOUT = 15.0  # seconds; a check should answer quickly even if the service waits longer
 SEVERITY = (ExitCode.CONFIG, ExitCode.NOPERM, ExitCode.UNAVAILABLE)
+TLS_OFF = "tls-unverified"  # a problem, though the pairs are still checked over that account
 
 _PROPFIND = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
              b"<D:resourcetype/><D:current-user-privilege-set/></D:prop></D:propfind>")
@@ -148,11 +149,12 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Transpo
             findings.append(Finding(f"account {name}", "no-password",
                                     f"{exc.hint}; {password_fix(name)}", ExitCode.CONFIG))
             continue
-        transport = Transport(credentials_for(account, password, timeout),
+        transport = Transport(credentials_for(account, password, timeout,
+                                              calendar_urls(config, account)),
                               RetryPolicy(attempts=1))
         finding = probe_account(account, transport)
         findings.append(finding)
-        if finding.code is ExitCode.OK:
+        if finding.code is ExitCode.OK or finding.result == TLS_OFF:
             transports[name] = transport
         else:
             transport.close()
@@ -175,10 +177,11 @@ def probe_account(account: Account, transport: Transport) -> Finding:
     scheme = urlsplit(account.url).scheme
     if scheme == "http":
         return Finding(item, "ok", f"password accepted by {account.url} (plain http, loopback)")
-    if not account.verify_tls:
-        return Finding(item, "warning", f"password accepted by {account.url}, but TLS "
-                       f"verification is OFF: set accounts.{account.name}.ca_file to the "
-                       "server's CA and remove verify_tls = false")
+    if not account.verify_tls and account.ca_file is None:
+        return Finding(item, TLS_OFF, f"password accepted by {account.url}, but TLS "
+                       "verification is OFF, so anyone on the path can read the password and "
+                       f"calendars: set accounts.{account.name}.ca_file to the server's CA and "
+                       "remove verify_tls = false", ExitCode.CONFIG)
     return Finding(item, "ok", f"password accepted by {account.url}; TLS certificate verified")
 
 

@@ -1,12 +1,16 @@
 """Wiring: config + secrets -> CalDAV stores per pair, and one cycle over the pairs.
 
 One Transport per account, shared by every pair that uses it (one connection pool per server).
-A pair whose password is missing or whose server is down fails alone; the others run.
+A pair whose password is missing or whose server is down fails alone; the others run. Each pair's
+cycle has a time budget: no request of it runs past the budget, so a slow server holds up its own
+pair for a bounded time only.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +23,14 @@ from sanitizer.service.config import Account, Config, Pair
 from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, Transport
 
 log = logging.getLogger(__name__)
+BUDGET_MIN = 60.0  # seconds: the least a pair's cycle may take before its requests are refused
+BUDGET_TIMEOUTS = 10  # ... or this many request timeouts, whichever is longer
+_STATUS_LOCK = threading.Lock()  # pairs may run at once; status.json is read, merged, written
+
+
+def cycle_budget(timeout: float) -> float:
+    """Seconds one pair's cycle may spend on requests, from the configured request timeout."""
+    return max(BUDGET_MIN, BUDGET_TIMEOUTS * timeout)
 
 
 @dataclass
@@ -40,12 +52,32 @@ class Runtime:
             transport.close()
 
 
-def credentials_for(account: Account, password: str, timeout: float) -> Credentials:
-    """Client settings for an account; TLS is verified unless the admin turned it off."""
+def credentials_for(account: Account, password: str, timeout: float,
+                    bases: Iterable[str] = ()) -> Credentials:
+    """Client settings for an account; TLS is verified unless the admin turned it off.
+
+    Requests may go below the account URL and below `bases` (its calendars' URLs), nowhere else.
+    """
     verify: bool | str = account.verify_tls
     if account.ca_file is not None:
         verify = str(account.ca_file)
-    return Credentials(account.url, account.username, password, verify, timeout)
+    return Credentials(account.url, account.username, password, verify, timeout,
+                       tuple(sorted(set(bases))))
+
+
+def calendar_urls(config: Config, account: Account) -> list[str]:
+    """The URLs of every calendar the config places on this account."""
+    urls = [p.source_url for p in config.pairs if p.source_account.name == account.name]
+    return urls + [p.target_url for p in config.pairs if p.target_account.name == account.name]
+
+
+def warn_unverified(pair: Pair) -> None:
+    """verify_tls = false is loud: a warning per cycle, naming the account (never a secret)."""
+    for account in {a.name: a for a in (pair.source_account, pair.target_account)}.values():
+        if not account.verify_tls and account.ca_file is None:
+            log.warning("account %s: TLS certificate verification is OFF (verify_tls = false): "
+                        "anyone on the path to %s can read its password and calendars; set "
+                        "ca_file instead", account.name, account.url)
 
 
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime:
@@ -62,7 +94,8 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None) -> Runtime
         except SecretError as exc:
             runtime.missing[name] = str(exc)
             continue
-        runtime.transports[name] = Transport(credentials_for(account, password, timeout))
+        runtime.transports[name] = Transport(credentials_for(
+            account, password, timeout, calendar_urls(config, account)))
     return runtime
 
 
@@ -78,9 +111,10 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
         report.error_code = "password-missing"
         return report
     service = runtime.config.service
+    until = time.monotonic() + cycle_budget(service.timeout.total_seconds())
     report = sync_pair(
-        pair, CalDAVSource(source_transport, pair.source_url),
-        CalDAVTarget(target_transport, pair.target_url),
+        pair, CalDAVSource(source_transport.within_budget(until), pair.source_url),
+        CalDAVTarget(target_transport.within_budget(until), pair.target_url),
         key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
@@ -101,6 +135,7 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         if status.is_paused(state_dir, pair.name):
             log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
             continue
+        warn_unverified(pair)
         try:
             report = sync_one(runtime, pair, now, dry_run, force_full)
         except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
@@ -110,7 +145,8 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         log.info("%s", report.status_line())
         reports.append(report)
     if not dry_run and reports:
-        status.record(state_dir, reports, now)
+        with _STATUS_LOCK:
+            status.record(state_dir, reports, now)
     return reports
 
 
