@@ -212,12 +212,15 @@ class Transport:
         self._confine(method, url)
         deadline = self._deadline(until)
         if until is not None and time.monotonic() >= until:
-            raise StoreError(operation=method, url=url, reason="cycle-budget-exhausted",
-                             transient=True)
+            raise _over_budget(method, url)
         self.requests[method] += 1
         session = self._checkout()
         try:
             return self._exchange(session, method, url, body, headers, deadline)
+        except StoreError as exc:
+            if until is not None and exc.transient and time.monotonic() >= until:
+                raise _over_budget(method, url) from None  # cut short by the budget, not slow
+            raise
         finally:
             self._checkin(session)
 
@@ -284,6 +287,11 @@ class BudgetedTransport:
                 headers: Mapping[str, str] | None = None) -> Reply:
         """Transport.request, never past the cycle budget."""
         return self.transport.request(method, url, body, headers, until=self.until)
+
+
+def _over_budget(method: str, url: str) -> StoreError:
+    return StoreError(operation=method, url=url, reason="cycle-budget-exhausted", transient=True,
+                      hint="the pair's cycle ran out of time; the next cycle carries on")
 
 
 def _parser() -> Any:
