@@ -17,13 +17,17 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
+
+from harness import Setup
 
 Body = bytes | Iterable[bytes]
 Answer = tuple[int, dict[str, str], Body]
 Script = Answer | Callable[["Seen"], Answer | None]
 XML = {"Content-Type": 'application/xml; charset="utf-8"'}
+PASSWORD = "hostile-test-password"
 
 
 @dataclass(frozen=True)
@@ -198,3 +202,20 @@ def stream(head: bytes, repeat: bytes, count: int, tail: bytes) -> Iterator[byte
     for _ in range(count):
         yield repeat
     yield tail
+
+
+def configure(root: Path, server: HostileServer, *, service: str = "", account: str = "",
+              pairs: tuple[str, ...] = ("p",)) -> Setup:
+    """One account on the server; pair NAME reads /NAME-casework/ ("p": /casework/) and writes
+    /NAME-phone/ ("p": /phone/)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "credentials").mkdir(mode=0o700, exist_ok=True)
+    (root / "credentials" / "main").write_text(PASSWORD, encoding="utf-8")
+    text = (f'[service]\ntimezone = "UTC"\nstate_dir = "{root / "state"}"\n{service}\n'
+            f'[accounts.main]\nurl = "{server.url}"\nusername = "advocate"\n{account}\n')
+    for name in pairs:
+        prefix = "" if name == "p" else name + "-"
+        text += (f'\n[[pairs]]\nname = "{name}"\naccount = "main"\n'
+                 f'source = "{prefix}casework/"\ntarget = "{prefix}phone/"\n')
+    (root / "config.toml").write_text(text, encoding="utf-8")
+    return Setup(root, root / "config.toml", root / "state", root / "credentials")

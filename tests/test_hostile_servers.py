@@ -8,11 +8,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from harness import Result, Setup, vevent
-from hostile_server import XML, HostileServer, Seen, multistatus, response_xml, stream
+from hostile_server import (
+    PASSWORD,
+    XML,
+    HostileServer,
+    Seen,
+    configure,
+    multistatus,
+    response_xml,
+    stream,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,7 +34,6 @@ from sanitizer.stores.memory import MemoryCalendar
 pytestmark = pytest.mark.integration
 
 NOW = "2030-03-04T09:00:00+00:00"
-PASSWORD = "hostile-test-password"
 WORK = vevent("work-1", "20300305T100000Z", "20300305T110000Z", "Client Jane Doe").encode()
 OWNED = "csan-" + "0" * 40
 
@@ -37,23 +44,6 @@ def owned(n: int) -> bytes:
             f"BEGIN:VEVENT\r\nUID:csan-{n:040d}\r\nDTSTAMP:20300101T000000Z\r\n"
             "DTSTART:20300306T100000Z\r\nDTEND:20300306T110000Z\r\nSUMMARY:Appointment\r\n"
             "END:VEVENT\r\nEND:VCALENDAR\r\n").encode()
-
-
-def configure(root: Path, server: HostileServer, *, service: str = "", account: str = "",
-              pairs: tuple[str, ...] = ("p",)) -> Setup:
-    """One account on the server; pair NAME reads /NAME-casework/ ("p": /casework/) and writes
-    /NAME-phone/ ("p": /phone/)."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "credentials").mkdir(mode=0o700, exist_ok=True)
-    (root / "credentials" / "main").write_text(PASSWORD, encoding="utf-8")
-    text = (f'[service]\ntimezone = "UTC"\nstate_dir = "{root / "state"}"\n{service}\n'
-            f'[accounts.main]\nurl = "{server.url}"\nusername = "advocate"\n{account}\n')
-    for name in pairs:
-        prefix = "" if name == "p" else name + "-"
-        text += (f'\n[[pairs]]\nname = "{name}"\naccount = "main"\n'
-                 f'source = "{prefix}casework/"\ntarget = "{prefix}phone/"\n')
-    (root / "config.toml").write_text(text, encoding="utf-8")
-    return Setup(root, root / "config.toml", root / "state", root / "credentials")
 
 
 @pytest.fixture
