@@ -243,15 +243,15 @@ def test_a_slow_pair_stops_at_its_cycle_budget(server, tmp_path, monkeypatch) ->
 # 4. answer size ---------------------------------------------------------------------------------
 
 def test_an_endless_answer_is_cut_at_the_cap(server, tmp_path) -> None:
-    """64 MiB of 1 MiB objects, generated as sent: the pair fails, saying where and why."""
+    """24 MiB of 1 MiB objects, generated as sent: the pair fails, saying where and why."""
     big = vevent("big", "20300305T100000Z", "20300305T110000Z", "x",
                  "DESCRIPTION:" + "y" * (1024 * 1024) + "\r\n").encode()
     one = response_xml("/casework/big.ics", big).encode()
     head, tail = multistatus([]).split(b"</D:multistatus>")[0], b"</D:multistatus>"
-    server.script("REPORT", "/casework/", lambda seen: (207, XML, stream(head, one, 64, tail)))
+    server.script("REPORT", "/casework/", lambda seen: (207, XML, stream(head, one, 24, tail)))
     result = sync(configure(tmp_path, server))
     assert result.code != 0 and "answer-too-large" in result.output, result.output
-    assert "exceeds 48 MiB" in result.output and "/casework/" in result.output
+    assert "exceeds 20 MiB" in result.output and "/casework/" in result.output
     assert server.writes() == []
 
 

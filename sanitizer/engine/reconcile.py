@@ -225,16 +225,20 @@ def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: 
             token = source.sync_token()  # before reading, so later changes show up next time
         window = window_for(pair, now)
         objects = source.fetch(Window(window.start, window.end + MARGIN))
+        source_empty = not objects
         desired = desired_state(objects, pair, key, now, zone, report.skipped)
+        del objects  # the raw source data is not needed again: one answer in memory at a time
         report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
         listed = _list_or_create(target, report.dry_run)
     except StoreError as exc:
         return _failed(report, pair, exc, None)
     existing = read_target(_inside(listed, target, pair.name))
+    outside = len(listed) - len(existing)
+    del listed
     the_plan = plan(desired.events, existing, now=now, retention=pair.retention, zone=zone,
-                    source_empty=not objects)
+                    source_empty=source_empty)
     _count_plan(report, the_plan)
-    report.foreign += len(listed) - len(existing)
+    report.foreign += outside
     if report.dry_run:
         return report
     results = execute(the_plan, target, report, cycle.workers)

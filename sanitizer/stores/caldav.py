@@ -107,20 +107,18 @@ def _truncated(href: str, status: int, url: str, operation: str) -> None:
 
 
 def _objects(reply: Reply, url: str, operation: str) -> list[RawObject]:
-    """The objects of a calendar-query or multiget answer; each response's XML is freed as soon
-    as its object is taken, so a large answer is not held twice."""
+    """The objects of a calendar-query or multiget answer; their data was taken out of the XML
+    as it streamed in (http.py), so a large answer is held once."""
     found = []
     for href, status, prop in multistatus(reply, url, operation):
         _truncated(href, status, url, operation)
         if status != 200 or prop is None or _is_collection(href, url):
             continue
-        data = prop.findtext(CALDAV + "calendar-data")
+        node = prop.find(CALDAV + "calendar-data")
+        data = reply.calendar_data(node) if node is not None else None
         etag = prop.findtext(DAV + "getetag")
-        prop.clear()
-        if not data:
-            continue
-        found.append(RawObject(href, etag.strip() if etag else None, data.encode("utf-8")))
-        del data
+        if data:
+            found.append(RawObject(href, etag.strip() if etag else None, data))
     return found
 
 

@@ -28,11 +28,13 @@ from sanitizer.errors import StoreError, TokenRejected
 from sanitizer.stores.urls import is_loopback, within
 
 MIB = 1024 * 1024
-ANSWER_CAP = 48 * MIB  # many objects at the parser's per-object cap, but bounded
+ANSWER_CAP = 20 * MIB  # many objects at the parser's per-object cap; two pairs in flight fit
 DEADLINE_TIMEOUTS = 4.0  # a whole answer must arrive within this many `timeout`s
 CHUNK = 64 * 1024
 TRANSIENT_STATUSES = frozenset({408, 423, 425, 429, 500, 502, 503, 504})  # 423: Xandikos, busy
 NOT_RETRIED = frozenset({"answer-too-large", "answer-too-slow", "cycle-budget-exhausted"})
+CALENDAR_DATA = "{urn:ietf:params:xml:ns:caldav}calendar-data"
+BLOB = "{urn:x-calendar-sanitizer}blob"  # set on every calendar-data element, whatever it had
 FIX_URL = "the server redirects elsewhere; no redirect is followed: fix the URL in the config"
 
 
@@ -65,11 +67,23 @@ class Limits:
 
 @dataclass(frozen=True)
 class Reply:
-    """What a request returned: status, headers, and the parsed XML (if any)."""
+    """What a request returned: status, headers, and the parsed XML (if any).
+
+    Calendar data is taken out of the tree as it streams in: each calendar-data element is left
+    empty, with a BLOB attribute that indexes `blobs`, so the data is held once, as bytes.
+    """
 
     status: int
     headers: Mapping[str, str]
     tree: Any
+    blobs: tuple[bytes, ...] = ()
+
+    def calendar_data(self, node: Any) -> bytes | None:
+        """The data of a calendar-data element of this reply's tree."""
+        ref = node.get(BLOB)
+        if ref is not None and ref.isdigit() and int(ref) < len(self.blobs):
+            return self.blobs[int(ref)]
+        return node.text.encode("utf-8") if node.text else None
 
 
 @dataclass(frozen=True)
@@ -241,16 +255,19 @@ class Transport:
             if 300 <= status < 400:
                 raise StoreError(operation=method, url=url, reason="redirect-refused",
                                  status=status, hint=FIX_URL)
-            reply = Reply(status, dict(response.headers or {}),
-                          self._read(response, method, url, deadline))
+            blobs: list[bytes] = []
+            tree = self._read(response, method, url, deadline, blobs)
+            reply = Reply(status, dict(response.headers or {}), tree, tuple(blobs))
+            del blobs
         finally:
             response.close()
         _raise_for_auth(reply, method, url)
         return reply
 
-    def _read(self, response: Any, method: str, url: str, deadline: float) -> Any:
+    def _read(self, response: Any, method: str, url: str, deadline: float,
+              blobs: list[bytes]) -> Any:
         """The answer, parsed as it streams if it is XML (else drained and dropped), within
-        the size cap and the deadline."""
+        the size cap and the deadline; calendar data goes to `blobs`."""
         status = int(response.status_code or 0)
         content_type = str((response.headers or {}).get("content-type", "")).lower()
         parser = _parser() if status == 207 or "xml" in content_type else None
@@ -265,7 +282,7 @@ class Transport:
                     raise StoreError(operation=method, url=url, reason="answer-too-slow",
                                      transient=True, hint="the answer did not arrive in time")
                 if parser is not None:
-                    parser = _feed(parser, chunk)
+                    parser = _feed(parser, chunk, blobs)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - a reset or timeout while reading
@@ -297,16 +314,21 @@ def _over_budget(method: str, url: str) -> StoreError:
 def _parser() -> Any:
     # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail the whole
     # listing; the answer cap bounds it. Entities, DTDs and the network stay off.
-    return etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True,
-                           load_dtd=False)
+    return etree.XMLPullParser(events=("end",), tag=CALENDAR_DATA, huge_tree=True,
+                               resolve_entities=False, no_network=True, load_dtd=False)
 
 
-def _feed(parser: Any, chunk: bytes) -> Any:
-    """Feed one chunk; None once the XML is broken (the rest is still read, for the limits)."""
+def _feed(parser: Any, chunk: bytes, blobs: list[bytes]) -> Any:
+    """Feed one chunk and move the calendar data it completed out of the tree; None once the
+    XML is broken (the rest is still read, for the limits)."""
     try:
         parser.feed(chunk)
     except etree.XMLSyntaxError:
         return None
+    for _, node in parser.read_events():
+        blobs.append((node.text or "").encode("utf-8", "surrogatepass"))
+        node.text = None
+        node.set(BLOB, str(len(blobs) - 1))
     return parser
 
 
