@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 from harness import Result, Setup, vevent
@@ -173,7 +174,7 @@ def test_an_accepted_href_is_directly_inside_the_calendar(segments, origin) -> N
         name = url.removeprefix(collection)
         assert url.startswith(collection) and name and "/" not in name
         assert within(url, collection) and object_url(url, collection) == url
-        assert ".." not in name.replace("%2e", ".").replace("%2E", ".") or name.strip(".")
+        assert unquote(name) not in (".", "..") and "/" not in unquote(name)
 
 
 # 2. redirects -----------------------------------------------------------------------------------
@@ -184,6 +185,7 @@ def test_a_redirected_put_is_refused(server, other, tmp_path) -> None:
     assert other.seen == []
     assert result.code != 0 and "created=0" in result.output
     assert "redirect-refused=1" in result.output, result.output
+    assert "HTTP 307" in result.output and "fix the URL" in result.output
 
 
 def test_a_redirected_source_is_refused(server, other, tmp_path) -> None:

@@ -370,6 +370,8 @@ def execute(the_plan: Plan, target: TargetCalendar, report: PairReport,
         except PreconditionFailed:
             return "conflict", None, None  # changed since we read it: re-read next cycle
         except StoreError as exc:
+            if exc.hint:  # something the admin must fix, such as a redirect: say what
+                log.warning("pair %s: %s", report.pair, exc)
             return exc.reason, None, None
         return None, href, etag
 
