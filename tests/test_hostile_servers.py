@@ -113,9 +113,9 @@ def test_sync_never_writes_outside_the_phone_calendar(server, other, tmp_path) -
 def test_wipe_never_deletes_outside_the_phone_calendar(server, other, tmp_path) -> None:
     hostile_listing(server, other)
     result = configure(tmp_path, server).run("wipe", "p", "--yes")
-    assert result.code == 0, result.output
-    assert "work-1.ics" in server.calendars["/casework/"]
+    assert "work-1.ics" in server.calendars["/casework/"], "the work event was deleted"
     assert writes_outside(server) == [] and other.seen == []
+    assert result.code == 0, result.output
     assert "stale.ics" not in server.calendars["/phone/"]
 
 
