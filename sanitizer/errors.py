@@ -56,11 +56,12 @@ EXPLAINED = {
 
 
 class StoreError(SanitizerError):
-    """A CalDAV request failed. `reason` is a short code, `status` the HTTP status if any."""
+    """A CalDAV request failed. `reason` is a short code, `status` the HTTP status if any,
+    `hint` a fixed sentence saying what to do (never text from the server)."""
 
     def __init__(
         self, *, operation: str, url: str, reason: str, status: int | None = None,
-        transient: bool = False, retry_after: float | None = None,
+        transient: bool = False, retry_after: float | None = None, hint: str | None = None,
     ) -> None:
         self.operation = operation
         self.url = url
@@ -68,12 +69,14 @@ class StoreError(SanitizerError):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+        self.hint = hint
         where = f"HTTP {status}" if status is not None else reason
         if reason in EXPLAINED:
             where = f"{reason}, {where}"
         text = EXPLAINED.get(reason, reason)
-        super().__init__(f"{operation} {url}: {where}" if where == reason else
-                         f"{operation} {url}: {text} ({where})")
+        message = (f"{operation} {url}: {where}" if where == reason else
+                   f"{operation} {url}: {text} ({where})")
+        super().__init__(f"{message}: {hint}" if hint else message)
 
     @property
     def exit_code(self) -> ExitCode:  # type: ignore[override]

@@ -22,6 +22,7 @@ from sanitizer.errors import ExitCode, PreconditionFailed, SanitizerError, Store
 from sanitizer.service import checks, credentials, lock, logs, retirement, status
 from sanitizer.service.config import Config, Pair, load_config, resolve_path
 from sanitizer.service.connections import Connection, open_connection
+from sanitizer.service.runtime import account_urls
 from sanitizer.stores.base import TargetCalendar
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
@@ -219,13 +220,15 @@ def _target_store(config: Config, pair: Pair) -> tuple[TargetCalendar, Callable[
     """The pair's target store and how to close its connections."""
     backend = credentials.select_backend(config.service.keyring_backend)
     connection = open_connection(pair.target_account, backend,
-                                 config.service.timeout.total_seconds())
+                                 config.service.timeout.total_seconds(),
+                                 bases=account_urls(config, pair.target_account))
     return connection.target(pair.target_url), connection.close
 
 
 def wipe_target(target: TargetCalendar,
                 ours: Callable[[str | None], bool] = is_owned) -> tuple[int, int, int]:
-    """Delete every entry of ours; (deleted, foreign, still there). Foreign entries are kept."""
+    """Delete every entry of ours; (deleted, foreign, still there). Foreign entries are kept, and
+    so is anything listed at an href outside the calendar, whatever it holds."""
     deleted = foreign = remaining = 0
     for _ in range(WIPE_PASSES):
         try:
@@ -237,7 +240,7 @@ def wipe_target(target: TargetCalendar,
         owned = []
         foreign = 0
         for obj in objects:
-            if ours(read_back(obj.data).uid):
+            if target.holds(obj.href) and ours(read_back(obj.data).uid):
                 owned.append(obj)
             else:
                 foreign += 1
@@ -343,7 +346,8 @@ def _wipe_retired_target(config: Config, url: str, record: ledger.Record) -> boo
         return False
     backend = credentials.select_backend(config.service.keyring_backend)
     connection: Connection = open_connection(account, backend,
-                                             config.service.timeout.total_seconds())
+                                             config.service.timeout.total_seconds(),
+                                             bases=[url, *account_urls(config, account)])
     try:
         ours = ownership(config, url, None)
         deleted, foreign, remaining = wipe_target(connection.target(url), ours.owns)

@@ -277,18 +277,24 @@ def _full(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, report: 
             if not report.dry_run and hasattr(source, "sync_token"):
                 token = source.sync_token()  # before reading, so later changes show up next time
             objects = source.fetch(wide)
+        source_empty = not objects
         desired = desired_state(objects, pair, key, now, zone, report.skipped)
+        del objects  # the raw source data is not needed again: one answer in memory at a time
         if desired.phone_entries:
             return _holds_phone_entries(report, desired.phone_entries)
-        existing = read_target(_list_or_create(target, report.dry_run))
+        listed = _list_or_create(target, report.dry_run)
     except StoreError as exc:
         return _failed(report, pair, exc, None)
+    existing = read_target(_inside(listed, target, pair.name))
+    outside = len(listed) - len(existing)
+    del listed
     adopted = desired.adopt({i.uid for i in existing if i.uid is not None})
     report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
     ours = cycle.ours.with_legacy(adopted)
     the_plan = plan(desired.events, existing, now=now, retention=pair.retention, zone=zone,
-                    source_empty=not objects, ours=ours.owns)
+                    source_empty=source_empty, ours=ours.owns)
     _count_plan(report, the_plan)
+    report.foreign += outside
     report.other_installations = sum(is_owned(i.uid) and not ours.owns(i.uid) for i in existing)
     if report.dry_run:
         return report
@@ -326,6 +332,8 @@ def _quiet(cycle: Cycle, source: SourceCalendar, target: TargetCalendar, state: 
     pair, key, now, zone = cycle.pair, cycle.key, cycle.now, cycle.zone
     feed: ChangeFeed = source  # type: ignore[assignment] # checked by hasattr in sync_pair
     assert state.token is not None
+    if not all(target.holds(entry.href) for entry in state.entries.values()):
+        raise NeedFull  # a remembered href outside the calendar: trust only a fresh listing
     changes = feed.changes(state.token)
     changed, removed, new_token = changes.changed, changes.removed, changes.token
     report.foreign, report.other_installations = state.foreign, state.other_installations
@@ -388,6 +396,17 @@ def _entry(key: bytes, href: str, etag: str | None, event: SanitizedEvent, origi
                  origin=sync_state.keyed(key, "href", origin))
 
 
+def _inside(listed: Sequence[RawObject], target: TargetCalendar,
+            pair: str) -> list[RawObject]:
+    """The listed objects whose hrefs lie directly inside the target; the rest are foreign,
+    whatever they hold, and nothing is ever sent to them."""
+    inside = [obj for obj in listed if target.holds(obj.href)]
+    if len(inside) < len(listed):
+        log.warning("pair %s: %d listed href(s) outside the phone calendar; left alone",
+                    pair, len(listed) - len(inside))
+    return inside
+
+
 def _list_or_create(target: TargetCalendar, dry_run: bool) -> list[RawObject]:
     """A missing target is created (in a dry run, only assumed empty)."""
     try:
@@ -422,6 +441,8 @@ def execute(the_plan: Plan, target: TargetCalendar, report: PairReport,
         except PreconditionFailed:
             return "conflict", None, None  # changed since we read it: re-read next cycle
         except StoreError as exc:
+            if exc.hint:  # something the admin must fix, such as a redirect: say what
+                log.warning("pair %s: %s", report.pair, exc)
             return exc.reason, None, None
         return None, href, etag
 

@@ -23,6 +23,7 @@ from sanitizer.service import checks_microsoft365 as m365
 from sanitizer.service import credentials, rejected, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
 from sanitizer.service.connections import transport_for
+from sanitizer.service.runtime import account_urls
 from sanitizer.stores.caldav import (
     CALDAV,
     DAV,
@@ -36,6 +37,7 @@ from sanitizer.stores.discovery import list_calendars
 CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
 CHECK_TIMEOUT = 15.0  # seconds; a check should answer quickly even if the service waits longer
 SEVERITY = (ExitCode.CONFIG, ExitCode.NOPERM, ExitCode.UNAVAILABLE)
+TLS_OFF = "tls-unverified"  # a problem, though the pairs are still checked over that account
 
 _PROPFIND = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
              b"<D:resourcetype/><D:current-user-privilege-set/></D:prop></D:propfind>")
@@ -199,7 +201,8 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
             if account.kind == "microsoft365":
                 password = credentials.password(backend, account.secret_name)
             else:
-                transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))
+                transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1),
+                                          account_urls(config, account))
         except SecretError as exc:
             google = account.kind == "google"
             findings.append(Finding(f"account {name}", "no-key" if google else "no-password",
@@ -214,7 +217,7 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
                    if transport.credentials.bearer is not None
                    else probe_account(account, transport))
         findings.append(finding)
-        if finding.code is ExitCode.OK:
+        if finding.code is ExitCode.OK or finding.result == TLS_OFF:
             transports[name] = transport
             _forget_rejection(config, name, findings)
         else:
@@ -250,10 +253,11 @@ def probe_account(account: Account, transport: Transport) -> Finding:
     scheme = urlsplit(account.url).scheme
     if scheme == "http":
         return Finding(item, "ok", f"password accepted by {account.url} (plain http, loopback)")
-    if not account.verify_tls:
-        return Finding(item, "warning", f"password accepted by {account.url}, but TLS "
-                       f"verification is OFF: set accounts.{account.name}.ca_file to the "
-                       "server's CA and remove verify_tls = false")
+    if not account.verify_tls and account.ca_file is None:
+        return Finding(item, TLS_OFF, f"password accepted by {account.url}, but TLS "
+                       "verification is OFF, so anyone on the path can read the password and "
+                       f"calendars: set accounts.{account.name}.ca_file to the server's CA and "
+                       "remove verify_tls = false", ExitCode.CONFIG)
     return Finding(item, "ok", f"password accepted by {account.url}; TLS certificate verified")
 
 

@@ -7,6 +7,7 @@ above it asks a connection for a source or a target and never looks at the kind 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,18 +17,26 @@ from sanitizer.errors import SecretError
 from sanitizer.service import credentials
 from sanitizer.service.config import Account, check_url
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
-from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, RetryPolicy, Transport
+from sanitizer.stores.caldav import (
+    CalDAVSource,
+    CalDAVTarget,
+    Credentials,
+    Requester,
+    RetryPolicy,
+    Transport,
+)
 
 
 class Connection(Protocol):
     """One account's connection; its stores share its connection pool and its secret."""
 
-    def source(self, url: str, *, read_titles: bool) -> SourceCalendar:
-        """The work calendar at `url`, read only."""
+    def source(self, url: str, *, read_titles: bool,
+               until: float | None = None) -> SourceCalendar:
+        """The work calendar at `url`, read only; no request past `until` (monotonic)."""
         ...
 
-    def target(self, url: str) -> TargetCalendar:
-        """The phone calendar at `url`."""
+    def target(self, url: str, *, until: float | None = None) -> TargetCalendar:
+        """The phone calendar at `url`; no request past `until` (monotonic)."""
         ...
 
     def close(self) -> None:
@@ -41,13 +50,17 @@ class DavConnection:
 
     transport: Transport
 
-    def source(self, url: str, *, read_titles: bool) -> SourceCalendar:
+    def source(self, url: str, *, read_titles: bool,
+               until: float | None = None) -> SourceCalendar:
         """CalDAV objects carry every field; the core reads only what the rules need."""
-        return CalDAVSource(self.transport, url)
+        return CalDAVSource(self._within(until), url)
 
-    def target(self, url: str) -> TargetCalendar:
+    def target(self, url: str, *, until: float | None = None) -> TargetCalendar:
         """A phone calendar on this server."""
-        return CalDAVTarget(self.transport, url)
+        return CalDAVTarget(self._within(until), url)
+
+    def _within(self, until: float | None) -> Requester:
+        return self.transport if until is None else self.transport.within_budget(until)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -60,13 +73,15 @@ class GraphConnection:
 
     graph: Any  # stores.microsoft365.connect.GraphAccount
 
-    def source(self, url: str, *, read_titles: bool) -> SourceCalendar:
-        """A mailbox calendar; the subject is read only if a rule needs it."""
+    def source(self, url: str, *, read_titles: bool,
+               until: float | None = None) -> SourceCalendar:
+        """A mailbox calendar; the subject is read only if a rule needs it. (The Graph client
+        bounds each request itself; `until` is not used.)"""
         from sanitizer.stores.microsoft365.connect import source_for  # noqa: PLC0415
 
         return source_for(self.graph, url, read_subject=read_titles)
 
-    def target(self, url: str) -> TargetCalendar:
+    def target(self, url: str, *, until: float | None = None) -> TargetCalendar:
         """A calendar in the phone's mailbox."""
         from sanitizer.stores.microsoft365.connect import target_for  # noqa: PLC0415
 
@@ -88,40 +103,44 @@ def read_secret(account: Account, backend: KeyringBackend) -> str:
     return credentials.password(backend, account.secret_name)
 
 
-def connect(account: Account, secret: str, timeout: float,
-            retry: RetryPolicy | None = None) -> Connection:
-    """The account's connection (nothing is sent yet); SecretError if the secret is unusable."""
+def connect(account: Account, secret: str, timeout: float, retry: RetryPolicy | None = None,
+            bases: Iterable[str] = ()) -> Connection:
+    """The account's connection (nothing is sent yet); SecretError if the secret is unusable.
+    Requests go only below the account URL and below `bases` (its calendars' URLs)."""
     if account.kind == "microsoft365":
         return GraphConnection(open_graph(account, secret, timeout))
-    return DavConnection(dav_transport(account, secret, timeout, retry))
+    return DavConnection(dav_transport(account, secret, timeout, retry, bases))
 
 
 def open_connection(account: Account, backend: KeyringBackend, timeout: float,
-                    retry: RetryPolicy | None = None) -> Connection:
+                    retry: RetryPolicy | None = None, bases: Iterable[str] = ()) -> Connection:
     """The account's connection, its secret read from the keyring now."""
-    return connect(account, read_secret(account, backend), timeout, retry)
+    return connect(account, read_secret(account, backend), timeout, retry, bases)
 
 
-def credentials_for(account: Account, password: str, timeout: float) -> Credentials:
-    """Client settings for a CalDAV account; TLS is verified unless the admin turned it off."""
+def credentials_for(account: Account, password: str, timeout: float,
+                    bases: Iterable[str] = ()) -> Credentials:
+    """Client settings for a CalDAV account; TLS is verified unless the admin turned it off.
+    Requests may go below the account URL and below `bases`, nowhere else."""
     verify: bool | str = account.verify_tls
     if account.ca_file is not None:
         verify = str(account.ca_file)
-    return Credentials(account.url, account.username, password, verify, timeout)
+    return Credentials(account.url, account.username, password, verify, timeout,
+                       tuple(sorted(set(bases))))
 
 
 def transport_for(account: Account, backend: KeyringBackend, timeout: float,
-                  retry: RetryPolicy | None = None) -> Transport:
+                  retry: RetryPolicy | None = None, bases: Iterable[str] = ()) -> Transport:
     """A CalDAV or Google account's transport, its secret read from the keyring now."""
-    return dav_transport(account, read_secret(account, backend), timeout, retry)
+    return dav_transport(account, read_secret(account, backend), timeout, retry, bases)
 
 
 def dav_transport(account: Account, secret: str, timeout: float,
-                  retry: RetryPolicy | None = None) -> Transport:
+                  retry: RetryPolicy | None = None, bases: Iterable[str] = ()) -> Transport:
     """A CalDAV account's transport; a google account's secret is the service account key,
     which mints tokens for the user it impersonates. SecretError if the key is unusable."""
     if account.kind != "google":
-        return Transport(credentials_for(account, secret, timeout), retry)
+        return Transport(credentials_for(account, secret, timeout, bases), retry)
     from sanitizer.stores import google  # noqa: PLC0415 - needs the optional extra
 
     what = f"service account key {account.service_account_key or ''}"
@@ -136,8 +155,9 @@ def dav_transport(account: Account, secret: str, timeout: float,
         raise SecretError(what, exc.hint) from None
     except ValueError as exc:
         raise SecretError(what, str(exc)) from None
-    bearer = Credentials(account.url, account.username, "", verify, timeout, tokens)
-    return Transport(bearer, retry, google.GOOGLE)
+    bearer = Credentials(account.url, account.username, "", verify, timeout,
+                         tuple(sorted(set(bases))), bearer=tokens)
+    return Transport(bearer, retry, differences=google.GOOGLE)
 
 
 def open_graph(account: Account, secret: str, timeout: float) -> Any:

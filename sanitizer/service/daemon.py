@@ -4,9 +4,11 @@ Start-up is all or nothing (config, the lock in state_dir, every password; then 
 broken installation stops at once with exit 78 or 75 instead of failing quietly every cycle. After
 that, problems belong to pairs: a pair that fails waits longer each time (doubling up to an hour)
 while the others keep their rhythm. Each pair runs in a worker thread so the main thread can answer
-signals and ping the watchdog; a pair stuck far beyond its request timeouts stops the pings, and
-systemd restarts the service. SIGTERM lets the pair in flight finish (up to STOP_GRACE seconds);
-SIGHUP reloads the config and the passwords, and keeps the old ones if the new ones are broken.
+signals and ping the watchdog. Pairs run side by side, PARALLEL_PAIRS at a time, so a slow server
+holds up only its own pair, for at most the pair's cycle budget (runtime.cycle_budget); a pair
+stuck far beyond that (a bug, not a server) stops the pings, and systemd restarts the service.
+SIGTERM lets the pairs in flight finish (up to STOP_GRACE seconds); SIGHUP reloads the config and
+the passwords, and keeps the old ones if the new ones are broken.
 This is the only place that reads the clock for cycles.
 """
 
@@ -33,7 +35,7 @@ from sanitizer.service import lock, sdnotify, status
 from sanitizer.service.checks import password_fix
 from sanitizer.service.config import Config, Pair, load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
-from sanitizer.service.runtime import Runtime, open_runtime, run_cycle
+from sanitizer.service.runtime import Runtime, cycle_budget, open_runtime, run_cycle
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ STOP_GRACE = 8.0  # seconds; the unit's TimeoutStopSec is 15s
 JITTER_MAX = 30  # seconds
 PAIR_DEADLINE_MIN = 300.0  # seconds a pair may run before the watchdog is left to fire
 PAIR_DEADLINE_TIMEOUTS = 20  # ... or this many request timeouts, whichever is longer
+PARALLEL_PAIRS = 2  # pairs in flight at once: one slow server does not hold up the rest, and
+# memory stays bounded (each pair may hold one capped answer; see docs/performance.md)
 IDLE_TICK = 60.0  # the longest the loop sleeps without a reason to wake
 
 
@@ -193,24 +197,27 @@ class Daemon:
         self.run_now = True
 
     def _cycle(self) -> None:
-        """One pass over the pairs that are due, one at a time."""
+        """One pass over the pairs that are due, PARALLEL_PAIRS at a time."""
         self.cycles += 1
         counts = {"ok": 0, "failed": 0, "paused": 0, "waiting": 0}
         changes = {"created": 0, "updated": 0, "deleted": 0}
+        due = []
         for pair in self.config.pairs:
-            if self.stopping:
-                break
             state = self.states.setdefault(pair.name, PairState())
-            now = datetime.now(UTC)
-            if state.retry_at is not None and now < state.retry_at:
+            if state.retry_at is not None and datetime.now(UTC) < state.retry_at:
                 counts["waiting"] += 1
-                continue
-            report = self._run_pair(pair, now)
+            else:
+                due.append(pair)
+        now = datetime.now(UTC)
+        reports = self._run_pairs(due, now) if due and not self.stopping else {}
+        for pair in due:
+            report = reports.get(pair.name)
             if report is None:
                 counts["paused"] += 1
                 continue
             for key in changes:
                 changes[key] += getattr(report, key)
+            state = self.states[pair.name]
             if backs_off(report):
                 state.failures += 1
                 delay = backoff(self.config.service.interval, state.failures)
@@ -244,57 +251,71 @@ class Daemon:
         except OSError as exc:
             log.warning("cannot write the status file (%s)", exc.strerror)
 
-    def _run_pair(self, pair: Pair, now: datetime) -> PairReport | None:
-        """Sync one pair in a worker thread; None if it was paused or being wiped."""
-        result: list[PairReport] = []
-        done = threading.Event()  # set before the wake-up byte, so no wake-up is missed
-        state_dir = self.config.service.state_dir
-        runtime = self.runtime
-
-        def work() -> None:
-            try:
-                with lock.pair_lock(state_dir, pair.name):
-                    result.extend(run_cycle(runtime, [pair], now))
-            except lock.PairBusy:
-                log.info("pair %s: being wiped or synced by another process; skipped", pair.name)
-            except OSError as exc:  # the pair's lock file: the state directory is not ours
-                report = PairReport(pair.name)
-                report.error = f"cannot take the pair's lock in {state_dir} ({exc.strerror})"
-                report.error_code = "state-dir-unwritable"
-                log.error("pair %s: %s", pair.name, report.error)
-                result.append(report)
-            except Exception as exc:  # noqa: BLE001 - a bug in one pair must not stop the daemon
-                report = PairReport(pair.name)
-                report.error = f"internal error ({type(exc).__name__})"
-                report.error_code = "internal-error"
-                log.error("pair %s: %s", pair.name, report.error)
-                result.append(report)
-            finally:
-                done.set()
-                self._wake()
-
-        thread = threading.Thread(target=work, name=f"pair-{pair.name}", daemon=True)
-        started = time.monotonic()
-        deadline = started + max(PAIR_DEADLINE_MIN, PAIR_DEADLINE_TIMEOUTS
-                                 * self.config.service.timeout.total_seconds())
+    def _run_pairs(self, pairs: list[Pair], now: datetime) -> dict[str, PairReport]:
+        """Sync the pairs in worker threads, PARALLEL_PAIRS at a time, pinging the watchdog while
+        they run; a paused pair, or one being wiped, has no report."""
+        results: dict[str, PairReport] = {}
+        slots = threading.Semaphore(PARALLEL_PAIRS)
+        threads = []
+        for pair in pairs:
+            done = threading.Event()  # set before the wake-up byte, so no wake-up is missed
+            thread = threading.Thread(target=self._work, args=(pair, now, slots, results, done),
+                                      name=f"pair-{pair.name}", daemon=True)
+            threads.append((pair, thread, done))
+            thread.start()
+        timeout = self.config.service.timeout.total_seconds()
+        deadline = time.monotonic() + max(
+            PAIR_DEADLINE_MIN, PAIR_DEADLINE_TIMEOUTS * timeout,
+            cycle_budget(timeout) + 3 * timeout) * -(-len(pairs) // PARALLEL_PAIRS)
         give_up: float | None = None
         warned = False
-        thread.start()
-        while not done.is_set():
+        while not all(done.is_set() for _, _, done in threads):
             clock = time.monotonic()
             if self.stopping and give_up is None:
                 give_up = clock + STOP_GRACE
             if give_up is not None and clock >= give_up:
-                self._abandon(pair)
+                self._abandon(next(p for p, _, done in threads if not done.is_set()))
             if clock < deadline:
                 self._ping()
             elif not warned:
                 warned = True
-                log.error("pair %s: still running after %ds; leaving it to the watchdog",
-                          pair.name, int(clock - started))
+                log.error("pairs %s: still running long past their cycle budget; leaving it "
+                          "to the watchdog", ", ".join(
+                              p.name for p, _, done in threads if not done.is_set()))
             self._wait(min(self._tick(None), 0.5 if self.stopping else IDLE_TICK))
-        thread.join()
-        return result[0] if result else None
+        for _, thread, _ in threads:
+            thread.join()
+        return results
+
+    def _work(self, pair: Pair, now: datetime, slots: threading.Semaphore,
+              results: dict[str, PairReport], done: threading.Event) -> None:
+        """One pair's cycle, in its own thread, once a slot is free."""
+        state_dir = self.config.service.state_dir
+        try:
+            with slots:
+                if self.stopping:
+                    return
+                with lock.pair_lock(state_dir, pair.name):
+                    reports = run_cycle(self.runtime, [pair], now)
+                if reports:
+                    results[pair.name] = reports[0]
+        except lock.PairBusy:
+            log.info("pair %s: being wiped or synced by another process; skipped", pair.name)
+        except OSError as exc:  # the pair's lock file: the state directory is not ours
+            report = PairReport(pair.name)
+            report.error = f"cannot take the pair's lock in {state_dir} ({exc.strerror})"
+            report.error_code = "state-dir-unwritable"
+            log.error("pair %s: %s", pair.name, report.error)
+            results[pair.name] = report
+        except Exception as exc:  # noqa: BLE001 - a bug in one pair must not stop the daemon
+            report = PairReport(pair.name)
+            report.error = f"internal error ({type(exc).__name__})"
+            report.error_code = "internal-error"
+            log.error("pair %s: %s", pair.name, report.error)
+            results[pair.name] = report
+        finally:
+            done.set()
+            self._wake()
 
     def _abandon(self, pair: Pair) -> None:
         """SIGTERM and the pair did not finish in time: leave now. Every write is conditional,

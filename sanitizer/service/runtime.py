@@ -1,12 +1,15 @@
 """Wiring: config + secrets -> a connection per account and stores per pair; one cycle over them.
 
 One connection per account (see connections.py), shared by every pair that uses it.
-A pair whose password is missing or whose server is down fails alone; the others run.
+A pair whose password is missing or whose server is down fails alone; the others run. Each pair's
+cycle has a time budget: no request of it runs past the budget, so a slow server holds up its own
+pair for a bounded time only.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +28,14 @@ from sanitizer.stores.base import SourceCalendar, TargetCalendar
 from sanitizer.stores.caldav import Transport
 
 log = logging.getLogger(__name__)
+BUDGET_MIN = 60.0  # seconds: the least a pair's cycle may take before its requests are refused
+BUDGET_TIMEOUTS = 10  # ... or this many request timeouts, whichever is longer
+_STATUS_LOCK = threading.Lock()  # pairs may run at once; status.json is read, merged, written
+
+
+def cycle_budget(timeout: float) -> float:
+    """Seconds one pair's cycle may spend on requests, from the configured request timeout."""
+    return max(BUDGET_MIN, BUDGET_TIMEOUTS * timeout)
 
 
 @dataclass
@@ -39,20 +50,22 @@ class Runtime:
     retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
     fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
 
-    def source(self, pair: Pair) -> SourceCalendar | None:
-        """The pair's source store, or None if its account's secret is missing."""
+    def source(self, pair: Pair, until: float | None = None) -> SourceCalendar | None:
+        """The pair's source store (no request past `until`, monotonic), or None if its
+        account's secret is missing."""
         connection = self.connections.get(pair.source_account.name)
         return None if connection is None else connection.source(
-            pair.source_url, read_titles=reads_titles(pair))
+            pair.source_url, read_titles=reads_titles(pair), until=until)
 
-    def target(self, pair: Pair) -> TargetCalendar | None:
+    def target(self, pair: Pair, until: float | None = None) -> TargetCalendar | None:
         """The pair's target store, or None if its account's secret is missing."""
-        return self.target_at(pair.target_account.name, pair.target_url)
+        return self.target_at(pair.target_account.name, pair.target_url, until)
 
-    def target_at(self, account: str, url: str) -> TargetCalendar | None:
+    def target_at(self, account: str, url: str,
+                  until: float | None = None) -> TargetCalendar | None:
         """A target store on one of the accounts, or None if the account has no connection."""
         connection = self.connections.get(account)
-        return None if connection is None else connection.target(url)
+        return None if connection is None else connection.target(url, until=until)
 
     def transport(self, account: Account) -> Transport | None:
         """A CalDAV account's transport (for raw requests), or None."""
@@ -69,6 +82,24 @@ def reads_titles(pair: Policy) -> bool:
     """Whether any rule of the pair reads event titles (keep-title, match_summary)."""
     return any(rule.action is Action.KEEP_TITLE or rule.match_summary is not None
                for rule in pair.rules)
+
+
+def account_urls(config: Config, account: Account) -> list[str]:
+    """Every calendar URL the config or the ledger places on this account: requests may go
+    there (and below the account URL), nowhere else."""
+    urls = [p.source_url for p in config.pairs if p.source_account.name == account.name]
+    urls += [p.target_url for p in config.pairs if p.target_account.name == account.name]
+    return urls + [url for url, record in ledger.load(config.service.state_dir).items()
+                   if record.account == account.name]
+
+
+def warn_unverified(pair: Pair) -> None:
+    """verify_tls = false is loud: a warning per cycle, naming the account (never a secret)."""
+    for account in {a.name: a for a in (pair.source_account, pair.target_account)}.values():
+        if not account.verify_tls and account.ca_file is None:
+            log.warning("account %s: TLS certificate verification is OFF (verify_tls = false): "
+                        "anyone on the path to %s can read its password and calendars; set "
+                        "ca_file instead", account.name, account.url)
 
 
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
@@ -92,7 +123,8 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     for name, account in sorted(accounts.items()):
         try:
             secret = read_secret(account, backend)
-            runtime.connections[name] = connect(account, secret, timeout)
+            runtime.connections[name] = connect(account, secret, timeout,
+                                                bases=account_urls(config, account))
         except SecretError as exc:
             runtime.missing[name] = str(exc)
             continue
@@ -115,7 +147,8 @@ def target_clash(config: Config, pair: Pair) -> PairReport | None:
 def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
              force_full: bool = False) -> PairReport:
     """One cycle of one pair, isolated from the others; its state is read and saved here."""
-    source, target = runtime.source(pair), runtime.target(pair)
+    until = time.monotonic() + cycle_budget(runtime.config.service.timeout.total_seconds())
+    source, target = runtime.source(pair, until), runtime.target(pair, until)
     if source is None or target is None:
         account = pair.source_account if source is None else pair.target_account
         report = PairReport(pair.name, dry_run=dry_run)
@@ -156,15 +189,19 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         if status.is_paused(state_dir, pair.name):
             log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
             continue
+        warn_unverified(pair)
         started = time.monotonic()
         report = _guarded_sync(runtime, pair, now, dry_run, force_full)
         durations[pair.name] = time.monotonic() - started
         log.info("%s", report.status_line())
         reports.append(report)
-    if not dry_run and reports:
-        status.record(state_dir, reports, now)
-        metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations, now)
-    if not dry_run:
+    if dry_run:
+        return reports
+    with _STATUS_LOCK:  # pairs may run at once: one writer of status, metrics and the ledger
+        if reports:
+            status.record(state_dir, reports, now)
+            metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
+                           now)
         runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
 

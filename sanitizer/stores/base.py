@@ -57,6 +57,10 @@ class TargetCalendar(Protocol):
         """MKCALENDAR, after list() found no calendar."""
         ...
 
+    def holds(self, href: str) -> bool:
+        """Whether a listed href lies directly inside this calendar: others are foreign."""
+        ...
+
     def create(self, href_name: str, data: bytes) -> tuple[str, str | None]:
         """PUT a new object (If-None-Match: *); its href and the new ETag if the server gave one."""
         ...

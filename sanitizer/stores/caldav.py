@@ -1,38 +1,43 @@
-"""The CalDAV adapters, on the caldav library's client; caldav and HTTP errors are translated here.
+"""The CalDAV adapters: the requests a cycle needs, over the bounded transport in http.py.
 
 Requests are built here (calendar-query, MKCALENDAR, conditional PUT and DELETE) rather than through
-caldav's search(), which post-filters and expands on the client without bounds. Transient failures
-(connection errors, timeouts, 5xx, 429) are retried with backoff and jitter, honouring Retry-After;
-other 4xx are not. Nothing here logs a request or response body.
+caldav's search(), which post-filters and expands on the client without bounds. Every href a server
+names is confined (urls.py) before anything is written to it: a phone-calendar listing entry
+outside the calendar is foreign, and a write outside it is refused. Nothing here logs a request or
+response body.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import threading
-import time
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.stores.base import Changes, RawObject
-from sanitizer.stores.bearer import BearerAuth, BearerTokens
-from sanitizer.stores.differences import STANDARD, ServerDifferences
+from sanitizer.stores.http import (
+    TRANSIENT_STATUSES,
+    BudgetedTransport,
+    Credentials,
+    Limits,
+    Reply,
+    Requester,
+    RetryPolicy,
+    Transport,
+)
+from sanitizer.stores.urls import object_url
 
 log = logging.getLogger(__name__)
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
-TRANSIENT_STATUSES = frozenset({408, 423, 425, 429, 500, 502, 503, 504})  # 423: Xandikos, busy
 XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 ICS_HEADERS = {"Content-Type": "text/calendar; charset=utf-8"}
+__all__ = ["TRANSIENT_STATUSES", "BudgetedTransport", "CalDAVSource", "CalDAVTarget",
+           "Credentials", "Limits", "Reply", "Requester", "RetryPolicy", "Transport"]
 
 _QUERY = """<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
@@ -62,215 +67,6 @@ _MKCALENDAR = """<?xml version="1.0" encoding="utf-8"?>
     <C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set>
   </D:prop></D:set>
 </C:mkcalendar>"""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """How to reach one account; the password never leaves this object except to the client."""
-
-    url: str
-    username: str
-    password: str
-    verify: bool | str = True  # False, True, or the path of a CA bundle
-    timeout: float = 30.0
-    bearer: BearerTokens | None = None  # OAuth instead of Basic: the password is unused
-
-    def __repr__(self) -> str:
-        return f"Credentials(url={self.url!r}, username={self.username!r}, password=<hidden>)"
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What a request returned: status, headers, and the parsed XML (if any)."""
-
-    status: int
-    headers: Mapping[str, str]
-    tree: Any
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Attempts per request and the backoff between them."""
-
-    attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-
-
-class Transport:
-    """HTTP over caldav's DAVClient, from a small pool of clients (each a kept-alive connection).
-
-    A request checks a client out and returns it afterwards, so however many threads come and
-    go (the daemon's pair threads, each cycle's writers), no more clients exist than requests
-    ever ran at once, and their connections are reused from cycle to cycle.
-    """
-
-    def __init__(self, credentials: Credentials, retry: RetryPolicy | None = None,
-                 differences: ServerDifferences = STANDARD) -> None:
-        self.credentials = credentials
-        self.retry = retry or RetryPolicy()
-        self.differences = differences
-        self.requests: Counter[str] = Counter()
-        self._idle: list[Any] = []
-        self._made = 0
-        self._lock = threading.Lock()
-        self._not_before = 0.0
-
-    @property
-    def clients(self) -> int:
-        """How many clients (connections) this transport has made."""
-        return self._made
-
-    def _checkout(self) -> Any:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            self._made += 1
-        from caldav.davclient import DAVClient  # noqa: PLC0415 - heavy; only when talking CalDAV
-
-        creds = self.credentials
-        login: dict[str, Any] = {"username": creds.username, "password": creds.password,
-                                 "auth_type": "basic"}
-        if creds.bearer is not None:  # applied by the session, so never in a logged header
-            login = {"auth": BearerAuth("")}
-        client = DAVClient(
-            # huge_tree: one object over 10 MB must be skipped alone (expand.py), not fail
-            # the whole listing; entity expansion stays off in caldav's parser.
-            huge_tree=True, url=creds.url, **login,
-            timeout=creds.timeout,  # type: ignore[arg-type] # a float works
-            ssl_verify_cert=creds.verify,
-            enable_rfc6764=False, rate_limit_handle=False,
-        )
-        # No proxy, CA bundle or .netrc from the environment: the configured server, verified
-        # as configured, is the only place passwords and calendar data go.
-        client.session.trust_env = False
-        return client
-
-    def _checkin(self, client: Any) -> None:
-        with self._lock:
-            self._idle.append(client)
-
-    def close(self) -> None:
-        """Close every idle connection (call when no request is running)."""
-        with self._lock:
-            clients, self._idle = self._idle, []
-        for client in clients:
-            client.close()
-
-    def request(self, method: str, url: str, body: bytes = b"",
-                headers: Mapping[str, str] | None = None) -> Reply:
-        """Send with retries for transient faults; raise StoreError when it does not succeed."""
-        error: StoreError | None = None
-        for attempt in range(self.retry.attempts):
-            if error is not None:
-                time.sleep(self._delay(attempt))
-            self._wait_if_told()
-            try:
-                reply = self._once(method, url, body, headers or {})
-            except StoreError as exc:
-                if not exc.transient:
-                    raise
-                error = exc
-            else:
-                if reply.status not in TRANSIENT_STATUSES:
-                    return reply
-                error = StoreError(operation=method, url=url, reason=f"http-{reply.status}",
-                                   status=reply.status, transient=True,
-                                   retry_after=_retry_after(reply.headers))
-            if error.retry_after is not None and not self._told_to_wait(error.retry_after):
-                break  # the server wants a longer pause than a cycle should take: next cycle
-        assert error is not None
-        raise error
-
-    def _told_to_wait(self, seconds: float) -> bool:
-        """Honour Retry-After for every request of this transport, not each on its own, so
-        parallel writes do not multiply a rate limit. False if the wait is too long."""
-        if seconds > self.retry.max_delay:
-            return False
-        with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
-        return True
-
-    def _wait_if_told(self) -> None:
-        with self._lock:
-            pause = self._not_before - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-
-    def _delay(self, attempt: int) -> float:
-        ceiling = min(self.retry.base_delay * float(2 ** max(attempt - 1, 0)), self.retry.max_delay)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
-
-    def _once(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
-        """One request; a refused bearer token is forgotten and a new one tried, once."""
-        bearer = self.credentials.bearer
-        if bearer is None:
-            return self._send(method, url, body, headers)
-        try:
-            return self._send(method, url, body, headers, bearer.authorization())
-        except StoreError as exc:
-            if exc.status != 401 or exc.operation == "TOKEN":
-                raise
-        bearer.invalidate()
-        return self._send(method, url, body, headers, bearer.authorization())
-
-    def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str],
-              authorization: str | None = None) -> Reply:
-        from caldav.lib import error as caldav_error  # noqa: PLC0415
-
-        self.requests[method] += 1
-        try:
-            client = self._checkout()
-            if authorization is not None:  # each request has the client to itself
-                client.auth = BearerAuth(authorization)
-            try:
-                response = client.request(url, method, body, dict(headers))
-            finally:
-                self._checkin(client)
-        except caldav_error.AuthorizationError as exc:
-            if any(p.endswith("valid-sync-token") for p in exc.preconditions):
-                raise TokenRejected(operation=method, url=url, reason="sync-token-rejected",
-                                    status=exc.status) from None
-            if self.differences.is_rate_limit(exc.status, exc.body):
-                raise StoreError(operation=method, url=url, reason="rate-limited",
-                                 status=exc.status, transient=True) from None
-            reason = "forbidden" if exc.status == 403 else "auth-rejected"
-            raise StoreError(operation=method, url=url, reason=reason,
-                             status=exc.status) from None
-        except caldav_error.RateLimitError as exc:
-            raise StoreError(operation=method, url=url, reason="rate-limited",
-                             status=exc.status, transient=True,
-                             retry_after=exc.retry_after_seconds) from None
-        except Exception as exc:  # noqa: BLE001 - transport errors may quote the server's reply
-            raise _transport_error(method, url, exc) from None
-        return Reply(response.status, dict(response.headers or {}), response.tree)
-
-
-def _transport_error(method: str, url: str, exc: Exception) -> StoreError:
-    name = type(exc).__name__.lower()
-    if "ssl" in name or "certificate" in name or "CERTIFICATE" in str(exc):
-        return StoreError(operation=method, url=url, reason="tls-verification-failed")
-    if "timeout" in name:
-        return StoreError(operation=method, url=url, reason="timeout", transient=True)
-    if "xml" in name or "syntax" in name:
-        return StoreError(operation=method, url=url, reason="bad-response", transient=True)
-    return StoreError(operation=method, url=url, reason="connection-failed", transient=True)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Retry-After in seconds, from either of its forms (delta-seconds or an HTTP date)."""
-    value = {k.lower(): v for k, v in headers.items()}.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else None
 
 
 def multistatus(reply: Reply, url: str, operation: str) -> Iterator[tuple[str, int, Any]]:
@@ -311,16 +107,18 @@ def _truncated(href: str, status: int, url: str, operation: str) -> None:
 
 
 def _objects(reply: Reply, url: str, operation: str) -> list[RawObject]:
+    """The objects of a calendar-query or multiget answer; their data was taken out of the XML
+    as it streamed in (http.py), so a large answer is held once."""
     found = []
     for href, status, prop in multistatus(reply, url, operation):
         _truncated(href, status, url, operation)
         if status != 200 or prop is None or _is_collection(href, url):
             continue
-        data = prop.findtext(CALDAV + "calendar-data")
-        if not data:
-            continue
+        node = prop.find(CALDAV + "calendar-data")
+        data = reply.calendar_data(node) if node is not None else None
         etag = prop.findtext(DAV + "getetag")
-        found.append(RawObject(href, etag.strip() if etag else None, data.encode("utf-8")))
+        if data:
+            found.append(RawObject(href, etag.strip() if etag else None, data))
     return found
 
 
@@ -353,7 +151,7 @@ class CalDAVSource:
     changed (one cheap request), and a calendar-multiget fetches only what did.
     """
 
-    def __init__(self, transport: Transport, url: str) -> None:
+    def __init__(self, transport: Requester, url: str) -> None:
         self.transport = transport
         self.url = url
 
@@ -397,8 +195,9 @@ class CalDAVSource:
     def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
         """The named objects with their data, in one request per batch of 200."""
         found: list[RawObject] = []
-        for start in range(0, len(hrefs), 200):
-            batch = hrefs[start:start + 200]
+        inside = [h for h in hrefs if object_url(h, self.url) is not None]
+        for start in range(0, len(inside), 200):
+            batch = inside[start:start + 200]
             lines = "\n".join(f"  <D:href>{_xml_text(urlsplit(h).path)}</D:href>" for h in batch)
             reply = self.transport.request("REPORT", self.url,
                                            _MULTIGET.format(hrefs=lines).encode(),
@@ -419,7 +218,7 @@ class CalDAVSource:
 class CalDAVTarget:
     """A phone calendar: listed, created if missing, written with conditional requests."""
 
-    def __init__(self, transport: Transport, url: str, display_name: str = "Appointments") -> None:
+    def __init__(self, transport: Requester, url: str, display_name: str = "Appointments") -> None:
         self.transport = transport
         self.url = url
         self.display_name = display_name
@@ -432,7 +231,9 @@ class CalDAVTarget:
         if reply.status == 404:
             raise StoreError(operation="REPORT", url=self.url, reason="target-not-found",
                              status=404)
-        objects = _objects(reply, self.url, "REPORT")
+        # Confined hrefs in their usable spelling; the others stay as they are, for holds().
+        objects = [replace(obj, href=object_url(obj.href, self.url) or obj.href)
+                   for obj in _objects(reply, self.url, "REPORT")]
         self.listed = frozenset(_names(reply, self.url))
         return objects
 
@@ -447,9 +248,21 @@ class CalDAVTarget:
             return
         _expect(reply, {200, 201}, "MKCALENDAR", self.url)
 
+    def holds(self, href: str) -> bool:
+        """Whether `href` names an object directly inside this calendar (urls.py); only those
+        are ever written to or deleted. Listed hrefs are already in their usable spelling."""
+        return object_url(href, self.url) == href
+
+    def _confined(self, href: str, operation: str) -> str:
+        url = object_url(href, self.url)
+        if url is None:
+            raise StoreError(operation=operation, url=self.url, reason="href-outside-calendar")
+        return url
+
     def create(self, href_name: str, data: bytes) -> tuple[str, str | None]:
-        """PUT If-None-Match: *, or where the server ignores that, only to a free name."""
-        url = urljoin(self.url, href_name)
+        """PUT If-None-Match: *, or where the server ignores that, only to a free name; never
+        overwrites."""
+        url = self._confined(urljoin(self.url, href_name), "PUT")
         headers = dict(ICS_HEADERS)
         if self.transport.differences.honours_if_none_match:
             headers["If-None-Match"] = "*"
@@ -471,12 +284,14 @@ class CalDAVTarget:
     def update(self, href: str, etag: str | None, data: bytes) -> str | None:
         """PUT If-Match: the ETag read this cycle."""
         headers = {"If-Match": etag, **ICS_HEADERS} if etag else dict(ICS_HEADERS)
+        href = self._confined(href, "PUT")
         reply = self.transport.request("PUT", href, data, headers)
         _expect(reply, {200, 201, 204}, "PUT", href)
         return _etag(reply.headers)
 
     def delete(self, href: str, etag: str | None) -> None:
         """DELETE If-Match; already gone counts as done."""
+        href = self._confined(href, "DELETE")
         reply = self.transport.request("DELETE", href, b"", {"If-Match": etag} if etag else {})
         if reply.status == 404:
             return

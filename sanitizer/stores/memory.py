@@ -100,6 +100,11 @@ class MemoryCalendar:
         self.requests["MKCALENDAR"] += 1
         self.exists = True
 
+    def holds(self, href: str) -> bool:
+        """Whether `href` names an object directly inside this calendar."""
+        name = href[len(self.url):] if href.startswith(self.url) else ""
+        return bool(name) and "/" not in name
+
     def list(self) -> list[RawObject]:
         """All objects; 404 if the collection does not exist."""
         if not self.exists:
@@ -160,3 +165,7 @@ class UnreachableCalendar:
     def list(self) -> list[RawObject]:
         """Always fails."""
         raise self._fail()
+
+    def holds(self, href: str) -> bool:
+        """Nothing is ever listed."""
+        return False

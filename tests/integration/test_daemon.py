@@ -360,3 +360,38 @@ def test_state_dir_is_private(calendars, make_setup, processes, notify) -> None:
         mode = path.stat().st_mode & 0o777
         assert mode & 0o077 == 0, (path, oct(mode))
     assert (Path(setup.state_dir) / "lock").exists()
+
+
+def test_a_slow_pair_delays_neither_the_watchdog_nor_the_other_pairs(tmp_path, processes,
+                                                                      notify) -> None:
+    """One server trickles its answer for a minute: the other pair is synced at once, and the
+    watchdog is pinged every half period throughout."""
+    from tests.support.hostile_server import XML, HostileServer, configure  # noqa: PLC0415
+
+    def trickle() -> Iterator[bytes]:
+        yield b'<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">'
+        for _ in range(120):
+            time.sleep(0.5)
+            yield b" "
+
+    start, end = soon()
+    with HostileServer() as server:
+        server.calendar("/slow-casework/")
+        server.calendar("/slow-phone/")
+        server.calendar("/casework/", {"a.ics": vevent("a", start, end, "Jane Doe").encode()})
+        server.calendar("/phone/")
+        server.script("REPORT", "/slow-casework/", lambda seen: (207, XML, trickle()))
+        setup = configure(tmp_path, server, service=INTERVAL + 'timeout = "30s"\n',
+                          pairs=("slow", "p"))
+        process = Process(setup, notify, WATCHDOG_USEC="400000")
+        processes.append(process)
+        ready = notify.wait_for(lambda f: f == "READY=1")
+        deadline = time.monotonic() + 8
+        while not server.calendars["/phone/"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.calendars["/phone/"], "the other pair waited for the slow one"
+        time.sleep(2.0)
+        pings = [t for t, f in notify.fields() if f == "WATCHDOG=1" and t >= ready]
+        assert len(pings) >= 8, pings
+        assert max(b - a for a, b in itertools.pairwise(pings)) < 0.4
+        assert "Jane" not in "\n".join(process.lines)

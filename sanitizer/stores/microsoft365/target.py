@@ -163,6 +163,10 @@ class GraphTarget:
         if not isinstance(reply.body, dict) or mark_of(reply.body) is None:
             raise StoreError(operation="DELETE", url=self.url, reason="not-owned")
 
+    def holds(self, href: str) -> bool:
+        """An href here is a Graph event id, always addressed under this mailbox's calendar."""
+        return event_id(href) is not None
+
     def _event_url(self, href: str) -> str:
         ident = event_id(href)
         if ident is None:
