@@ -19,7 +19,7 @@ from sanitizer import __version__
 from sanitizer.cli import discover, phone_setup, policy_text
 from sanitizer.cli.admin import ADMIN_COMMANDS, add_admin_commands
 from sanitizer.core.model import SanitizedEvent, Status, Transparency
-from sanitizer.engine.reconcile import PairReport
+from sanitizer.engine.report import PairReport
 from sanitizer.errors import ConfigError, ExitCode, SanitizerError, SecretError
 from sanitizer.service import credentials, lock
 from sanitizer.service.config import Config, Pair, load_config, resolve_path

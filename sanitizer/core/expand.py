@@ -341,7 +341,7 @@ def _instance(component: icalendar.Component, zone: tzinfo, recurring: bool,
     busy = str(component.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper()
     return Instance(
         source_uid=str(component.get("UID", "")) or fallback_uid,
-        key=key, start=start, end=end,
+        occurrence_id=key, start=start, end=end,
         status=status if status in _STATUSES else "CONFIRMED",
         transparent=transp == "TRANSPARENT" or (not transp and busy == "FREE"),
         categories=_categories(component.get("CATEGORIES")),

@@ -31,10 +31,10 @@ def installation_tag(key: bytes) -> str:
     return hmac.new(key, b"installation-tag", hashlib.sha256).hexdigest()[:TAG_LENGTH]
 
 
-def target_uid(key: bytes, pair: str, source_uid: str, instance_key: str) -> str:
+def target_uid(key: bytes, pair: str, source_uid: str, occurrence_id: str) -> str:
     """The phone entry's UID for one instance of one source event in one pair."""
     message = b"\x00".join(part.encode("utf-8", "surrogatepass")
-                           for part in ("v1", pair, source_uid, instance_key))
+                           for part in ("v1", pair, source_uid, occurrence_id))
     digest = hmac.new(key, message, hashlib.sha256).hexdigest()
     return f"{OWNED_PREFIX}{installation_tag(key)}-{digest[:_DIGEST]}"
 

@@ -77,12 +77,13 @@ class Transparency(enum.Enum):
 class Instance:
     """One occurrence of a source event inside the window, parsed and validated.
 
-    `start`/`end` are dates (all-day) or aware UTC datetimes. `key` identifies the occurrence within
-    its series (its original start), empty for a single event. Text fields are for rules only.
+    `start`/`end` are dates (all-day) or aware UTC datetimes. `occurrence_id` identifies the
+    occurrence within its series (its original start), empty for a single event. Text fields are
+    for rules only.
     """
 
     source_uid: str = field(repr=False)
-    key: str
+    occurrence_id: str
     start: When
     end: When
     status: str  # CONFIRMED, TENTATIVE or CANCELLED (anything else becomes CONFIRMED)

@@ -33,7 +33,7 @@ def sanitize(instance: Instance, decision: Decision, pair: Policy,
         title = Label.kept_title(instance.summary or "") or pair.title
     start, end = whole_minutes(instance.start, instance.end)
     return SanitizedEvent(
-        uid=target_uid(key, pair.name, instance.source_uid, instance.key),
+        uid=target_uid(key, pair.name, instance.source_uid, instance.occurrence_id),
         start=start,
         end=end,
         title=title,

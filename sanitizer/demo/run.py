@@ -21,7 +21,8 @@ from sanitizer.core.expand import SkipObject, expand_object
 from sanitizer.core.model import Instance, SanitizedEvent, When
 from sanitizer.demo.data import demo_config, sample_events
 from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
-from sanitizer.engine.reconcile import PairReport, read_target, window_for
+from sanitizer.engine.desired import read_target, window_for
+from sanitizer.engine.report import PairReport
 from sanitizer.service.config import load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
 from sanitizer.service.runtime import Runtime, open_runtime, run_cycle

@@ -15,7 +15,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,13 @@ class PairState:
     foreign: int = 0
     clean: bool = True
     other_installations: int = 0
+
+    def allows_quiet(self, fingerprint: str, now: datetime, full_every: timedelta) -> bool:
+        """Whether the next cycle may ask only what changed: the last cycle left nothing in
+        doubt, the config is the same, a full reconcile is not due and no time boundary passed."""
+        return (self.clean and bool(self.token) and self.fingerprint == fingerprint
+                and self.last_full <= now < self.last_full + full_every
+                and now < self.next_boundary)
 
 
 def keyed(key: bytes, *parts: str | bytes) -> str:

@@ -29,7 +29,7 @@ from types import FrameType
 
 import schedule
 
-from sanitizer.engine.reconcile import PairReport
+from sanitizer.engine.report import PairReport
 from sanitizer.errors import ConfigError, SanitizerError
 from sanitizer.service import lock, sdnotify, status
 from sanitizer.service.checks import password_fix
@@ -50,8 +50,8 @@ IDLE_TICK = 60.0  # the longest the loop sleeps without a reason to wake
 
 
 @dataclass
-class PairState:
-    """What the daemon remembers about a pair between cycles."""
+class Backoff:
+    """What the daemon remembers about a pair's failures between cycles."""
 
     failures: int = 0
     retry_at: datetime | None = None
@@ -103,7 +103,7 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self.runtime = runtime
-        self.states: dict[str, PairState] = {}
+        self.states: dict[str, Backoff] = {}
         self.scheduler = schedule.Scheduler()
         self.watchdog = sdnotify.watchdog_seconds()
         self.stopping = False
@@ -203,7 +203,7 @@ class Daemon:
         changes = {"created": 0, "updated": 0, "deleted": 0}
         due = []
         for pair in self.config.pairs:
-            state = self.states.setdefault(pair.name, PairState())
+            state = self.states.setdefault(pair.name, Backoff())
             if state.retry_at is not None and datetime.now(UTC) < state.retry_at:
                 counts["waiting"] += 1
             else:
@@ -243,7 +243,7 @@ class Daemon:
             seconds=self._interval() if idle is None else max(idle, 0.0))
         plan = {}
         for pair in self.config.pairs:
-            state = self.states.get(pair.name, PairState())
+            state = self.states.get(pair.name, Backoff())
             due = state.retry_at if state.retry_at and state.retry_at > next_cycle else next_cycle
             plan[pair.name] = (due, state.failures)
         try:
@@ -302,17 +302,13 @@ class Daemon:
         except lock.PairBusy:
             log.info("pair %s: being wiped or synced by another process; skipped", pair.name)
         except OSError as exc:  # the pair's lock file: the state directory is not ours
-            report = PairReport(pair.name)
-            report.error = f"cannot take the pair's lock in {state_dir} ({exc.strerror})"
-            report.error_code = "state-dir-unwritable"
+            report = PairReport.failed(
+                pair.name, "state-dir-unwritable",
+                f"cannot take the pair's lock in {state_dir} ({exc.strerror})")
             log.error("pair %s: %s", pair.name, report.error)
             results[pair.name] = report
         except Exception as exc:  # noqa: BLE001 - a bug in one pair must not stop the daemon
-            report = PairReport(pair.name)
-            report.error = f"internal error ({type(exc).__name__})"
-            report.error_code = "internal-error"
-            log.error("pair %s: %s", pair.name, report.error)
-            results[pair.name] = report
+            results[pair.name] = PairReport.internal_error(pair.name, exc)
         finally:
             done.set()
             self._wake()

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sanitizer.engine.reconcile import PairReport
+from sanitizer.engine.report import PairReport
 from sanitizer.errors import ConfigError
 from sanitizer.files import write_json
 

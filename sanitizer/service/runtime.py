@@ -18,7 +18,8 @@ from datetime import datetime
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Policy
 from sanitizer.engine import ledger, sync_state
-from sanitizer.engine.reconcile import PairReport, sync_pair
+from sanitizer.engine.reconcile import sync_pair
+from sanitizer.engine.report import PairReport
 from sanitizer.errors import SecretError
 from sanitizer.service import credentials, lock, metrics, rejected, retirement, status
 from sanitizer.service.calendars import matching
@@ -136,11 +137,10 @@ def target_clash(config: Config, pair: Pair) -> PairReport | None:
     """A failed report if the pair's target is some pair's source under another name."""
     for other in config.pairs:
         if matching(pair.target_url, [other.source_url]):
-            report = PairReport(pair.name)
-            report.error = (f"the target {pair.target_url} is the same calendar as the source of "
-                            f"pair {other.name} ({other.source_url}); refusing to write")
-            report.error_code = "target-is-a-source"
-            return report
+            return PairReport.failed(
+                pair.name, "target-is-a-source",
+                f"the target {pair.target_url} is the same calendar as the source of pair "
+                f"{other.name} ({other.source_url}); refusing to write")
     return None
 
 
@@ -151,10 +151,10 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
     source, target = runtime.source(pair, until), runtime.target(pair, until)
     if source is None or target is None:
         account = pair.source_account if source is None else pair.target_account
-        report = PairReport(pair.name, dry_run=dry_run)
-        report.error = runtime.missing.get(account.name, f"account {account.name}: no password")
-        report.error_code = "password-missing"
-        return report
+        return PairReport.failed(
+            pair.name, "password-missing",
+            runtime.missing.get(account.name, f"account {account.name}: no password"),
+            dry_run=dry_run)
     service = runtime.config.service
     clash = target_clash(runtime.config, pair)
     if clash is not None:
@@ -222,15 +222,12 @@ def _guarded_sync(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool,
     for account in {pair.source_account.name, pair.target_account.name}:
         fingerprint = runtime.fingerprints.get(account)
         if fingerprint and rejected.is_rejected(state_dir, account, fingerprint):
-            report = PairReport(pair.name, dry_run=dry_run)
-            report.error, report.error_code = rejected.message(account), rejected.REASON
-            return report
+            return PairReport.failed(pair.name, rejected.REASON, rejected.message(account),
+                                     dry_run=dry_run)
     try:
         report = sync_one(runtime, pair, now, dry_run, force_full)
     except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
-        report = PairReport(pair.name, dry_run=dry_run)
-        report.error = f"internal error ({type(exc).__name__})"
-        report.error_code = "internal-error"
+        report = PairReport.internal_error(pair.name, exc, dry_run=dry_run)
     if report.error_code == "auth-rejected" and not dry_run:
         for account in _rejected_accounts(pair, report.error or ""):
             fingerprint = runtime.fingerprints.get(account)
@@ -259,7 +256,5 @@ def run_locked(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
             with lock.pair_lock(state_dir, pair.name, timeout=wait):
                 reports.extend(run_cycle(runtime, [pair], now, force_full=force_full))
         except lock.PairBusy as exc:
-            report = PairReport(pair.name)
-            report.error, report.error_code = str(exc), "pair-busy"
-            reports.append(report)
+            reports.append(PairReport.failed(pair.name, "pair-busy", str(exc)))
     return reports

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sanitizer.engine.reconcile import PairReport
+from sanitizer.engine.report import PairReport
 from sanitizer.files import named, write_json
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ The source side has no write method at all: the work calendar cannot be written 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,10 +40,25 @@ class Changes:
 
 
 class SourceCalendar(Protocol):
-    """A work calendar, read only."""
+    """A work calendar, read only, with a change feed (RFC 6578 sync-collection, or a Graph
+    delta link) so that a cycle where nothing changed costs one request."""
 
     def fetch(self, window: Window) -> list[RawObject]:
         """Every event object that has an instance overlapping the window."""
+        ...
+
+    def read(self, window: Window, *, with_token: bool) -> tuple[list[RawObject], str | None]:
+        """fetch(), and, if asked, the token from which `changes` reports what changes after
+        this read (None when the source has no change feed)."""
+        ...
+
+    def changes(self, token: str) -> Changes:
+        """Changed and removed hrefs since the token, and the new token; TokenRejected when the
+        source forgot it."""
+        ...
+
+    def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
+        """The named objects."""
         ...
 
 

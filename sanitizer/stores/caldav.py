@@ -205,6 +205,11 @@ class CalDAVSource:
             found.extend(_objects(reply, self.url, "REPORT"))
         return found
 
+    def read(self, window: Window, *, with_token: bool) -> tuple[list[RawObject], str | None]:
+        """The token first, so that changes made while the window is read show up next time."""
+        token = self.sync_token() if with_token else None
+        return self.fetch(window), token
+
     def fetch(self, window: Window) -> list[RawObject]:
         """Every VEVENT object with an instance in the window, with its ETag and data."""
         body = _QUERY.format(range=_range(window)).encode()

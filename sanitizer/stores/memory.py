@@ -85,6 +85,11 @@ class MemoryCalendar:
                     for h in hrefs if h in self.objects]
 
     # Source side: time filtering is left to the expansion, which is the part under test.
+    def read(self, window: Window, *, with_token: bool) -> tuple[list[RawObject], str | None]:
+        """The token, then every object, as a CalDAV source reads them."""
+        token = self.sync_token() if with_token else None
+        return self.fetch(window), token
+
     def fetch(self, window: Window) -> list[RawObject]:
         """All objects (a server would filter by time; expansion filters again)."""
         return self._all()
@@ -155,6 +160,18 @@ class UnreachableCalendar:
                           transient=True)
 
     def fetch(self, window: Window) -> list[RawObject]:
+        """Always fails."""
+        raise self._fail()
+
+    def read(self, window: Window, *, with_token: bool) -> tuple[list[RawObject], str | None]:
+        """Always fails."""
+        raise self._fail()
+
+    def changes(self, token: str) -> Changes:
+        """Always fails."""
+        raise self._fail()
+
+    def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
         """Always fails."""
         raise self._fail()
 

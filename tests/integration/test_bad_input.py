@@ -26,7 +26,8 @@ import pytest
 from sanitizer.core import expand
 from sanitizer.core.expand import MAX_SECONDS, SkipObject, expand_object
 from sanitizer.core.phone_format import read_back
-from sanitizer.engine.reconcile import sync_pair, window_for
+from sanitizer.engine.desired import window_for
+from sanitizer.engine.reconcile import sync_pair
 from sanitizer.stores.memory import MemoryCalendar
 from tests.integration.test_faults import (
     Answer,

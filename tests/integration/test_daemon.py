@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sanitizer.engine.reconcile import PairReport
+from sanitizer.engine.report import PairReport
 from sanitizer.service import status
 from sanitizer.service.daemon import backoff, backs_off, jitter
 from tests.support.faultproxy import FaultProxy

@@ -19,7 +19,8 @@ from sanitizer.core.model import Action, Instance, Label
 from sanitizer.core.phone_format import serialize
 from sanitizer.core.rules import classify, from_agency
 from sanitizer.core.sanitize import sanitize, whole_minutes
-from sanitizer.engine.reconcile import sync_pair, window_for
+from sanitizer.engine.desired import window_for
+from sanitizer.engine.reconcile import sync_pair
 from sanitizer.errors import ConfigError
 from sanitizer.service.checks import keep_title_check
 from sanitizer.service.config import parse_config

@@ -1,10 +1,10 @@
-"""How the CalDAV servers agencies run differ, kept as data so code and tests agree on it.
+"""How the CalDAV servers the tests start differ, measured, kept as data the tests check.
 
-The sync never depends on any of these going one way: it decides "changed" on parsed content (never
-on bytes or ETags) and lists the whole phone calendar on a full cycle. The table is for code that
-uses an optional feature (sync tokens, server-side expansion) and for the tests in
-tests/test_server_differences.py, which measure the Radicale and Xandikos rows on every run.
-docs/servers.md explains each column.
+tests/integration/test_server_differences.py measures the Radicale and Xandikos rows on every run,
+so a server upgrade that changes a behaviour fails a test. The product does not read this table:
+it never depends on these going one way (it decides "changed" on parsed content, never on bytes or
+ETags, and lists the whole phone calendar on a full cycle). What the stores must do differently
+for a service lives in sanitizer/stores/differences.py. docs/servers.md explains each column.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["QUIRKS", "Expand", "ServerQuirks", "SyncAnswer", "classify_sync_answer", "quirks_for"]
+__all__ = ["QUIRKS", "Expand", "ServerQuirks", "SyncAnswer", "classify_sync_answer"]
 
 
 class Expand(enum.Enum):
@@ -87,11 +87,6 @@ QUIRKS: dict[str, ServerQuirks] = {
     )
 }
 QUIRKS["xandikos-tls"] = QUIRKS["xandikos"]
-
-
-def quirks_for(kind: str) -> ServerQuirks | None:
-    """The known behaviour of a server kind, or None for one nobody has measured."""
-    return QUIRKS.get(kind)
 
 
 def classify_sync_answer(status: int, body: bytes | str | None = None) -> SyncAnswer:

@@ -36,7 +36,7 @@ SERIES = cal(
 
 def test_series_with_moved_and_cancelled_instances() -> None:
     got = expand_object(SERIES, WINDOW, UTC, "href")
-    by_key = {i.key: i for i in got}
+    by_key = {i.occurrence_id: i for i in got}
     assert set(by_key) == {"20300309T090000Z", "20300316T090000Z"}  # 03-02 is before the window
     moved = by_key["20300309T090000Z"]
     assert moved.start == datetime(2030, 3, 10, 11, tzinfo=UTC)  # keeps its original key
@@ -46,7 +46,7 @@ def test_series_with_moved_and_cancelled_instances() -> None:
 def test_single_events_have_no_instance_key_so_a_move_is_an_update() -> None:
     got = expand_object(cal(ev("DTSTART:20300305T100000Z\r\nDTEND:20300305T110000Z\r\n")),
                         WINDOW, UTC, "href")
-    assert [i.key for i in got] == [""]
+    assert [i.occurrence_id for i in got] == [""]
 
 
 def test_floating_times_use_the_agency_zone_and_all_day_stays_a_date() -> None:

@@ -37,7 +37,10 @@ from sanitizer.core.plan import plan
 from sanitizer.core.policy import Rule
 from sanitizer.core.rules import Decision, classify
 from sanitizer.core.sanitize import sanitize
-from sanitizer.engine.reconcile import PairReport, desired_state, sync_pair, sync_state, window_for
+from sanitizer.engine import sync_state
+from sanitizer.engine.desired import desired_state, window_for
+from sanitizer.engine.reconcile import sync_pair
+from sanitizer.engine.report import PairReport
 from sanitizer.service import status
 from sanitizer.service.config import Pair
 from sanitizer.stores.base import RawObject

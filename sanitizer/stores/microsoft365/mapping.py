@@ -89,7 +89,8 @@ def source_instance(obj: Mapping[str, Any], ident: str, read_subject: bool) -> I
     if _bool(obj, "isCancelled", False):
         status = "CANCELLED"
     return Instance(
-        source_uid="graph:" + ident, key="", start=when_start, end=when_end, status=status,
+        source_uid="graph:" + ident, occurrence_id="", start=when_start, end=when_end,
+        status=status,
         transparent=transparent, categories=_categories(obj.get("categories", [])),
         klass=_enum(obj, "sensitivity", SENSITIVITY, "PUBLIC"),
         summary=_subject(obj.get("subject")) if read_subject else None,

@@ -89,14 +89,15 @@ class GraphSource:
                 + f"calendars/{quote(ident, safe='')}/calendarView/delta"
                 + f"?startDateTime={start}&endDateTime={end}")
 
-    def fetch_with_token(self, window: Window) -> tuple[list[RawObject], str | None]:
-        """A whole delta round over the window: its instances, and the deltaLink."""
+    def read(self, window: Window, *, with_token: bool) -> tuple[list[RawObject], str | None]:
+        """A whole delta round over the window: its instances, and the deltaLink, which is
+        bound to this window (a new window starts a new round)."""
         items, token = self._round(self._delta_url(window))
-        return [obj for obj in items.values() if obj is not None], token
+        return [obj for obj in items.values() if obj is not None], token if with_token else None
 
     def fetch(self, window: Window) -> list[RawObject]:
         """Every instance in the window (a delta round whose token is not kept)."""
-        return self.fetch_with_token(window)[0]
+        return self.read(window, with_token=False)[0]
 
     def changes(self, token: str) -> Changes:
         """What changed since the deltaLink; TokenRejected (410) when Graph forgot it."""

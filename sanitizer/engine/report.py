@@ -1,0 +1,100 @@
+"""The outcome of one cycle of one pair: counts and reason codes, never event text."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sanitizer.core.model import Create, Delete, Plan, SanitizedEvent, Update
+from sanitizer.engine.sync_state import PairState
+
+if TYPE_CHECKING:
+    from sanitizer.engine.execute import WriteResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairReport:
+    """The outcome of one cycle of one pair: counts and reason codes, nothing else."""
+
+    pair: str
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    expired: int = 0
+    unchanged: int = 0
+    foreign: int = 0
+    other_installations: int = 0  # of the foreign entries, those another installation made
+    held_back: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    write_errors: Counter[str] = field(default_factory=Counter)
+    error: str | None = None  # a one-line message, already free of event text
+    error_code: str | None = None  # a short reason code, for the status file
+    dry_run: bool = False
+    mode: str = "full"  # full, quiet (nothing changed) or incremental
+    desired: list[SanitizedEvent] = field(default_factory=list, repr=False)
+    state: PairState | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """A pair fails if it could not be read or written, or if the guard held deletions."""
+        real_errors = {k: v for k, v in self.write_errors.items() if k != "conflict"}
+        return self.error is None and not real_errors and not self.held_back
+
+    def status_line(self) -> str:
+        """One line, for the CLI and the log."""
+        if self.error is not None:
+            return f"pair {self.pair}: FAILED {self.error}"
+        state = "ok" if self.ok else "FAILED"
+        words = "would create" if self.dry_run else "created"
+        parts = [f"pair {self.pair}: {state}", f"{words}={self.created}",
+                 f"updated={self.updated}", f"deleted={self.deleted}",
+                 f"unchanged={self.unchanged}", f"skipped={sum(self.skipped.values())}",
+                 f"foreign={self.foreign}"]
+        if self.other_installations:
+            parts.append(f"(of other installations: {self.other_installations})")
+        if self.skipped:
+            parts.append("(" + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) + ")")
+        if self.held_back:
+            parts.append(f"held-back={self.held_back} (source returned nothing)")
+        if self.write_errors:
+            parts.append("write-errors: " + ", ".join(
+                f"{k}={v}" for k, v in sorted(self.write_errors.items())))
+        return " ".join(parts) + f" [{self.mode}]"
+
+    @classmethod
+    def failed(cls, pair: str, reason: str, message: str, *, dry_run: bool = False,
+               state: PairState | None = None) -> PairReport:
+        """A cycle that did not run or did not finish: a reason code and a one-line message
+        (already free of event text), and what to remember if anything."""
+        return cls(pair, error=message, error_code=reason, dry_run=dry_run, state=state)
+
+    @classmethod
+    def internal_error(cls, pair: str, exc: BaseException, *, dry_run: bool = False) -> PairReport:
+        """A bug met while running the pair: named by the exception's type only (its text may
+        quote input), so that one pair's bug never stops the others."""
+        report = cls.failed(pair, "internal-error", f"internal error ({type(exc).__name__})",
+                            dry_run=dry_run)
+        log.error("pair %s: %s", pair, report.error)
+        return report
+
+    def count(self, the_plan: Plan, results: Sequence[WriteResult] | None = None) -> None:
+        """The plan's counts, less the writes that failed (`results`, in the plan's order);
+        each failure is counted by reason."""
+        done = [r is None or r.error is None
+                for r in (results if results is not None else [None] * len(the_plan.actions))]
+        actions = list(zip(the_plan.actions, done, strict=True))
+        self.created = sum(isinstance(a, Create) and ok for a, ok in actions)
+        self.updated = sum(isinstance(a, Update) and ok for a, ok in actions)
+        self.deleted = sum(isinstance(a, Delete) and ok for a, ok in actions)
+        self.expired = sum(isinstance(a, Delete) and a.expired for a, _ in actions)
+        self.unchanged = the_plan.unchanged
+        self.foreign = len(the_plan.foreign)
+        self.held_back = the_plan.held_back
+        for result in results or ():
+            if result.error is not None:
+                self.write_errors[result.error] += 1
