@@ -16,25 +16,18 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any, NoReturn
 
 from sanitizer import __version__
-from sanitizer.cli import discover, phone_setup, policy_text
-from sanitizer.cli.admin import ADMIN_COMMANDS, add_admin_commands
+from sanitizer.cli import check, common, discover, phone_setup, policy_text, run, status, wipe
+from sanitizer.cli.common import UsageError
 from sanitizer.core.model import SanitizedEvent, Status, Transparency
 from sanitizer.engine.reconcile import PairReport
 from sanitizer.errors import ConfigError, ExitCode, SanitizerError, SecretError
 from sanitizer.service import credentials, lock
-from sanitizer.service.config import Config, Pair, load_config, resolve_path
 from sanitizer.service.hardening import forbid_core_dumps
 from sanitizer.service.logs import LEVELS, setup
 from sanitizer.service.runtime import Runtime, open_runtime, run_cycle, run_locked
 
 PROG = "calendar-sanitizer"
 log = logging.getLogger(__name__)
-
-
-class UsageError(SanitizerError):
-    """Bad command-line usage (exit 64)."""
-
-    exit_code = ExitCode.USAGE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,20 +39,20 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """All commands and options."""
-    common = _Parser(add_help=False)
-    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+    shared = _Parser(add_help=False)
+    shared.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
                         help="config file (default: $CALENDAR_SANITIZER_CONFIG, "
                              "else /etc/calendar-sanitizer/config.toml)")
-    common.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS,
+    shared.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS,
                         help="log verbosity (default: warning; info for run)")
-    parser = _Parser(prog=PROG, parents=[common], description=(
+    parser = _Parser(prog=PROG, parents=[shared], description=(
         "Keep a non-identifying copy of work calendars on phone calendars."))
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     for name, help_text in (("sync", "run one cycle over all pairs (or one)"),
                             ("preview", "print what each phone calendar will hold")):
-        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub = common.add_command(commands, shared, name, help_text, help_text)
         sub.add_argument("--pair", metavar="NAME", help="only this pair")
         sub.add_argument("--now", metavar="ISO8601",
                          help="run as of this time (naive times are in service.timezone)")
@@ -69,23 +62,26 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--full", action="store_true",
                              help="reconcile fully now (read the whole window and the whole "
                                   "phone calendar) instead of asking what changed")
-    demo = commands.add_parser("demo", parents=[common],
-                               help="run against an embedded Radicale with sample data",
-                               description="Start a local Radicale with fake appointments and "
-                                           "sync them every few seconds until Ctrl-C.")
+    demo = common.add_command(commands, shared, "demo",
+                              "run against an embedded Radicale with sample data",
+                              "Start a local Radicale with fake appointments and "
+                              "sync them every few seconds until Ctrl-C.")
     demo.add_argument("--interval", type=float, default=5.0, help="seconds between cycles")
     demo.add_argument("--cycles", type=int, default=0,
                       help="stop after this many cycles (default: run until Ctrl-C)")
-    setpw = commands.add_parser("set-password", parents=[common],
-                                help="store an account's password in the keyring",
-                                description="Store an account's password in the keyring.")
+    setpw = common.add_command(commands, shared, "set-password",
+                               "store an account's password in the keyring",
+                               "Store an account's password in the keyring.")
     setpw.add_argument("account", help="the account name from [accounts.NAME]")
     setpw.add_argument("--stdin", action="store_true",
                        help="read the password from standard input instead of a prompt")
-    add_admin_commands(commands, common)
-    discover.add_parser(commands, common)
-    policy_text.add_parser(commands, common)
-    phone_setup.add_parser(commands, common)
+    run.add_parser(commands, shared)
+    check.add_parser(commands, shared)
+    status.add_parser(commands, shared)
+    wipe.add_parser(commands, shared)  # and resume
+    discover.add_parser(commands, shared)
+    policy_text.add_parser(commands, shared)
+    phone_setup.add_parser(commands, shared)
     return parser
 
 
@@ -167,19 +163,6 @@ def _give_closed_streams_a_sink() -> None:
         sys.stdout = _ClosedPipeSafe(sys.stdout)
 
 
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(resolve_path(getattr(args, "config", None)))
-
-
-def _pairs(config: Config, name: str | None) -> tuple[Pair, ...]:
-    if name is None:
-        return config.pairs
-    try:
-        return (config.pair(name),)
-    except KeyError:
-        raise UsageError(f"no pair named {name!r} in {config.path}") from None
-
-
 def parse_now(text: str | None, zone: tzinfo) -> datetime:
     """--now, or the clock; naive times are in the service's zone."""
     if text is None:
@@ -193,8 +176,8 @@ def parse_now(text: str | None, zone: tzinfo) -> datetime:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """One cycle; exit 0 if every pair succeeded, 1 if any failed."""
-    config = _config(args)
-    pairs = _pairs(config, args.pair)
+    config = common.load(args)
+    pairs = common.pairs(config, args.pair)
     now = parse_now(args.now, config.service.timezone)
     instance = None if args.dry_run else lock.acquire(config.service.state_dir)
     try:
@@ -252,8 +235,8 @@ def sync_exit_code(reports: Sequence[PairReport]) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """What each phone calendar will hold: date, time, title, location label. Writes nothing."""
-    config = _config(args)
-    pairs = _pairs(config, args.pair)
+    config = common.load(args)
+    pairs = common.pairs(config, args.pair)
     now = parse_now(args.now, config.service.timezone)
     runtime = open_runtime(config, pairs, dry_run=True)
     _say_if_throwaway(runtime)
@@ -299,10 +282,8 @@ def _as_date(value: date) -> date:
 
 def cmd_set_password(args: argparse.Namespace) -> int:
     """Store a password in the configured keyring; it is never taken from the command line."""
-    config = _config(args)
-    if args.account not in config.accounts:
-        raise UsageError(f"no [accounts.{args.account}] in {config.path}")
-    account = config.accounts[args.account]
+    config = common.load(args)
+    account = common.account(config, args.account)
     backend = credentials.writable_backend(config.service.keyring_backend,
                                            account.secret_name, config.service.state_dir)
     if args.stdin:  # a Microsoft 365 credential may be a PEM: all of standard input
@@ -335,5 +316,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "discover": discover.cmd_discover,
     "policy": policy_text.cmd_policy,
     "phone-setup": phone_setup.cmd_phone_setup,
-    **ADMIN_COMMANDS,
+    "run": run.cmd_run,
+    "check": check.cmd_check,
+    "status": status.cmd_status,
+    "wipe": wipe.cmd_wipe,
+    "resume": wipe.cmd_resume,
 }

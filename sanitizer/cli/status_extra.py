@@ -13,17 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sanitizer.cli.common import UsageError
 from sanitizer.core.durations import parse_duration
-from sanitizer.errors import ExitCode, SanitizerError
 from sanitizer.service import status
 from sanitizer.service.config import Config
-
-
-class MaxAgeError(SanitizerError):
-    """--max-age is not a duration (exit 64)."""
-
-    exit_code = ExitCode.USAGE
-
 
 COUNTS = ("created", "updated", "deleted", "unchanged", "foreign", "held_back")
 
@@ -34,7 +27,7 @@ def max_age(config: Config, option: str | None) -> timedelta:
         try:
             return parse_duration(option)
         except ValueError as exc:
-            raise MaxAgeError(f"--max-age: {exc}") from None
+            raise UsageError(f"--max-age: {exc}") from None
     return config.service.stale_limit
 
 
