@@ -17,6 +17,8 @@ from sanitizer.errors import ExitCode, SanitizerError
 from sanitizer.service import retirement
 from sanitizer.service.config import Account, Config, Pair, load_config, resolve_path
 
+PROG = "calendar-sanitizer"
+
 
 class UsageError(SanitizerError):
     """Bad command-line usage: an unknown name, a bad option value, no confirmation (exit 64)."""
