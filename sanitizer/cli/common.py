@@ -1,4 +1,5 @@
-"""What every command shares: the usage error, the config, pair and account lookups, output.
+"""What the commands share: the usage error, the config, the pair and account lookups, the
+state directory's owner check, and line output.
 
 One place for these, so that a wrong name or option gives the same one-line message and exit
 code (64, sysexits) whichever command was given it.
@@ -32,11 +33,11 @@ class NotOwner(SanitizerError):
     exit_code = ExitCode.NOPERM
 
 
-def add_command(commands: Any, common: argparse.ArgumentParser, name: str, help_text: str,
+def add_command(commands: Any, parent: argparse.ArgumentParser, name: str, help_text: str,
                 description: str) -> argparse.ArgumentParser:
-    """A subcommand that takes the shared options (--config, --log-level)."""
+    """A subcommand that takes the shared options (--config, --log-level) from `parent`."""
     parser: argparse.ArgumentParser = commands.add_parser(
-        name, parents=[common], help=help_text, description=description)
+        name, parents=[parent], help=help_text, description=description)
     return parser
 
 
