@@ -12,41 +12,35 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from sanitizer.errors import ConfigError, ExitCode, SanitizerError
+from sanitizer.cli import common
+from sanitizer.errors import ConfigError
 from sanitizer.service import credentials
-from sanitizer.service.config import Account, Config, load_config, parse_config, resolve_path
+from sanitizer.service.config import Account, Config, load_config, parse_config
 from sanitizer.service.connections import transport_for
 from sanitizer.stores.caldav import RetryPolicy
 from sanitizer.stores.discovery import Calendar, Discovery, discover
 
 
-class UnknownAccount(SanitizerError):
-    """discover was given an account the config does not define (exit 64)."""
-
-    exit_code = ExitCode.USAGE
-
-
-def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Register `discover`."""
-    parser = commands.add_parser(
-        "discover", parents=[common], help="list the calendars an account can see",
-        description="Find the calendars an account can see (current-user-principal, then "
-                    "calendar-home-set, as vdirsyncer does) and print ready-to-paste source "
-                    "and target lines. Reads collection properties only. Exit 77 if the "
-                    "password is rejected, 69 if the server cannot be reached.")
+    parser = common.add_command(
+        commands, parent, "discover",
+        "list the calendars an account can see",
+        "Find the calendars an account can see (current-user-principal, then "
+        "calendar-home-set, as vdirsyncer does) and print ready-to-paste source "
+        "and target lines. Reads collection properties only. Exit 77 if the "
+        "password is rejected, 69 if the server cannot be reached.")
     parser.add_argument("account", metavar="ACCOUNT", help="the name from [accounts.NAME]")
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
     """One account: log in, walk to its calendars, print them."""
-    config = accounts_only(resolve_path(getattr(args, "config", None)))
-    account = config.accounts.get(args.account)
-    if account is None:
-        raise UnknownAccount(f"no [accounts.{args.account}] in {config.path}")
+    config = accounts_only(common.config_path(args))
+    account = common.account(config, args.account)
     if account.kind == "microsoft365":
-        raise UnknownAccount(f"accounts.{args.account}: discover reads CalDAV accounts; a "
-                             "Microsoft 365 calendar is named USER/CALENDAR "
-                             "(see docs/microsoft365.md)")
+        raise common.UsageError(f"accounts.{args.account}: discover reads CalDAV accounts; a "
+                                "Microsoft 365 calendar is named USER/CALENDAR "
+                                "(see docs/microsoft365.md)")
     backend = credentials.select_backend(config.service.keyring_backend)
     timeout = min(config.service.timeout.total_seconds(), 30.0)
     transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))

@@ -16,26 +16,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sanitizer.errors import ExitCode, SanitizerError
-from sanitizer.service.config import Pair, load_config, resolve_path
+from sanitizer.cli import common
+from sanitizer.cli.common import UsageError
+from sanitizer.service.config import Pair
 
 PLACEHOLDER = "<the phone's own login>"
 PROFILE_NAMESPACE = uuid.UUID("6a0e9a52-2f4c-4c1b-9a55-0f1e3f8a7c11")
 
 
-class PhoneSetupError(SanitizerError):
-    """Bad arguments to phone-setup (exit 64)."""
-
-    exit_code = ExitCode.USAGE
-
-
-def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Register `phone-setup`."""
-    parser = commands.add_parser(
-        "phone-setup", parents=[common], help="print how to connect a pair's phone (DAVx5, iOS)",
-        description="Print step-by-step phone setup for DAVx5 and iOS with the pair's server "
-                    "URL and phone login (pairs.phone_user), and optionally write an Apple "
-                    "configuration profile.")
+    parser = common.add_command(
+        commands, parent, "phone-setup",
+        "print how to connect a pair's phone (DAVx5, iOS)",
+        "Print step-by-step phone setup for DAVx5 and iOS with the pair's server "
+        "URL and phone login (pairs.phone_user), and optionally write an Apple "
+        "configuration profile.")
     parser.add_argument("pair", metavar="PAIR", help="the pair's name")
     parser.add_argument("--mobileconfig", metavar="FILE",
                         help="also write an Apple configuration profile (CalDAV account) here")
@@ -45,14 +41,11 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_phone_setup(args: argparse.Namespace) -> int:
     """Print the steps; write the profile if asked."""
-    config = load_config(resolve_path(getattr(args, "config", None)))
-    try:
-        pair = config.pair(args.pair)
-        index = config.pairs.index(pair)
-    except KeyError:
-        raise PhoneSetupError(f"no pair named {args.pair!r} in {config.path}") from None
+    config = common.load(args)
+    pair = common.pair(config, args.pair)
+    index = config.pairs.index(pair)
     if args.with_password and not args.mobileconfig:
-        raise PhoneSetupError("--with-password needs --mobileconfig FILE")
+        raise UsageError("--with-password needs --mobileconfig FILE")
     sys.stdout.write(instructions(pair, index) + "\n")
     if args.mobileconfig:
         secret = _read_password() if args.with_password else None
@@ -140,11 +133,11 @@ def write_profile(path: Path, pair: Pair, password: str | None) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
     except OSError as exc:
-        raise PhoneSetupError(f"--mobileconfig {path}: {exc.strerror}") from None
+        raise UsageError(f"--mobileconfig {path}: {exc.strerror}") from None
 
 
 def _read_password() -> str:
     value = sys.stdin.readline().rstrip("\r\n")
     if not value:
-        raise PhoneSetupError("--with-password: no password on standard input")
+        raise UsageError("--with-password: no password on standard input")
     return value

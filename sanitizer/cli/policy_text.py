@@ -9,9 +9,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sanitizer.cli import common
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Rule
-from sanitizer.service.config import Config, Pair, load_config, resolve_path
+from sanitizer.service.config import Config, Pair
 
 NEVER_COPIED = (
     "the appointment's own title (except for events a keep-title rule names, such as staff "
@@ -22,21 +23,22 @@ NEVER_COPIED = (
 )
 
 
-def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Register `policy`."""
-    parser = commands.add_parser(
-        "policy", parents=[common], help="print what the phones hold, for a cell-phone policy",
-        description="Print a plain-language statement of what each phone calendar holds, "
-                    "generated from the config: titles, rules, how far ahead, how long past "
-                    "entries stay, what is never copied, and what to do when a phone is lost. "
-                    "Contacts no server.")
+    parser = common.add_command(
+        commands, parent, "policy",
+        "print what the phones hold, for a cell-phone policy",
+        "Print a plain-language statement of what each phone calendar holds, "
+        "generated from the config: titles, rules, how far ahead, how long past "
+        "entries stay, what is never copied, and what to do when a phone is lost. "
+        "Contacts no server.")
     parser.add_argument("--format", choices=("markdown", "text"), default="markdown",
                         help="markdown (default) or plain text")
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
     """Print the statement."""
-    config = load_config(resolve_path(getattr(args, "config", None)))
+    config = common.load(args)
     text = render(config, datetime.now(UTC))
     if args.format == "text":
         text = text.replace("**", "").replace("`", "").replace("# ", "")

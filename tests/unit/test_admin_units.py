@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sanitizer.cli.main import REASON_EXIT, sync_exit_code
-from sanitizer.cli.status_extra import is_stale
+from sanitizer.cli.status import is_stale
+from sanitizer.cli.sync import REASON_EXIT, sync_exit_code
 from sanitizer.engine.report import PairReport
 from sanitizer.service import metrics, rejected
 from sanitizer.service.config import Account

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from sanitizer.cli.main import render_preview
+from sanitizer.cli.sync import render_preview
 from sanitizer.core.expand import SkipObject, expand_object
 from sanitizer.core.model import Action, Instance, Label, SanitizedEvent
 from sanitizer.core.phone_format import PRODID, serialize

@@ -1,0 +1,214 @@
+"""`calendar-sanitizer status`: per pair, the last cycle, its result and counts, the next run and
+any pause, from the state directory; no server is contacted. `--json` is the same for monitoring
+(Nagios/Icinga, systemd OnFailure=).
+
+A pair is stale when it has not completed a cycle successfully within `service.stale_after`
+(default 3 x interval); paused pairs are not, and before the installation's first cycle (no
+status file yet) no pair is. Counts, times, pair names, URLs from the config and reason codes;
+never anything from an event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from sanitizer.cli import common
+from sanitizer.core.durations import parse_duration
+from sanitizer.engine import ledger
+from sanitizer.errors import ExitCode
+from sanitizer.service import lock, status
+from sanitizer.service.config import Config
+
+COUNTS = ("created", "updated", "deleted", "unchanged", "foreign", "held_back")
+
+
+def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:
+    """Register `status`."""
+    state = common.add_command(
+        commands, parent, "status", "per pair: last cycle, result, counts, next run, paused",
+        "Show what the last cycle of each pair did and when the next runs, from the "
+        "state directory (no server is contacted). Exit 1 if a pair's last cycle "
+        "failed or a pair (not paused) has no successful cycle within --max-age.")
+    state.add_argument("--json", action="store_true", help="one JSON document, for monitoring")
+    state.add_argument("--max-age", metavar="DURATION", default=None,
+                       help="how old a pair's last successful cycle may be (default: "
+                            "service.stale_after, else 3 x service.interval)")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """From status.json and the pause flags; talks to no server. Exit 1 if a pair last failed."""
+    config = common.load(args)
+    state_dir, zone = config.service.state_dir, config.service.timezone
+    if state_dir.exists() and not os.access(state_dir, os.R_OK | os.X_OK):
+        raise common.NotOwner(f"{state_dir}: not readable by this user; run this as root or as "
+                              "the service's user")
+    pid = lock.holder(state_dir)
+    now, limit = datetime.now(UTC), max_age(config, args.max_age)
+    if args.json:
+        data = status.read_status(state_dir)
+        common.say(as_json(config, data, pid, now, limit))
+        failed = any(isinstance(e := data.get(p.name), dict) and "time" in e and not e.get("ok")
+                     for p in config.pairs)
+        stale = stale_pairs(config, data, now, limit)
+        return int(ExitCode.FAILED if failed or stale else ExitCode.OK)
+    common.say(f"daemon: running (pid {pid})" if pid else
+               "daemon: not running (next=- below; the timer variant runs `sync` on its own "
+               "schedule)")
+    data = status.read_status(state_dir)
+    failed = False
+    for pair in config.pairs:
+        entry = data.get(pair.name)
+        entry = entry if isinstance(entry, dict) else None
+        failed |= bool(entry and "time" in entry and not entry.get("ok"))
+        common.say(status_line(pair.name, entry, status.paused_info(state_dir, pair.name),
+                               pid is not None, zone))
+    for url, record in sorted(common.retired_records(config).items()):
+        failed |= record.error is not None
+        common.say(retired_line(url, record, zone))
+    stale = stale_pairs(config, data, now, limit)
+    for name in stale:
+        common.say(f"pair {name}: STALE no successful cycle in the last {_age(limit)} "
+                   "(service.stale_after)")
+    return int(ExitCode.FAILED if failed or stale else ExitCode.OK)
+
+
+def status_line(pair: str, entry: dict[str, Any] | None, paused: dict[str, Any] | None,
+                running: bool, zone: tzinfo) -> str:
+    """One pair: last cycle, result, counts, next run, pause."""
+    parts = [f"pair {pair}:"]
+    if entry and "time" in entry:
+        skipped = entry.get("skipped")
+        write_errors = entry.get("write_errors")
+        parts += [f"last={_when(entry['time'], zone)}", f"result={_result(entry)}"]
+        parts += [f"{key}={int(entry.get(key) or 0)}" for key in COUNTS]
+        parts.append(f"skipped={sum(skipped.values()) if isinstance(skipped, dict) else 0}")
+        if entry.get("other_installations"):
+            parts.append(f"of_other_installations={int(entry['other_installations'])}")
+        if isinstance(write_errors, dict) and write_errors:
+            parts.append(f"write_errors={sum(write_errors.values())}")
+    else:
+        parts.append("last=never")
+    if paused is not None:
+        parts.append("next=paused")
+    elif running and entry and "next_run" in entry:
+        parts.append(f"next={_when(entry['next_run'], zone)}")
+        if entry.get("failures"):
+            parts.append(f"failures_in_a_row={int(entry['failures'])}")
+    else:
+        parts.append("next=-")
+    if paused is None:
+        parts.append("paused=no")
+    else:
+        since = _when(paused["since"], zone) if "since" in paused else "?"
+        parts.append(f"paused=yes(since {since}, {paused.get('reason', '?')})")
+    return " ".join(parts)
+
+
+def retired_line(url: str, record: ledger.Record, zone: tzinfo) -> str:
+    """One retired target: what is left to delete there, and how the clean-up goes."""
+    parts = [f"retired pair {record.pair}: {len(record.entries)} entries left to delete in {url}"]
+    if record.error is None:
+        parts.append("result=pending (deleted by the next cycle)")
+    else:
+        parts.append(f"result=FAILED({record.error})")
+        parts.append(f"last={_when(record.last_try, zone)}")
+        parts.append(f"failures_in_a_row={record.failures}")
+        parts.append(f"next={_when(record.retry_at, zone)}")
+    return " ".join(parts)
+
+
+def max_age(config: Config, option: str | None) -> timedelta:
+    """--max-age, else service.stale_after, else 3 x interval."""
+    if option:
+        try:
+            return parse_duration(option)
+        except ValueError as exc:
+            raise common.UsageError(f"--max-age: {exc}") from None
+    return config.service.stale_limit
+
+
+def is_stale(entry: Mapping[str, Any] | None, now: datetime, limit: timedelta) -> bool:
+    """True unless the last cycle succeeded and ended less than `limit` ago."""
+    if not entry or not entry.get("ok") or "time" not in entry:
+        return entry is not None
+    try:
+        when = datetime.fromisoformat(str(entry["time"]))
+    except ValueError:
+        return True
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return now - when > limit
+
+
+def stale_pairs(config: Config, data: Mapping[str, Any], now: datetime,
+                limit: timedelta) -> list[str]:
+    """Pairs (not paused) without a successful cycle within `limit`."""
+    state_dir = config.service.state_dir
+    empty: Mapping[str, Any] = {}
+    return [pair.name for pair in config.pairs
+            if status.paused_info(state_dir, pair.name) is None
+            and is_stale(_entry(data, pair.name) or (empty if data else None), now, limit)]
+
+
+def as_json(config: Config, data: Mapping[str, Any], pid: int | None, now: datetime,
+            limit: timedelta) -> str:
+    """One JSON document: the daemon, then every configured pair."""
+    stale = set(stale_pairs(config, data, now, limit))
+    pairs = [_pair_json(config.service.state_dir, name, _entry(data, name), name in stale)
+             for name in (pair.name for pair in config.pairs)]
+    return json.dumps({"daemon": {"running": pid is not None, "pid": pid},
+                       "max_age_seconds": int(limit.total_seconds()), "pairs": pairs},
+                      indent=1, sort_keys=True)
+
+
+def _pair_json(state_dir: Path, name: str, entry: Mapping[str, Any] | None,
+               stale: bool) -> dict[str, Any]:
+    entry = entry or {}
+    skipped, write_errors = entry.get("skipped"), entry.get("write_errors")
+    return {
+        "name": name, "last": entry.get("time"), "ok": entry.get("ok"),
+        "error": entry.get("error"), "stale": stale,
+        **{key: int(entry.get(key) or 0) for key in COUNTS},
+        "skipped": dict(skipped) if isinstance(skipped, dict) else {},
+        "write_errors": dict(write_errors) if isinstance(write_errors, dict) else {},
+        "next_run": entry.get("next_run"), "failures_in_a_row": int(entry.get("failures") or 0),
+        "paused": status.paused_info(state_dir, name),
+    }
+
+
+def _entry(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    entry = data.get(name)
+    return entry if isinstance(entry, dict) else None
+
+
+def _when(text: Any, zone: tzinfo) -> str:
+    try:
+        value = datetime.fromisoformat(str(text))
+    except ValueError:
+        return "?"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _result(entry: dict[str, Any]) -> str:
+    if entry.get("ok"):
+        return "ok"
+    if entry.get("error"):
+        return f"FAILED({entry['error']})"
+    if entry.get("held_back"):
+        return "FAILED(held-back)"
+    return "FAILED(write-errors)"
+
+
+def _age(limit: timedelta) -> str:
+    seconds = int(limit.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
