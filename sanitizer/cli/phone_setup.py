@@ -127,11 +127,11 @@ def profile(pair: Pair, password: str | None) -> dict[str, Any]:
 
 def write_profile(path: Path, pair: Pair, password: str | None) -> None:
     """Write the profile as an XML plist, 0600 (it may hold a password)."""
-    data = plistlib.dumps(profile(pair, password), fmt=plistlib.FMT_XML)
+    document = plistlib.dumps(profile(pair, password), fmt=plistlib.FMT_XML)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            handle.write(document)
     except OSError as exc:
         raise UsageError(f"--mobileconfig {path}: {exc.strerror}") from None
 

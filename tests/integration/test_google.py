@@ -71,7 +71,7 @@ def new_calendar(sim: GoogleServer, prefix: str) -> str:
 
 def transport(sim: GoogleServer, key: str | None = None) -> Transport:
     tokens = google.ServiceAccountTokens(google.parse_key(key or sim.password), sim.user)
-    return Transport(Credentials(sim.url, sim.user, "", True, 10.0, tokens),
+    return Transport(Credentials(sim.url, sim.user, "", True, 10.0, bearer=tokens),
                      differences=google.GOOGLE)
 
 
