@@ -274,3 +274,8 @@ def test_discover_unreachable_graph_is_69(sim: GraphSim, tmp_path: Path) -> None
     result = setup.run("discover", "agency", "--user", ADVOCATE)
     assert result.code == 69 and "503" in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1
+    nowhere = GraphSim()
+    nowhere.server = type("S", (), {"server_address": ("127.0.0.1", 9)})()  # not started
+    result = m365_setup(tmp_path / "nowhere", nowhere).run("discover", "agency", "--user",
+                                                           ADVOCATE)
+    assert result.code == 69 and "authority-unreachable" in result.stderr, result.output
