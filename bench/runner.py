@@ -27,13 +27,12 @@ from bench import calgen, dav, report, tools
 from bench.report import PRODUCT, VDIR, Row
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from faultproxy import FaultProxy  # noqa: E402
+sys.path.insert(0, str(REPO))  # the tests package, when run as a script
 
 from sanitizer.core.durations import parse_duration  # noqa: E402
 from sanitizer.demo.embedded_server import EmbeddedRadicale  # noqa: E402
 from sanitizer.service.config import Service  # noqa: E402
+from tests.support.faultproxy import FaultProxy  # noqa: E402
 
 LOOKAHEAD = timedelta(days=14)
 RETENTION = timedelta(hours=24)

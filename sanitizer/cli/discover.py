@@ -1,7 +1,7 @@
 """`calendar-sanitizer discover ACCOUNT`: the calendars an account sees, as lines to paste.
 
 Prints display names and URLs from the server (cleaned, on the account's own server only), event
-counts and access; never an event.
+counts and access; never an event. Microsoft 365 accounts: see discover_microsoft365.py.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sanitizer.cli import common
+from sanitizer.cli.discover_microsoft365 import discover_mailbox
 from sanitizer.errors import ConfigError
 from sanitizer.service import credentials
 from sanitizer.service.config import Account, Config, load_config, parse_config
@@ -27,10 +28,14 @@ def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:
         commands, parent, "discover",
         "list the calendars an account can see",
         "Find the calendars an account can see (current-user-principal, then "
-        "calendar-home-set, as vdirsyncer does) and print ready-to-paste source "
-        "and target lines. Reads collection properties only. Exit 77 if the "
+        "calendar-home-set, as vdirsyncer does; for a Microsoft 365 account, the "
+        "calendars of the mailbox --user names) and print ready-to-paste source "
+        "and target lines. Reads calendar properties only. Exit 77 if the "
         "password is rejected, 69 if the server cannot be reached.")
     parser.add_argument("account", metavar="ACCOUNT", help="the name from [accounts.NAME]")
+    parser.add_argument("--user", metavar="MAILBOX",
+                        help="Microsoft 365 accounts only (required there): the mailbox whose "
+                             "calendars to list, e.g. maria@agency.org")
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
@@ -38,9 +43,11 @@ def cmd_discover(args: argparse.Namespace) -> int:
     config = accounts_only(common.config_path(args))
     account = common.account(config, args.account)
     if account.kind == "microsoft365":
-        raise common.UsageError(f"accounts.{args.account}: discover reads CalDAV accounts; a "
-                                "Microsoft 365 calendar is named USER/CALENDAR "
-                                "(see docs/microsoft365.md)")
+        sys.stdout.write(discover_mailbox(config, args.account, args.user) + "\n")
+        return 0
+    if args.user is not None:
+        raise common.UsageError(f"--user is for Microsoft 365 accounts; accounts.{args.account} "
+                                f"is a {account.kind} account, whose login names its calendars")
     backend = credentials.select_backend(config.service.keyring_backend)
     timeout = min(config.service.timeout.total_seconds(), 30.0)
     transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))

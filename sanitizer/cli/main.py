@@ -154,9 +154,12 @@ def _give_closed_streams_a_sink() -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The embedded default (see demo.py)."""
-    from sanitizer.demo.run import run_demo  # noqa: PLC0415 - needs Radicale, only for the demo
-
+    """The embedded default (sanitizer/demo): part of a clone, not of the installed package."""
+    try:
+        from sanitizer.demo.run import run_demo  # noqa: PLC0415 - needs Radicale, only here
+    except ModuleNotFoundError:
+        raise UsageError("the demo is not part of an installed package: run `make demo` in a "
+                         "clone of the source") from None
     return run_demo(interval=args.interval, cycles=args.cycles)
 
 

@@ -29,7 +29,7 @@ from sanitizer.engine.execute import WriteResult, execute
 from sanitizer.engine.report import PairReport
 from sanitizer.engine.sync_state import PairState
 from sanitizer.errors import StoreError
-from sanitizer.stores.base import RawObject, SourceCalendar, TargetCalendar
+from sanitizer.stores.base import Changes, RawObject, SourceCalendar, TargetCalendar
 
 log = logging.getLogger(__name__)
 TOKEN_LOST = ("sync-token-rejected", "no-sync-token")  # the quiet path gives way to the full one
@@ -140,6 +140,34 @@ def _quiet(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
         report.state = replace(state, token=changes.token)
         return report
     report.mode = "incremental"
+    return _incremental(cycle, source, target, state, changes, report)
+
+
+def _incremental(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
+                 state: PairState, changes: Changes, report: PairReport) -> PairReport:
+    """Fetch only the objects that changed and rewrite only the entries they produced."""
+    desired, old = _changed(cycle, source, state, changes, report)
+    digests = {uid: _digest(cycle.key, event) for uid, event in desired.events.items()}
+    the_plan = plan_changes(desired.events, digests, old)
+    results = execute(the_plan, target, cycle.pair.name, cycle.workers)
+    report.count(the_plan, results)
+    report.foreign, report.other_installations = state.foreign, state.other_installations
+    report.unchanged = len(state.entries) - report.updated - report.deleted
+    entries = {uid: e for uid, e in state.entries.items() if uid not in old}
+    entries.update({uid: e for uid, e in old.items() if uid in desired.events})
+    entries.update({a.uid: old[a.uid] for a, r in zip(the_plan.actions, results, strict=True)
+                    if isinstance(a, Delete) and r.error is not None})  # still there
+    entries.update(_written(cycle.key, the_plan, results, desired))
+    boundary = min(state.next_boundary, desired.boundary)
+    report.state = replace(state, token=changes.token, entries=entries, next_boundary=boundary,
+                           clean=_clean(report, entries))
+    return report
+
+
+def _changed(cycle: CycleInputs, source: SourceCalendar, state: PairState, changes: Changes,
+             report: PairReport) -> tuple[Desired, dict[str, Entry]]:
+    """The entries the changed objects now produce, and the remembered entries they produced
+    before; NeedFull where only a full reconcile can decide."""
     touched = {sync_state.keyed(cycle.key, "href", h) for h in (*changes.changed, *changes.removed)}
     known = {entry.origin for entry in state.entries.values()}
     if known and known <= touched:
@@ -157,21 +185,7 @@ def _quiet(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     old = {uid: e for uid, e in state.entries.items() if e.origin in touched}
     if any(uid in state.entries and uid not in old for uid in desired.events):
         raise NeedFull  # an entry now claimed by another source object: let the full path sort it
-    digests = {uid: _digest(cycle.key, event) for uid, event in desired.events.items()}
-    the_plan = plan_changes(desired.events, digests, old)
-    results = execute(the_plan, target, cycle.pair.name, cycle.workers)
-    report.count(the_plan, results)
-    report.foreign, report.other_installations = state.foreign, state.other_installations
-    report.unchanged = len(state.entries) - report.updated - report.deleted
-    entries = {uid: e for uid, e in state.entries.items() if uid not in old}
-    entries.update({uid: e for uid, e in old.items() if uid in desired.events})
-    entries.update({a.uid: old[a.uid] for a, r in zip(the_plan.actions, results, strict=True)
-                    if isinstance(a, Delete) and r.error is not None})  # still there
-    entries.update(_written(cycle.key, the_plan, results, desired))
-    boundary = min(state.next_boundary, desired.boundary)
-    report.state = replace(state, token=changes.token, entries=entries, next_boundary=boundary,
-                           clean=_clean(report, entries))
-    return report
+    return desired, old
 
 
 def _written(key: bytes, the_plan: Plan, results: Sequence[WriteResult],

@@ -326,15 +326,18 @@ class _Reader:
             return None
         if kind == "microsoft365":
             return self.microsoft365_account(name, table, where, count)
-        common = {"kind", "url", "verify_tls", "ca_file"}
+        return self.dav_account(name, table, where, kind, count)
+
+    def dav_account(self, name: str, table: Mapping[str, Any], where: str, kind: str,
+                    count: int) -> Account | None:
+        """A CalDAV login, or a Google account (CalDAV with a service account's tokens)."""
         extra = google_fields(self, table, where) if kind == "google" else caldav_fields(
             self, table, where)
-        self.known_keys(table, where, common | set(extra))
+        self.known_keys(table, where, {"kind", "url", "verify_tls", "ca_file"} | set(extra))
         url = self.get(table, where, "url", str, required=kind == "caldav") or ""
         url = url or (GOOGLE_CALDAV_URL if kind == "google" else "")
         if url and (problem := check_url(url)):
             self.problem(f"{where}.url", problem)
-        username = extra.get("username") or extra.get("impersonate") or ""
         verify = self.get(table, where, "verify_tls", bool, True)
         ca_file = self.get(table, where, "ca_file", str)
         if ca_file is not None and not Path(ca_file).is_absolute():
@@ -342,8 +345,8 @@ class _Reader:
         if len(self.problems) > count:
             return None
         self.invalid_accounts.discard(name)
-        return Account(name, _with_slash(url), username, bool(verify),
-                       Path(ca_file) if ca_file else None, kind,
+        return Account(name, _with_slash(url), extra.get("username") or extra.get("impersonate")
+                       or "", bool(verify), Path(ca_file) if ca_file else None, kind,
                        service_account_key=extra.get("service_account_key"),
                        impersonate=extra.get("impersonate"))
 

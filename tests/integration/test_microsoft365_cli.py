@@ -194,3 +194,88 @@ def test_without_msal_the_account_is_a_config_problem(monkeypatch: pytest.Monkey
     result = m365_setup(tmp_path, sim).run("sync")
     assert result.code == 78 and "calendar-sanitizer[microsoft365]" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# discover ------------------------------------------------------------------------------------
+
+@pytest.mark.integration
+def test_discover_lists_a_mailboxs_calendars_with_lines_to_paste(sim: GraphSim,
+                                                                  tmp_path: Path) -> None:
+    calendar = sim.add_calendar(ADVOCATE, "Calendar")
+    sim.add_event(calendar, NOW, NOW + HOUR, subject="Secret-subject")
+    sim.add_calendar(ADVOCATE, 'Shared "board"', can_edit=False)
+    for i in range(3):
+        sim.add_calendar(ADVOCATE, f"Extra {i}")
+    sim.calendar_page_size = 2  # three pages, followed through @odata.nextLink
+    setup = m365_setup(tmp_path, sim)
+    result = setup.run("discover", "agency", "--user", ADVOCATE.upper())
+    assert result.code == 0, result.output
+    out = result.stdout
+    assert f"account agency: mailbox {ADVOCATE}: 5 calendar(s)" in out
+    assert f'source = "{ADVOCATE}/Calendar"   # Calendar: read-write' in out
+    assert f'target = "{ADVOCATE}/Calendar"   # Calendar: read-write' in out
+    assert f'source = "{ADVOCATE}/Shared \\"board\\""   # Shared "board": read-only' in out
+    assert f'target = "{ADVOCATE}/Shared' not in out  # Graph says read-only
+    assert f'source = "{ADVOCATE}/Extra 2"' in out
+    assert not any(ident in result.output for ident in sim.calendars)  # ids never shown
+    assert "secret-subject" not in result.output.lower() and SECRET not in result.output
+
+
+@pytest.mark.integration
+def test_discover_pasted_lines_make_a_pair_that_check_accepts(sim: GraphSim,
+                                                              tmp_path: Path) -> None:
+    sim.add_calendar(ADVOCATE, "Casework ü")
+    setup = m365_setup(tmp_path, sim)
+    out = setup.run("discover", "agency", "--user", ADVOCATE).stdout
+    source = next(line for line in out.splitlines() if line.startswith("source = "))
+    text = setup.config_path.read_text().replace(f'source = "{ADVOCATE}/Calendar"', source)
+    setup.config_path.write_text(text)
+    check = setup.run("check")
+    assert check.code == 0, check.output
+
+
+@pytest.mark.integration
+def test_discover_usage_errors_for_user(sim: GraphSim, tmp_path: Path) -> None:
+    caldav = '\n[accounts.dav]\nurl = "https://dav.example.org/"\nusername = "u"\n'
+    setup = m365_setup(tmp_path, sim, extra_account=caldav)
+    missing = setup.run("discover", "agency")
+    assert missing.code == 64 and "--user MAILBOX" in missing.stderr, missing.output
+    not_m365 = setup.run("discover", "dav", "--user", ADVOCATE)
+    assert not_m365.code == 64 and "--user is for Microsoft 365" in not_m365.stderr
+    malformed = setup.run("discover", "agency", "--user", "maria/../x")
+    assert malformed.code == 64 and sim.requests.total() == 0, malformed.output
+    for result in (missing, not_m365, malformed):
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_discover_wrong_secret_is_77(sim: GraphSim, tmp_path: Path) -> None:
+    setup = m365_setup(tmp_path, sim)
+    (setup.credentials / "graph-app").write_text("wrong-secret-value", encoding="utf-8")
+    result = setup.run("discover", "agency", "--user", ADVOCATE)
+    assert result.code == 77 and "auth-rejected" in result.stderr, result.output
+    assert "client_credential" not in result.stderr and "'graph-app'" in result.stderr
+    assert "wrong-secret-value" not in result.output and SECRET not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+@pytest.mark.integration
+def test_discover_unknown_mailbox_names_it(sim: GraphSim, tmp_path: Path) -> None:
+    setup = m365_setup(tmp_path, sim)
+    result = setup.run("discover", "agency", "--user", "nobody@agency.org")
+    assert result.code == 64 and "no mailbox nobody@agency.org" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_discover_unreachable_graph_is_69(sim: GraphSim, tmp_path: Path) -> None:
+    setup = m365_setup(tmp_path, sim)
+    sim.fail(503, times=10)
+    result = setup.run("discover", "agency", "--user", ADVOCATE)
+    assert result.code == 69 and "503" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    nowhere = GraphSim()
+    nowhere.server = type("S", (), {"server_address": ("127.0.0.1", 9)})()  # not started
+    result = m365_setup(tmp_path / "nowhere", nowhere).run("discover", "agency", "--user",
+                                                           ADVOCATE)
+    assert result.code == 69 and "authority-unreachable" in result.stderr, result.output

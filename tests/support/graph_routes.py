@@ -92,17 +92,28 @@ class _Graph:
         return cal if cal is not None and cal.owner == user else None
 
     def list_calendars(self, user: str, rest: list[str]) -> Answer:
-        value = [{
-            "@odata.id": f"{self.sim.graph_url}users('{user}')/calendars('{c}')", "id": c,
-            "name": self.sim.calendars[c].name, "color": "auto", "hexColor": "",
+        top = min(int(self.q("$top") or 10), self.sim.calendar_page_size)
+        skip = int(self.q("$skip") or 0)
+        idents = self.sim.mailboxes[user]
+        answer: dict[str, Any] = {
+            "@odata.context": f"{self.sim.graph_url}$metadata#users('{user}')/calendars",
+            "value": [self.calendar_entity(user, c) for c in idents[skip:skip + top]]}
+        if skip + top < len(idents):
+            answer["@odata.nextLink"] = (f"{self.sim.graph_url}users/{quote(user, safe='@')}/"
+                                         f"calendars?$top={top}&$skip={skip + top}")
+        return 200, answer
+
+    def calendar_entity(self, user: str, ident: str) -> dict[str, Any]:
+        cal = self.sim.calendars[ident]
+        return {
+            "@odata.id": f"{self.sim.graph_url}users('{user}')/calendars('{ident}')", "id": ident,
+            "name": cal.name, "color": "auto", "hexColor": "",
             "changeKey": "nfZyf7VcrEKLNoU37KWlkQAAA0x0+w==", "canShare": True,
-            "canViewPrivateItems": True, "canEdit": True, "isDefaultCalendar": False,
+            "canViewPrivateItems": True, "canEdit": cal.can_edit, "isDefaultCalendar": False,
             "allowedOnlineMeetingProviders": ["teamsForBusiness"],
             "defaultOnlineMeetingProvider": "teamsForBusiness", "isTallyingResponses": True,
             "isRemovable": True, "owner": {"name": user, "address": user},
-        } for c in self.sim.mailboxes[user]]
-        return 200, {"@odata.context": f"{self.sim.graph_url}$metadata#users('{user}')/calendars",
-                     "value": value}
+        }
 
     def create_calendar(self, user: str, rest: list[str]) -> Answer:
         name = self.body.get("name") if isinstance(self.body, dict) else None
@@ -113,10 +124,8 @@ class _Graph:
             return _error(409, "ErrorFolderExists", "A folder with the specified name already "
                           "exists.")
         ident = self.sim.add_calendar(user, name)
-        _, listing = self.list_calendars(user, rest)
-        entity = next(c for c in listing["value"] if c["id"] == ident)
         return 201, {"@odata.context": f"{self.sim.graph_url}$metadata#users('{user}')/"
-                     "calendars/$entity", **entity}
+                     "calendars/$entity", **self.calendar_entity(user, ident)}
 
     # calendarView delta ----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ test_microsoft365_sim.py checks the shapes):
 - the v2 client-credentials token endpoint and the OpenID configuration msal reads first
   (endpoints are advertised as https: msal refuses http; the store's authority client sends
   them as plain http to this loopback server);
-- calendars (list, create, 409 on a duplicate name);
+- calendars (list with `$top`/`$skip` paging, create, 409 on a duplicate name);
 - calendarView delta: server-side expansion (events are stored as the instances a calendarView
   shows), pages with `@odata.nextLink`, a round ending in `@odata.deltaLink`, `@removed` for
   deletions and for events that left the window, 410 SyncStateNotFound for a forgotten token;
@@ -62,6 +62,7 @@ class Calendar:
     id: str
     name: str
     owner: str
+    can_edit: bool = True  # Graph's canEdit: false for a calendar shared read-only
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)  # event id -> last change seq
     seq: int = 0
@@ -86,6 +87,7 @@ class GraphSim:
 
     def __init__(self, *, page_size: int = 10, retry_after: str = "0.05") -> None:
         self.page_size = page_size
+        self.calendar_page_size = 100  # the most calendars one listing page holds ($top caps it)
         self.retry_after = retry_after  # on concurrency throttling
         self.concurrency_limit = 4
         self.delay = 0.0  # seconds every Graph request takes, to make concurrency visible
@@ -140,11 +142,11 @@ class GraphSim:
 
     # -- test setup (what a user does in Outlook) ---------------------------------------------
 
-    def add_calendar(self, user: str, name: str) -> str:
+    def add_calendar(self, user: str, name: str, *, can_edit: bool = True) -> str:
         """A calendar in the mailbox (created with the mailbox if need be); its id."""
         with self.lock:
             ident = _new_id("AAMkAGI2")
-            self.calendars[ident] = Calendar(ident, name, user.lower())
+            self.calendars[ident] = Calendar(ident, name, user.lower(), can_edit)
             self.mailboxes.setdefault(user.lower(), []).append(ident)
             return ident
 

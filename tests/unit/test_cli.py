@@ -62,3 +62,12 @@ def test_global_options_work_after_the_command_and_module_entry_point(tmp_path: 
                            str(tmp_path / "x.toml"), "--log-level", "debug"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 78 and "Traceback" not in proc.stderr
+
+
+def test_an_installed_package_without_the_demo_says_where_the_demo_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wheel leaves sanitizer/demo out (pyproject.toml): `demo` says so, exit 64."""
+    monkeypatch.setitem(sys.modules, "sanitizer.demo.run", None)  # as if not installed
+    code, out, err = run("demo", "--cycles", "1")
+    assert code == 64, err
+    assert "make demo" in err and "internal error" not in err and out == ""

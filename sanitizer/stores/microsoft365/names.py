@@ -30,6 +30,14 @@ def split_calendar(text: str) -> tuple[str, str]:
     return user.lower(), name
 
 
+def mailbox(text: str) -> str:
+    """A mailbox address or object id as pairs write it (lower case); ValueError if it is not
+    one, so a typo never becomes part of a Graph URL."""
+    if not _USER.match(text):
+        raise ValueError("expected a mailbox address or object id")
+    return text.lower()
+
+
 def calendar_url(graph_url: str, user: str, name: str) -> str:
     """The URL a pair's source or target stands for (an identity: Graph finds calendars by id)."""
     return f"{graph_url}users/{quote(user, safe='@')}/calendars/{quote(name, safe='')}/"

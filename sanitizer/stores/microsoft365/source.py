@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from sanitizer.core.model import Window
@@ -32,33 +32,59 @@ def user_url(graph_url: str, user: str) -> str:
     return f"{graph_url}users/{quote(user, safe='@')}/"
 
 
+class MailboxCalendar(NamedTuple):
+    """One calendar of a mailbox as Graph lists it: its id, its name, and Graph's `canEdit`
+    (None when the answer leaves it out)."""
+
+    id: str
+    name: str
+    can_edit: bool | None
+
+
+def list_calendars(client: GraphClient, user: str) -> list[MailboxCalendar]:
+    """The mailbox's calendars, every page; StoreError as Graph answers (404: no such mailbox).
+    Bounded in pages and calendars, so a hostile or broken server cannot keep it going."""
+    url: str | None = user_url(client.settings.graph_url, user) + "calendars?$top=100"
+    shown = user_url(client.settings.graph_url, user) + "calendars"
+    found: list[MailboxCalendar] = []
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        if url is None:
+            return found
+        if url in seen:
+            raise StoreError(operation="GET", url=shown, reason="listing-loop")
+        seen.add(url)
+        body = client.request("GET", url, user).body
+        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+            raise StoreError(operation="GET", url=shown, reason="bad-response", transient=True)
+        found += [MailboxCalendar(c["id"], c["name"], _can_edit(c)) for c in body["value"]
+                  if isinstance(c, dict) and event_id(c.get("id"))
+                  and isinstance(c.get("name"), str)]
+        if len(found) > MAX_CALENDARS:
+            raise StoreError(operation="GET", url=shown, reason="too-many-calendars")
+        url = _link(body, "@odata.nextLink")
+    raise StoreError(operation="GET", url=shown, reason="too-many-pages")
+
+
+def _can_edit(calendar: dict[str, Any]) -> bool | None:
+    value = calendar.get("canEdit")
+    return value if isinstance(value, bool) else None
+
+
 def find_calendar(client: GraphClient, user: str, name: str) -> str | None:
     """The id of the mailbox's calendar with that name (exact, else ignoring case), or None
     (also when there is no such mailbox)."""
-    url: str | None = user_url(client.settings.graph_url, user) + "calendars?$top=100"
-    found: list[tuple[str, str]] = []
-    for _ in range(MAX_PAGES):
-        if url is None:
-            break
-        try:
-            body = client.request("GET", url, user).body
-        except StoreError as exc:
-            if exc.status == 404:  # no such mailbox: no such calendar either
-                return None
-            raise
-        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-            raise StoreError(operation="GET", url=user_url(client.settings.graph_url, user),
-                             reason="bad-response", transient=True)
-        found += [(c["id"], c["name"]) for c in body["value"] if isinstance(c, dict)
-                  and event_id(c.get("id")) and isinstance(c.get("name"), str)]
-        if len(found) > MAX_CALENDARS:
-            raise StoreError(operation="GET", url=user_url(client.settings.graph_url, user),
-                             reason="too-many-calendars")
-        url = _link(body, "@odata.nextLink")
-    for ident, found_name in found:
+    try:
+        found = list_calendars(client, user)
+    except StoreError as exc:
+        if exc.status == 404:  # no such mailbox: no such calendar either
+            return None
+        raise
+    for ident, found_name, _ in found:
         if found_name == name:
             return ident
-    matches = [ident for ident, found_name in found if found_name.casefold() == name.casefold()]
+    matches = [ident for ident, found_name, _ in found
+               if found_name.casefold() == name.casefold()]
     return matches[0] if len(matches) == 1 else None
 
 
