@@ -80,11 +80,11 @@ class StoreError(SanitizerError):
 
     @property
     def exit_code(self) -> ExitCode:  # type: ignore[override]
-        """Auth problems must not be retried by a supervisor; outages may be."""
+        """Auth problems must not be retried by a supervisor; outages may be. A server that
+        cannot be reached, times out or answers 5xx is unavailable (69), as the README's table
+        says; 75 is kept for this installation's own locks."""
         if self.status in (401, 403):
             return ExitCode.NOPERM
-        if self.transient:
-            return ExitCode.TEMPFAIL
         return ExitCode.UNAVAILABLE
 
 

@@ -71,3 +71,20 @@ def test_an_installed_package_without_the_demo_says_where_the_demo_is(
     code, out, err = run("demo", "--cycles", "1")
     assert code == 64, err
     assert "make demo" in err and "internal error" not in err and out == ""
+
+
+def test_discover_of_an_unreachable_server_exits_69(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's table: a server that cannot be reached is 69, not 75 (our own locks)."""
+    creds, state = tmp_path / "creds", tmp_path / "state"
+    creds.mkdir(mode=0o700)
+    state.mkdir(mode=0o700)
+    (creds / "a").write_text("pw")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[service]\nstate_dir = "{state}"\n[accounts.a]\n'
+                      'url = "http://127.0.0.1:9/dav/"\nusername = "u"\n')
+    config.chmod(0o600)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    code, _, err = run("--config", str(config), "discover", "a")
+    assert code == 69, err
+    assert "connection-failed" in err and "Traceback" not in err
