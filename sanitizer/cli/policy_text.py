@@ -83,7 +83,7 @@ def describe(pair: Pair) -> list[str]:
     lines = [f"- **Each appointment shows:** its start and end time, the title {label}{where}, "
              "and whether it is tentative.", f"- **Reminders:** {reminder}."]
     lines += ["- **Rules** (the first that fits an event decides):"]
-    lines += [f"  - {rule_text(rule)}" for rule in pair.rules]
+    lines += [f"  - {rule_text(rule, pair.agency_domains)}" for rule in pair.rules]
     lines += [f"  - every other event is a client appointment and shows as {label}{where}."]
     lines += [f"- **How far ahead the phone sees:** {_span(pair.lookahead)}.",
               f"- **How long past entries stay:** {_span(pair.retention)} after they end; "
@@ -91,7 +91,7 @@ def describe(pair: Pair) -> list[str]:
     return lines
 
 
-def rule_text(rule: Rule) -> str:
+def rule_text(rule: Rule, agency_domains: tuple[str, ...] = ()) -> str:
     """One rule as a sentence: which events, then what happens to them."""
     tests = []
     if rule.match_categories:
@@ -104,7 +104,11 @@ def rule_text(rule: Rule) -> str:
     if rule.action is Action.SKIP:
         return f"{which} are not put on the phone at all."
     if rule.action is Action.KEEP_TITLE:
-        return f"{which} keep their own title on the phone (nothing else)."
+        if not agency_domains:
+            return f"{which} keep their own title on the phone (nothing else)."
+        return (f"{which} keep their own title on the phone (nothing else) when they were "
+                f"organised inside {_either(list(agency_domains))}; an invitation from "
+                "anyone else gets the usual title.")
     title = f'"{rule.title.text}"' if rule.title else "the usual title"
     place = f' at "{rule.location.text}"' if rule.location else ""
     return f"{which} show as {title}{place}."

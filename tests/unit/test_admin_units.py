@@ -70,3 +70,15 @@ def test_the_fingerprint_changes_with_the_password_and_never_holds_it(one, other
     assert (first == rejected.fingerprint(key, account, other)) == (one == other)
     moved = Account("agency", "https://dav2.example.org/", "sanitizer")
     assert rejected.fingerprint(key, moved, one) != first
+
+
+def test_the_policy_says_outside_invitations_never_keep_their_title() -> None:
+    """With agency_domains set, the written policy must not promise staff titles to anyone."""
+    from sanitizer.cli.policy_text import rule_text  # noqa: PLC0415
+    from sanitizer.core.model import Action  # noqa: PLC0415
+    from sanitizer.core.policy import Rule  # noqa: PLC0415
+
+    rule = Rule("rules[0]", Action.KEEP_TITLE, match_categories=frozenset({"staff"}))
+    assert "organised inside" not in rule_text(rule)
+    text = rule_text(rule, ("agency.example.org",))
+    assert "organised inside agency.example.org" in text and "anyone else" in text
