@@ -26,6 +26,7 @@ import recurring_ical_events
 import x_wr_timezone
 
 from sanitizer.core.model import Instance, When, Window, instant
+from sanitizer.core.rules import mail_domain
 
 # Real appointments are kilobytes: the largest export in tests/data is 3.7 KB, with 876-byte lines
 # and at most 7 parameters on a line; an Outlook invitation's HTML copy of its text is tens of KB.
@@ -61,7 +62,6 @@ _CALLS = frozenset({"call", "c_call"})
 _DATE_LINE = re.compile(rb"(?:RDATE|EXDATE)[;:]", re.IGNORECASE)
 _FOLD = re.compile(rb"(?:\r?\n)+[ \t]")
 _LINE_BREAK = re.compile(rb"\r?\n")
-_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", re.ASCII)
 _QUOTED = re.compile(rb'"[^"]*"')
 _HEAD = re.compile(rb'[^:"]*(?:"[^"]*"[^:"]*)*')  # name and parameters: up to an unquoted colon
 
@@ -358,8 +358,7 @@ def _organizer_domain(value: Any) -> str | None:
     address = str(value).strip()
     if address[:7].lower() != "mailto:":
         return ""
-    domain = address.rpartition("@")[2].rstrip(".").lower()
-    return domain if "@" in address and _DOMAIN.fullmatch(domain) else ""
+    return mail_domain(address[7:])
 
 
 def _utc(value: When, zone: tzinfo) -> When:

@@ -8,6 +8,7 @@ can send an invitation, with any CATEGORIES, whose title names a survivor.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,9 @@ from sanitizer.core.model import Action, Instance, Label
 from sanitizer.core.policy import Rule
 
 DEFAULT_RULE = "default"
+
+
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,13 @@ def matches(rule: Rule, instance: Instance) -> bool:
     return rule.match_summary is None or (
         rule.match_summary.search(instance.summary or "") is not None
     )
+
+
+def mail_domain(address: str) -> str:
+    """The domain of a mail address, lower-cased, or "" if it has none that is valid; the
+    address itself is never kept."""
+    domain = address.strip().rpartition("@")[2].rstrip(".").lower()
+    return domain if "@" in address and _DOMAIN.fullmatch(domain) else ""
 
 
 def from_agency(instance: Instance, agency_domains: Sequence[str]) -> bool:

@@ -162,3 +162,35 @@ def test_only_clean_etags_are_sent_back() -> None:
     assert clean_etag(etag) == etag
     assert clean_etag('W/"x"\r\nX-Injected: 1') is None
     assert clean_etag("x" * 600) is None and clean_etag(7) is None
+
+
+@pytest.mark.parametrize(("organizer", "domain"), [
+    (None, None),  # the mailbox's own event
+    ({"emailAddress": {"name": "Maria", "address": "Maria@Agency.Example.org"}},
+     "agency.example.org"),
+    ({"emailAddress": {"name": "x", "address": "no-at-sign"}}, ""),
+    ({"emailAddress": {"name": "x"}}, ""),
+    ("maria@agency.example.org", ""),  # not Graph's shape: outside, never trusted
+    ({"emailAddress": {"address": "a" * 400 + "@agency.example.org"}}, ""),
+])
+def test_only_the_organizers_mail_domain_is_kept(organizer: Any, domain: str | None) -> None:
+    """agency_domains works for Graph sources too; the address and the name are never kept."""
+    fields = {} if organizer is None else {"organizer": organizer}
+    instance = source_instance(event(**fields), "AAMkAD1=", True)
+    assert instance.organizer_domain == domain
+    assert "Maria" not in repr(instance) and "@" not in str(instance.organizer_domain)
+
+
+def test_an_outside_organizer_never_keeps_its_title() -> None:
+    from sanitizer.core.model import Action  # noqa: PLC0415
+    from sanitizer.core.policy import Rule  # noqa: PLC0415
+    from sanitizer.core.rules import classify  # noqa: PLC0415
+
+    keep = Rule("rules[0]", Action.KEEP_TITLE, match_categories=frozenset({"staff"}))
+    outside = source_instance(event(categories=["Staff"], subject="Survivor name", organizer={
+        "emailAddress": {"address": "someone@elsewhere.example"}}), "AAMkAD1=", True)
+    inside = source_instance(event(categories=["Staff"], subject="Team", organizer={
+        "emailAddress": {"address": "lead@agency.example.org"}}), "AAMkAD1=", True)
+    domains = ("agency.example.org",)
+    assert classify(outside, (keep,), domains).action is not Action.KEEP_TITLE
+    assert classify(inside, (keep,), domains).action is Action.KEEP_TITLE

@@ -2,7 +2,7 @@
 
 Source side: only the fields the rules and the phone entry need are read; every value is checked
 for type, length and range, and an unknown enum value skips the event with a reason code (less on
-the phone, never more). The organizer is not read: the core's Instance has no field for it.
+the phone, never more). Of the organizer only the mail domain is kept, for `agency_domains`.
 Target side: a SanitizedEvent becomes the JSON of a private entry with no body and no attendees,
 and a marked entry read back becomes the SanitizedEvent it stands for.
 """
@@ -18,11 +18,13 @@ from typing import Any
 from sanitizer.core.expand import SkipObject
 from sanitizer.core.identity import is_owned
 from sanitizer.core.model import Instance, Label, SanitizedEvent, Status, Transparency, When
+from sanitizer.core.rules import mail_domain
 
 MAX_ID = 512
 MAX_SUBJECT = 2000
 MAX_CATEGORIES = 50
 MAX_CATEGORY = 255
+MAX_ADDRESS = 320  # RFC 5321: 64 + 1 + 255
 MAX_REMINDER_MINUTES = 4 * 7 * 24 * 60
 YEARS = (1970, 2200)
 _ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,512}$")
@@ -94,7 +96,20 @@ def source_instance(obj: Mapping[str, Any], ident: str, read_subject: bool) -> I
         transparent=transparent, categories=_categories(obj.get("categories", [])),
         klass=_enum(obj, "sensitivity", SENSITIVITY, "PUBLIC"),
         summary=_subject(obj.get("subject")) if read_subject else None,
+        organizer_domain=_organizer_domain(obj.get("organizer")),
     )
+
+
+def _organizer_domain(value: object) -> str | None:
+    """None without an organizer (the mailbox's own event); "" when its address is unreadable
+    (treated as outside the agency); else its mail domain only."""
+    if value is None:
+        return None
+    email = value.get("emailAddress") if isinstance(value, dict) else None
+    address = email.get("address") if isinstance(email, dict) else None
+    if not isinstance(address, str) or len(address) > MAX_ADDRESS:
+        return ""
+    return mail_domain(address)
 
 
 def _bool(obj: Mapping[str, Any], key: str, default: bool) -> bool:
