@@ -307,6 +307,13 @@ class _Reader:
             found.add(domain)
         return tuple(sorted(found))
 
+    def ca_file(self, table: Mapping[str, Any], where: str) -> str | None:
+        """An account's CA bundle: an absolute path, or None."""
+        ca_file = self.get(table, where, "ca_file", str)
+        if ca_file is not None and not Path(ca_file).is_absolute():
+            self.problem(f"{where}.ca_file", "must be an absolute path")
+        return ca_file
+
     def account(self, name: str, table: Any) -> Account | None:
         where = f"accounts.{_bare_or_quoted(name)}"
         self.invalid_accounts.add(name)  # until it turns out valid
@@ -339,9 +346,7 @@ class _Reader:
         if url and (problem := check_url(url)):
             self.problem(f"{where}.url", problem)
         verify = self.get(table, where, "verify_tls", bool, True)
-        ca_file = self.get(table, where, "ca_file", str)
-        if ca_file is not None and not Path(ca_file).is_absolute():
-            self.problem(f"{where}.ca_file", "must be an absolute path")
+        ca_file = self.ca_file(table, where)
         if len(self.problems) > count:
             return None
         self.invalid_accounts.discard(name)
@@ -369,9 +374,7 @@ class _Reader:
         for key, url in urls.items():
             if problem := check_url(url):
                 self.problem(f"{where}.{key}", problem)
-        ca_file = self.get(table, where, "ca_file", str)
-        if ca_file is not None and not Path(ca_file).is_absolute():
-            self.problem(f"{where}.ca_file", "must be an absolute path")
+        ca_file = self.ca_file(table, where)
         if len(self.problems) > count:
             return None
         self.invalid_accounts.discard(name)
