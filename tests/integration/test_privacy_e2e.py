@@ -234,7 +234,9 @@ def phone_side_text(server: CalDAVServer, target: str) -> tuple[tuple[str, str],
            "END:VEVENT\r\nEND:VCALENDAR\r\n")
     own_etag = put(server, target + "own-event.ics", own)
     objects = list_objects(server, target)
-    href, (etag, data) = next((h, o) for h, o in objects.items() if b"CNRY" not in o[1])
+    # One of ours, never the advocate's own event (the listing's order is the server's).
+    href, (etag, data) = next((h, o) for h, o in sorted(objects.items())
+                              if b"CNRY" not in o[1] and not h.endswith("/own-event.ics"))
     notes = (f"DESCRIPTION:{PHONE_TOKENS[2]} she called from a new number\r\n"
              f"ATTENDEE;CN={PHONE_TOKENS[3]}:mailto:friend@example.org\r\nEND:VEVENT")
     put(server, urljoin(server.url, href), data.replace(b"END:VEVENT", notes.encode(), 1),
