@@ -20,13 +20,6 @@ HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
-def sim() -> Iterator[GraphSim]:
-    server = GraphSim().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def rig(sim: GraphSim) -> Iterator[Rig]:
     made = Rig(sim)
     yield made

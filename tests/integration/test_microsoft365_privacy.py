@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,13 +66,6 @@ def planted_event(mark: Planter, n: int) -> dict[str, Any]:
         "iCalUId": mark("iCalUId"), "originalStartTimeZone": mark("originalStartTimeZone"),
         "seriesMasterId": None, "importance": "high",
     }
-
-
-@pytest.fixture
-def sim() -> Iterator[GraphSim]:
-    server = GraphSim().start()
-    yield server
-    server.stop()
 
 
 def test_no_marker_leaves_the_work_mailbox(sim: GraphSim, tmp_path: Path,

@@ -23,10 +23,13 @@ import base64
 import secrets
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 GRAPH_PREFIX = "/v1.0/"
 UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.0000000"
@@ -309,3 +312,11 @@ class Rig:
     def close(self) -> None:
         """Close the account's connections."""
         self.account.close()
+
+
+@pytest.fixture
+def sim() -> Iterator[GraphSim]:
+    """A fresh simulator for one test (a pytest plugin: see tests/conftest.py)."""
+    server = GraphSim().start()
+    yield server
+    server.stop()
