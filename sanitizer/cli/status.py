@@ -3,9 +3,10 @@ any pause, from the state directory; no server is contacted. `--json` is the sam
 (Nagios/Icinga, systemd OnFailure=).
 
 A pair is stale when it has not completed a cycle successfully within `service.stale_after`
-(default 3 x interval); paused pairs are not, and before the installation's first cycle (no
-status file yet) no pair is. Counts, times, pair names, URLs from the config and reason codes;
-never anything from an event.
+(default 3 x interval), by the clock: a `sync --now` run counts when it ran, not as of when.
+Paused pairs are not, and before the installation's first cycle (no status file yet) no pair is.
+The last attempt and the last success are shown apart. Counts, times, pair names, URLs from the
+config and reason codes; never anything from an event.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ def status_line(pair: str, entry: dict[str, Any] | None, paused: dict[str, Any] 
         skipped = entry.get("skipped")
         write_errors = entry.get("write_errors")
         parts += [f"last={_when(entry['time'], zone)}", f"result={_result(entry)}"]
+        if not entry.get("ok"):
+            success = entry.get("last_success")
+            parts.append(f"last_ok={_when(success, zone) if success else 'never'}")
+        if entry.get("as_of"):
+            parts.append(f"as_of={_when(entry['as_of'], zone)}")
         parts += [f"{key}={int(entry.get(key) or 0)}" for key in COUNTS]
         parts.append(f"skipped={sum(skipped.values()) if isinstance(skipped, dict) else 0}")
         if entry.get("other_installations"):
@@ -134,15 +140,21 @@ def max_age(config: Config, option: str | None) -> timedelta:
 
 
 def is_stale(entry: Mapping[str, Any] | None, now: datetime, limit: timedelta) -> bool:
-    """True unless the last cycle succeeded and ended less than `limit` ago."""
-    if not entry or not entry.get("ok") or "time" not in entry:
-        return entry is not None
-    try:
-        when = datetime.fromisoformat(str(entry["time"]))
-    except ValueError:
-        return True
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return now - when > limit
+    """True unless the pair's last successful cycle ran (by the clock) less than `limit` ago.
+
+    The time a run reconciled as of (`sync --now`) plays no part: only when it really ran.
+    """
+    if entry is None:
+        return False
+    success = last_success(entry)
+    return success is None or now - success > limit
+
+
+def last_success(entry: Mapping[str, Any]) -> datetime | None:
+    """When the pair's last successful cycle ran; files written before `last_success` was kept
+    have only the last cycle's time, which counts when that cycle succeeded."""
+    text = entry.get("last_success") or (entry.get("time") if entry.get("ok") else None)
+    return _parse(text)
 
 
 def stale_pairs(config: Config, data: Mapping[str, Any], now: datetime,
@@ -172,6 +184,8 @@ def _pair_json(state_dir: Path, name: str, entry: Mapping[str, Any] | None,
     skipped, write_errors = entry.get("skipped"), entry.get("write_errors")
     return {
         "name": name, "last": entry.get("time"), "ok": entry.get("ok"),
+        "last_success": _iso(last_success(entry)) if entry else None,
+        "as_of": entry.get("as_of"),
         "error": entry.get("error"), "stale": stale,
         **{key: int(entry.get(key) or 0) for key in COUNTS},
         "skipped": dict(skipped) if isinstance(skipped, dict) else {},
@@ -181,19 +195,28 @@ def _pair_json(state_dir: Path, name: str, entry: Mapping[str, Any] | None,
     }
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds")
+
+
 def _entry(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     entry = data.get(name)
     return entry if isinstance(entry, dict) else None
 
 
-def _when(text: Any, zone: tzinfo) -> str:
+def _parse(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
     try:
-        value = datetime.fromisoformat(str(text))
+        value = datetime.fromisoformat(text)
     except ValueError:
-        return "?"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _when(text: Any, zone: tzinfo) -> str:
+    value = _parse(text)
+    return "?" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _result(entry: dict[str, Any]) -> str:

@@ -63,7 +63,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.dry_run:
             reports = run_cycle(runtime, pairs, now, dry_run=True)
         else:
-            reports = run_locked(runtime, pairs, now, force_full=args.full)
+            reports = run_locked(runtime, pairs, now, force_full=args.full,
+                                 ran_at=datetime.now(UTC) if args.now else None)
     finally:
         runtime.close()
         if instance is not None:

@@ -180,8 +180,14 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
 
 
 def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
-              dry_run: bool = False, force_full: bool = False) -> list[PairReport]:
-    """One cycle over the given pairs; every pair runs whatever happens to the others."""
+              dry_run: bool = False, force_full: bool = False,
+              ran_at: datetime | None = None) -> list[PairReport]:
+    """One cycle over the given pairs; every pair runs whatever happens to the others.
+
+    `now` is the time the cycle reconciles as of; `ran_at` is when it really ran (the clock),
+    which status and metrics record, so a what-if run as of another time never moves the
+    staleness clock. Without `ran_at` the two are the same.
+    """
     reports = []
     durations: dict[str, float] = {}
     state_dir = runtime.config.service.state_dir
@@ -199,9 +205,10 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         return reports
     with _STATUS_LOCK:  # pairs may run at once: one writer of status, metrics and the ledger
         if reports:
-            status.record(state_dir, reports, now)
+            status.record(state_dir, reports, ran_at or now,
+                          as_of=now if ran_at is not None and ran_at != now else None)
             metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
-                           now)
+                           ran_at or now)
         runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
 
@@ -247,14 +254,16 @@ def _rejected_accounts(pair: Pair, error: str) -> set[str]:
 
 
 def run_locked(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
-               force_full: bool = False, wait: float = 30.0) -> list[PairReport]:
+               force_full: bool = False, wait: float = 30.0,
+               ran_at: datetime | None = None) -> list[PairReport]:
     """One cycle per pair, each under the pair's lock, so a `wipe` never interleaves with it."""
     reports: list[PairReport] = []
     state_dir = runtime.config.service.state_dir
     for pair in pairs:
         try:
             with lock.pair_lock(state_dir, pair.name, timeout=wait):
-                reports.extend(run_cycle(runtime, [pair], now, force_full=force_full))
+                reports.extend(run_cycle(runtime, [pair], now, force_full=force_full,
+                                         ran_at=ran_at))
         except lock.PairBusy as exc:
             reports.append(PairReport.failed(pair.name, "pair-busy", str(exc)))
     return reports

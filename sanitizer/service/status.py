@@ -1,7 +1,9 @@
 """The status file and pause flags in state_dir: counts, times and reason codes only.
 
-`status.json` holds, per pair, the last cycle's time, result and counts, and (from the daemon) the
-next run and the count of failures in a row, so `status` can answer without talking to a server.
+`status.json` holds, per pair, the last cycle's time (`time`, when it really ran, by the clock),
+the time it reconciled as of when that was another (`as_of`, from `sync --now`), its result and
+counts, the time of the last successful cycle (`last_success`), and (from the daemon) the next run
+and the count of failures in a row, so `status` can answer without talking to a server.
 A pair is paused (after `wipe`) while `paused/PAIR` exists; the file says when and why.
 """
 
@@ -43,14 +45,23 @@ def read_status(state_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def record(state_dir: Path, reports: list[PairReport], now: datetime) -> None:
-    """Merge this cycle's reports into the status file, atomically."""
+def record(state_dir: Path, reports: list[PairReport], ran_at: datetime,
+           as_of: datetime | None = None) -> None:
+    """Merge this cycle's reports into the status file, atomically. `ran_at` is the clock's
+    time of the run; `as_of` the time it reconciled as of, when that was another."""
     data = read_status(state_dir)
+    when = ran_at.isoformat(timespec="seconds")
     for report in reports:
         entry = data.get(report.pair)
         data[report.pair] = entry = dict(entry) if isinstance(entry, dict) else {}
+        if report.ok:
+            entry["last_success"] = when
+        if as_of is None:
+            entry.pop("as_of", None)
+        else:
+            entry["as_of"] = as_of.isoformat(timespec="seconds")
         entry.update({
-            "time": now.isoformat(timespec="seconds"),
+            "time": when,
             "ok": report.ok,
             "error": report.error_code,
             "created": report.created, "updated": report.updated, "deleted": report.deleted,

@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -284,9 +284,22 @@ def test_a_passing_check_clears_an_earlier_rejection(pair) -> None:
 
 # status --json, staleness, metrics -----------------------------------------------------------
 
+def age_last_success(setup: Setup, pair: str, by: timedelta) -> None:
+    """Move the pair's recorded cycle times back, as if it last ran `by` ago."""
+    path = setup.state_dir / "status.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("time", "last_success"):
+        data[pair][key] = (datetime.fromisoformat(data[pair][key]) - by).isoformat()
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
 def test_status_json_and_the_staleness_exit(pair) -> None:
     _, _, _, setup = pair
     assert setup.run_process("sync", "--now", "2020-01-01T09:00:00+00:00").code == 0
+    what_if = setup.run_process("status")  # as of 2020, but it ran just now: not stale
+    assert what_if.code == 0, what_if.output
+    assert "as_of=2020-01-01 09:00:00" in what_if.stdout and "STALE" not in what_if.stdout
+    age_last_success(setup, "advocate", timedelta(hours=1))
     stale = setup.run_process("status")
     assert stale.code == 1, stale.output
     assert "pair advocate: STALE no successful cycle in the last 15m" in stale.stdout
@@ -296,6 +309,7 @@ def test_status_json_and_the_staleness_exit(pair) -> None:
     assert data["max_age_seconds"] == 900 and data["daemon"]["running"] is False
     entry = data["pairs"][0]
     assert entry["name"] == "advocate" and entry["ok"] is True and entry["stale"] is True
+    assert entry["last_success"] == entry["last"] and entry["as_of"].startswith("2020-01-01")
     assert entry["created"] == 0 and entry["paused"] is None
     assert setup.run_process("status", "--max-age", "100000d").code == 0
     setup.config_path.write_text(setup.config_path.read_text().replace(
@@ -303,6 +317,22 @@ def test_status_json_and_the_staleness_exit(pair) -> None:
     fresh = setup.run_process("status", "--json")
     assert fresh.code == 0 and json.loads(fresh.stdout)["pairs"][0]["stale"] is False
     assert setup.run_process("status", "--max-age", "soon").code == 64
+
+
+def test_a_run_as_of_the_past_never_hides_a_stale_pair(pair) -> None:
+    """A what-if run that fails is the last attempt; the last success stays where it was."""
+    _, work, _, setup = pair
+    assert setup.run_process("sync").code == 0
+    age_last_success(setup, "advocate", timedelta(hours=2))
+    setup.config_path.write_text(setup.config_path.read_text().replace(work, work + "gone/"))
+    failed = setup.run_process("sync", "--now", "2031-01-01T09:00:00+00:00")
+    assert failed.code != 0, failed.output
+    shown = setup.run_process("status")
+    assert shown.code == 1 and "STALE" in shown.stdout, shown.output
+    line = next(x for x in shown.stdout.splitlines() if x.startswith("pair advocate:"))
+    assert "result=FAILED" in line and "last_ok=" in line and "last_ok=never" not in line
+    entry = json.loads(setup.run_process("status", "--json").stdout)["pairs"][0]
+    assert entry["last"] != entry["last_success"] and entry["stale"] is True
 
 
 def test_metrics_file_in_the_prometheus_text_format(pair, tmp_path) -> None:
@@ -318,7 +348,8 @@ def test_metrics_file_in_the_prometheus_text_format(pair, tmp_path) -> None:
              for f in families.values()}
     pair_label = (("pair", "advocate"),)
     assert value["calendar_sanitizer_phone_entries"][pair_label] == 1
-    assert value["calendar_sanitizer_last_success_timestamp_seconds"][pair_label] > 1.8e9
+    success = value["calendar_sanitizer_last_success_timestamp_seconds"][pair_label]
+    assert abs(success - time.time()) < 600  # when it ran, by the clock, not as of --now
     assert value["calendar_sanitizer_cycle_duration_seconds"][pair_label] > 0
     failures = families["calendar_sanitizer_failures"]
     assert failures.type == "counter"
