@@ -5,17 +5,18 @@ instances, retention), plus what Graph adds (delta tokens, transactionId, If-Mat
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from sanitizer.errors import PreconditionFailed, StoreError
 from sanitizer.stores.microsoft365.connect import target_for
 from sanitizer.stores.microsoft365.target import MARK_ID
+from tests.support.clock import graph_time, tomorrow_at
 from tests.support.graph_sim import ADVOCATE, PHONE, GraphSim, Rig
 
 pytestmark = pytest.mark.integration
-NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+NOW = tomorrow_at(9)  # relative to the real date: tokens and status use the clock
 HOUR = timedelta(hours=1)
 
 
@@ -64,9 +65,8 @@ def test_changes_in_the_source_reach_the_phone_on_the_quiet_path(rig: Rig) -> No
     assert report.mode == "incremental"
     assert (report.created, report.updated, report.deleted) == (1, 1, 1)
     after = {e["start"]["dateTime"]: e["id"] for e in rig.phone()}
-    assert sorted(after) == ["2026-12-01T14:00:00.0000000", "2026-12-01T16:00:00.0000000",
-                             "2026-12-01T18:00:00.0000000"]
-    assert before["2026-12-01T10:00:00.0000000"] == after["2026-12-01T14:00:00.0000000"]
+    assert sorted(after) == [graph_time(NOW + hours * HOUR) for hours in (5, 7, 9)]
+    assert before[graph_time(NOW + HOUR)] == after[graph_time(NOW + 5 * HOUR)]
     assert rig.cycle(NOW + timedelta(minutes=10), force_full=True).unchanged == 3
 
 
@@ -80,8 +80,8 @@ def test_moved_and_cancelled_occurrences(rig: Rig) -> None:
     report = rig.cycle(NOW + timedelta(minutes=5))
     assert (report.updated, report.deleted, report.skipped["cancelled"]) == (1, 2, 1)
     phone = sorted(rig.phone(), key=lambda e: e["start"]["dateTime"])
-    assert [e["start"]["dateTime"][:16] for e in phone] == ["2026-12-01T11:00",
-                                                            "2026-12-04T09:00"]
+    assert [e["start"]["dateTime"][:16] for e in phone] == [graph_time(NOW + 2 * HOUR)[:16],
+                                                            graph_time(NOW + 72 * HOUR)[:16]]
     assert phone[0]["id"] == moved_entry  # updated in place
     assert rig.cycle(NOW + timedelta(minutes=10), force_full=True).unchanged == 2
 
@@ -176,7 +176,8 @@ def test_entries_carry_the_allowlist_and_the_mark_only(sim: GraphSim) -> None:
         all_day = next(e for e in posted if e["isAllDay"])
         assert (timed["showAs"], timed["reminderMinutesBeforeStart"]) == ("tentative", 10)
         assert timed["location"]["displayName"] == "Office" and timed["attendees"] == []
-        assert all_day["showAs"] == "free" and all_day["end"]["dateTime"].startswith("2026-12-03")
+        assert all_day["showAs"] == "free" and all_day["end"]["dateTime"].startswith(
+            graph_time(NOW + 48 * HOUR)[:10])
         assert rig.cycle(NOW + HOUR, force_full=True).unchanged == 2
     finally:
         rig.close()

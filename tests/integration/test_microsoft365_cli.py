@@ -19,11 +19,12 @@ import pytest
 from sanitizer.errors import ConfigError
 from sanitizer.service import config as config_module
 from sanitizer.service.config import parse_config
+from tests.support.clock import tomorrow_at
 from tests.support.graph_sim import ADVOCATE, CLIENT_ID, PHONE, SECRET, TENANT, GraphSim
 from tests.support.harness import REPO, Setup
 from tests.support.servers import RadicaleServer
 
-NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+NOW = tomorrow_at(9)  # relative to the real date: tokens and status use the clock
 HOUR = timedelta(hours=1)
 M365 = {"kind": "microsoft365", "tenant_id": TENANT, "client_id": CLIENT_ID,
         "client_credential": "graph-app"}

@@ -13,10 +13,11 @@ import pytest
 
 from sanitizer.errors import StoreError
 from sanitizer.stores.microsoft365 import graph_http
+from tests.support.clock import tomorrow_at
 from tests.support.graph_sim import ADVOCATE, GraphSim, Rig, graph_account
 
 pytestmark = pytest.mark.integration
-NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+NOW = tomorrow_at(9)  # relative to the real date: tokens and status use the clock
 HOUR = timedelta(hours=1)
 
 

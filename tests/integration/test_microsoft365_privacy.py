@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ from sanitizer.core.model import Action
 from sanitizer.core.policy import Rule
 from sanitizer.engine import sync_state
 from tests.support.canary import Marker, MarkerSet, assert_clean
+from tests.support.clock import tomorrow_at
 from tests.support.graph_sim import PHONE, GraphSim, Rig
 
 pytestmark = pytest.mark.integration
-NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+NOW = tomorrow_at(9)  # relative to the real date: tokens and status use the clock
 HOUR = timedelta(hours=1)
 
 

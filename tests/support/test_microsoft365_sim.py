@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,11 +14,12 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from tests.support.clock import tomorrow_at
 from tests.support.graph_sim import ADVOCATE, CLIENT_ID, SECRET, TENANT, GraphSim
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "graph"
-NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+NOW = tomorrow_at(9)  # relative to the real date: tokens and status use the clock
 HOUR = timedelta(hours=1)
 
 
@@ -85,8 +86,9 @@ def _user() -> str:
 
 
 def _delta(calendar: str) -> str:
+    start, end = (f"{(NOW + days * 24 * HOUR):%Y-%m-%dT00:00:00Z}" for days in (-1, 29))
     return (f"users/{_user()}/calendars/{quote(calendar, safe='')}/calendarView/delta"
-            "?startDateTime=2026-11-30T00:00:00Z&endDateTime=2026-12-30T00:00:00Z")
+            f"?startDateTime={start}&endDateTime={end}")
 
 
 def test_token_and_error_answers_have_the_reference_shape(client: Client) -> None:
