@@ -247,6 +247,7 @@ def good_objects(n: int = 5) -> dict[str, bytes]:
     return {f"good-{i}.ics": ics(f"good-{i}", NOW + timedelta(hours=2 + i)) for i in range(n)}
 
 
+@pytest.mark.servers("plain-http")
 def test_hostile_objects_through_caldav_are_skipped_with_reasons(stubbed) -> None:  # type: ignore[no-untyped-def]
     server, source_path, target, stub, setup = stubbed
     bad = all_bad_objects()
@@ -268,6 +269,7 @@ def test_hostile_objects_through_caldav_are_skipped_with_reasons(stubbed) -> Non
         target[len(server.url) - 1:]) for s in stub.seen)  # the source is only read
 
 
+@pytest.mark.servers("plain-http")
 def test_a_listing_that_is_not_xml_fails_the_pair_and_keeps_the_phone(stubbed) -> None:  # type: ignore[no-untyped-def]
     server, source_path, target, stub, setup = stubbed
     stub.answer = canned_source(good_objects(), "utf-8", source_path)
@@ -293,6 +295,7 @@ def canned(path: str, status: int, body: bytes,
     return answer
 
 
+@pytest.mark.servers("plain-http")
 def test_507_on_put_is_counted_and_the_rest_is_written(stubbed) -> None:  # type: ignore[no-untyped-def]
     server, source_path, target, stub, setup = stubbed
     stub.answer = canned_source(good_objects(6), "utf-8", source_path)
@@ -346,6 +349,7 @@ def peak_rss_of_sync(setup: Setup) -> tuple[int, int, str]:
     return proc.returncode, kb // 1024, proc.stdout + proc.stderr
 
 
+@pytest.mark.servers("plain-http")
 def test_memory_stays_bounded_for_the_largest_hostile_objects(stubbed) -> None:  # type: ignore[no-untyped-def]
     server, source_path, target, stub, setup = stubbed
     stub.answer = canned_source(good_objects(), "utf-8", source_path)
@@ -394,6 +398,7 @@ def test_sync_over_a_radicale_holding_objects_at_and_over_the_caps(calendars, ma
     assert peak < baseline + 100, (peak, baseline)
 
 
+@pytest.mark.servers("plain-http")
 def test_one_object_over_10_mb_does_not_block_the_pair(stubbed) -> None:  # type: ignore[no-untyped-def]
     server, source_path, target, stub, setup = stubbed
     blob = "QUJD" * (11 * 1024 * 1024 // 4)  # 11 MB of base64, as an inline ATTACH

@@ -46,15 +46,9 @@ def relative(server: CalDAVServer, url: str) -> str:
 
 
 def plain_http(server: CalDAVServer) -> None:
-    """The proxies speak plain HTTP upstream; the TLS server is covered elsewhere."""
-    if server.ca_file is not None:
-        pytest.skip("the fault proxy needs a plain-HTTP upstream")
-
-
-def radicale_only(server: CalDAVServer) -> None:
-    """For behaviour of the client alone: one server kind is enough, and saves time."""
-    if server.name != "radicale":
-        pytest.skip("client-side behaviour; Radicale stands for every server")
+    """The proxies speak plain HTTP upstream: a test that uses them is marked
+    `@pytest.mark.servers("plain-http")`, so the TLS server never reaches here."""
+    assert server.ca_file is None, "mark the test @pytest.mark.servers('plain-http')"
 
 
 def with_key(setup: Setup, key: str = KEY) -> Setup:
@@ -330,8 +324,8 @@ def source_reports(proxy: FaultProxy, bench: Bench) -> int:
 
 
 @pytest.mark.parametrize("kind", ["500", "502", "503", "429", "reset", "truncated", "timeout"])
+@pytest.mark.servers("radicale")
 def test_transient_faults_are_retried(bench: Bench, proxy: FaultProxy, kind: str) -> None:
-    radicale_only(bench.server)
     fill(bench.server, bench.source, build_source(random.Random(1), 5))
     setup = bench.setup(url=proxy.url, service_extra=FAST)
     proxy.force(kind, 2, methods=["REPORT"])
@@ -350,6 +344,7 @@ def test_transient_faults_are_retried(bench: Bench, proxy: FaultProxy, kind: str
         assert 0.7 <= elapsed < 5  # backoff 0.25-0.5s, then 0.5-1s
 
 
+@pytest.mark.servers("plain-http")
 def test_three_attempts_then_the_pair_fails_and_nothing_is_written(
         bench: Bench, proxy: FaultProxy) -> None:
     fill(bench.server, bench.source, build_source(random.Random(1), 5))
@@ -390,12 +385,13 @@ def test_faults_that_cannot_heal_by_retrying_are_not_retried(
     assert phone_state(bench.server, bench.target).owned == bench.reference_state().owned
 
 
+@pytest.mark.servers("plain-http")
 @pytest.mark.parametrize(("status", "attempts"), [
     (408, 3), (423, 3), (425, 3), (429, 3), (500, 3), (502, 3), (503, 3), (504, 3),
     (400, 1), (403, 1), (405, 1), (409, 1), (410, 1), (415, 1), (501, 1), (507, 1)])
+@pytest.mark.servers("radicale")
 def test_which_statuses_are_retried(bench: Bench, status: int, attempts: int) -> None:
     """Every answer to the source's listing is `status`: count the attempts at a stub."""
-    radicale_only(bench.server)
     path = urlsplit(bench.source).path
     with StubProxy(bench.server.url) as stub:
         stub.answer = lambda seen: ((status, {"Content-Type": "text/plain"}, b"no")
@@ -406,6 +402,7 @@ def test_which_statuses_are_retried(bench: Bench, status: int, attempts: int) ->
     assert sum(1 for s in stub.seen if s.method == "REPORT") == attempts
 
 
+@pytest.mark.servers("plain-http")
 def test_a_deleted_source_calendar_is_asked_once_and_the_phone_is_kept(
         bench: Bench, proxy: FaultProxy) -> None:
     fill(bench.server, bench.source, build_source(random.Random(1), 5))
@@ -420,6 +417,7 @@ def test_a_deleted_source_calendar_is_asked_once_and_the_phone_is_kept(
     assert list_objects(bench.server, bench.target) == before
 
 
+@pytest.mark.servers("plain-http")
 def test_a_lost_create_response_gives_no_duplicate(bench: Bench, proxy: FaultProxy) -> None:
     """The PUT was stored but its answer lost; the retry meets If-None-Match: * (412)."""
     fill(bench.server, bench.source, build_source(random.Random(1), 5))
@@ -432,6 +430,7 @@ def test_a_lost_create_response_gives_no_duplicate(bench: Bench, proxy: FaultPro
     assert state.duplicate_uids == state.duplicate_slots == 0
 
 
+@pytest.mark.servers("plain-http")
 def test_a_lost_create_response_then_a_deleted_source_event(
         bench: Bench, proxy: FaultProxy) -> None:
     """After a 412 on its own lost create, a later deletion at work still reaches the phone."""
@@ -485,16 +484,28 @@ def _convergence_params() -> list[tuple[float, int]]:
     return [(0.1, 1), (0.3, 2), (0.3, 3)]
 
 
+@pytest.mark.servers("radicale")
 @pytest.mark.parametrize(("rate", "seed"), _convergence_params())
 def test_the_phone_converges_after_faults(bench: Bench, rate: float, seed: int) -> None:
     """Six cycles under faults (the source changing meanwhile, two of them full reconciles),
     then at most two clean cycles to reach exactly the reference; never a duplicate, never a
     touched foreign event, never a written source. One writer, so that the seeded faults hit the
     same requests on every run."""
+    converge_after_faults(bench, rate, seed)
+
+
+@pytest.mark.servers("xandikos")
+@pytest.mark.parametrize(("rate", "seed"),
+                         _convergence_params() if os.environ.get("FAULT_SEEDS") else [(0.3, 2)])
+def test_the_phone_converges_after_faults_on_a_second_server(bench: Bench, rate: float,
+                                                             seed: int) -> None:
+    """The same on the second server kind: one seed is enough there, unless FAULT_SEEDS."""
+    converge_after_faults(bench, rate, seed)
+
+
+def converge_after_faults(bench: Bench, rate: float, seed: int) -> None:
+    """Faulty cycles, then clean ones: the phone ends exactly as the reference."""
     server = bench.server
-    if server.name != "radicale" and (rate, seed) != (0.3, 2) and not os.environ.get(
-            "FAULT_SEEDS"):
-        pytest.skip("one seed is enough on the second server kind")
     rng = random.Random(seed)
     objects = build_source(rng, 40)
     fill(server, bench.source, objects)
@@ -538,6 +549,7 @@ def test_the_phone_converges_after_faults(bench: Bench, rate: float, seed: int) 
         assert state.foreign == foreign
 
 
+@pytest.mark.servers("plain-http")
 def test_a_login_page_answering_a_delete_is_not_taken_for_success(
         bench: Bench, proxy: FaultProxy) -> None:
     """A captive portal answers 200 with HTML and stores nothing: the entry must not linger."""
@@ -574,6 +586,7 @@ def edited(data: bytes, **changes: str) -> bytes:
 # A quiet cycle asks only the work calendar what changed (it sends nothing to the phone calendar,
 # by design: docs/performance.md), so an edit on the phone is put right by the next full
 # reconcile (`sync --full`, or service.full_reconcile later), not by the next quiet cycle.
+@pytest.mark.servers("plain-http")
 @pytest.mark.parametrize("next_cycle", ["full", "next-full-reconcile"])
 def test_the_work_calendar_stays_authoritative_for_owned_entries(
         bench: Bench, next_cycle: str) -> None:
@@ -604,6 +617,7 @@ def test_the_work_calendar_stays_authoritative_for_owned_entries(
     assert "created=1 updated=2 deleted=0" in result.stdout and "foreign=1" in result.stdout
 
 
+@pytest.mark.servers("plain-http")
 @pytest.mark.parametrize("then", ["next", "full"])
 def test_a_412_is_a_conflict_never_retried_and_fixed_by_the_next_cycle(
         bench: Bench, then: str) -> None:
@@ -637,6 +651,7 @@ def test_a_412_is_a_conflict_never_retried_and_fixed_by_the_next_cycle(
         raced_result.output + fixed.output)
 
 
+@pytest.mark.servers("plain-http")
 def test_a_source_edited_during_a_cycle_arrives_next_cycle(bench: Bench) -> None:
     objects = {f"e{i}.ics": vevent(f"e{i}", f"2030030{5 + i}T100000Z", f"2030030{5 + i}T110000Z")
                for i in range(3)}

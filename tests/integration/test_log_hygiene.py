@@ -127,6 +127,7 @@ def stubbed(fresh_calendars: FreshCalendars,
         yield stub, path, target, setup
 
 
+@pytest.mark.servers("plain-http")
 def test_library_messages_quoting_input_never_reach_the_output(
         stubbed: tuple[StubProxy, str, str, Setup], fresh_calendars: FreshCalendars) -> None:
     stub, path, target, setup = stubbed
@@ -181,6 +182,7 @@ def test_client_debug_logging_and_dump_switches_leak_nothing(
         assert_clean(data, markers, "phone object")
 
 
+@pytest.mark.servers("plain-http")
 def test_proxy_settings_in_the_environment_are_not_used(
         fresh_calendars: FreshCalendars, make_setup: Callable[..., Setup]) -> None:
     """Plain HTTP goes to the loopback server only; a proxy from the environment would take it

@@ -284,11 +284,10 @@ def fill_source(fresh_calendars: FreshCalendars, source: str,
     return stored, left_out
 
 
+@pytest.mark.servers("plain-http")
 def test_nothing_identifying_reaches_the_phone_the_logs_or_the_disk(
         fresh_calendars: FreshCalendars, make_setup: Callable[..., Setup]) -> None:
     server = fresh_calendars.server
-    if server.ca_file:  # the client's TLS logging is searched in test_log_hygiene
-        pytest.skip("the same server as plain Xandikos; kept out to keep the suite fast")
     source = fresh_calendars.new("work")
     target = source.replace("/work", "/phone")  # made by the first sync (MKCALENDAR)
     clock = time.monotonic()
@@ -463,6 +462,7 @@ def stubbed_source(fresh_calendars: FreshCalendars) -> Iterator[tuple[StubProxy,
         yield stub, source[len(server.url) - 1:], target
 
 
+@pytest.mark.servers("plain-http")
 def test_broken_events_among_good_are_counted_and_leak_nothing(
         stubbed_source: tuple[StubProxy, str, str], fresh_calendars: FreshCalendars,
         make_setup: Callable[..., Setup]) -> None:

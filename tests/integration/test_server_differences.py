@@ -123,8 +123,7 @@ def owned(server: CalDAVServer, url: str) -> dict[str, bytes]:
 def proxy(caldav_server: CalDAVServer) -> Iterator[FaultProxy]:
     """A request-counting proxy, fault rate 0; the TLS server cannot be proxied (and need not be:
     it is the same Xandikos)."""
-    if caldav_server.ca_file is not None:
-        pytest.skip("FaultProxy forwards to plain HTTP only; xandikos covers this server")
+    assert caldav_server.ca_file is None, "FaultProxy forwards to plain HTTP only"
     with FaultProxy(caldav_server.url, fault_rate=0.0, log=True) as running:
         yield running
 
@@ -161,11 +160,10 @@ def _one_failed_line(result, pair: str, reason: str) -> None:
     assert all(len(line) < 300 for line in result.output.splitlines())
 
 
+@pytest.mark.servers("tls")
 def test_tls_is_verified_against_the_configured_ca_only(fresh_calendars, make_setup,
                                                         tmp_path: Path) -> None:
     server = fresh_calendars.server
-    if server.ca_file is None:
-        pytest.skip("plain HTTP server")
     _, source, target, setup = pair_setup(fresh_calendars, make_setup)
     put(server, source + "a.ics", vevent("a", "20300304T130000Z", "20300304T140000Z"))
     with_ca = setup.config_path.read_text(encoding="utf-8")
@@ -192,10 +190,9 @@ def test_tls_is_verified_against_the_configured_ca_only(fresh_calendars, make_se
     assert "created=1" in result.stdout
 
 
+@pytest.mark.servers("enforces-auth")
 def test_a_wrong_password_is_an_auth_error(fresh_calendars, make_setup) -> None:
     server = fresh_calendars.server
-    if not server.enforces_auth:
-        pytest.skip("this test server accepts any password")
     _, source, _, setup = pair_setup(fresh_calendars, make_setup)
     put(server, source + "a.ics", vevent("a", "20300304T130000Z", "20300304T140000Z"))
     (setup.credentials / "main").write_text(server.password + "-wrong", encoding="utf-8")
@@ -230,6 +227,7 @@ def test_get_reserializes_and_read_back_sees_the_same_event(fresh_calendars) -> 
     assert added == set(quirks(server).adds_properties)
 
 
+@pytest.mark.servers("plain-http")
 def test_second_cycle_writes_nothing(fresh_calendars, make_setup, proxy: FaultProxy) -> None:
     rules = '[[pairs.rules]]\nmatch_categories = ["staff"]\naction = "keep-title"\n'
     server, source, target, setup = pair_setup(
@@ -329,6 +327,7 @@ def test_a_copy_of_an_owned_entry_ends_as_one_owned_entry(fresh_calendars, make_
     assert b"SUMMARY:Appointment" in next(iter(entries.values()))
 
 
+@pytest.mark.servers("radicale")
 def test_a_foreign_object_holding_an_owned_uid_fails_the_pair_loudly(fresh_calendars,
                                                                       make_setup) -> None:
     """A VTODO that carries a phone entry's UID is not in the VEVENT listing, yet the server
@@ -342,8 +341,6 @@ def test_a_foreign_object_holding_an_owned_uid_fails_the_pair_loudly(fresh_calen
     todo = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VTODO\r\n"
             f"UID:{uid}\r\nDTSTAMP:20300101T000000Z\r\nSUMMARY:x\r\nEND:VTODO\r\nEND:VCALENDAR\r\n")
     blocker = server.request("PUT", target + "todo.ics", body=todo, headers=ICS)
-    if blocker.status == 403:  # Xandikos keeps a VEVENT-only calendar VEVENT-only
-        pytest.skip("this server refuses the blocking object, so the case cannot arise")
     assert blocker.status == 201
     result = setup.run("sync", "--full", "--now", NOW)
     assert result.code == 1 and "uid-conflict" in result.stdout, result.output

@@ -113,9 +113,8 @@ def test_calendars_are_isolated(fresh_calendars: FreshCalendars) -> None:
     assert server.request("GET", f"{second}e.ics").status == 404
 
 
+@pytest.mark.servers("enforces-auth")
 def test_wrong_password_is_rejected(caldav_server: CalDAVServer) -> None:
-    if not caldav_server.enforces_auth:
-        pytest.skip(f"{caldav_server.name} accepts any credentials by design")
     resp = caldav_server.request(
         "PROPFIND",
         caldav_server.principal_url,
@@ -127,12 +126,12 @@ def test_wrong_password_is_rejected(caldav_server: CalDAVServer) -> None:
 
 
 def _tls_only(server: CalDAVServer) -> tuple[str, int]:
-    if server.ca_file is None:
-        pytest.skip(f"{server.name} does not use TLS")
+    assert server.ca_file is not None, "mark the test @pytest.mark.servers('tls')"
     host, port = server.url.removeprefix("https://").rstrip("/").split(":")
     return host, int(port)
 
 
+@pytest.mark.servers("tls")
 def test_tls_certificate_verifies_against_ca_file(caldav_server: CalDAVServer) -> None:
     host, port = _tls_only(caldav_server)
     assert caldav_server.ca_file is not None
@@ -145,6 +144,7 @@ def test_tls_certificate_verifies_against_ca_file(caldav_server: CalDAVServer) -
             assert tls.version() in {"TLSv1.2", "TLSv1.3"}
 
 
+@pytest.mark.servers("tls")
 def test_tls_certificate_fails_without_ca_file(caldav_server: CalDAVServer) -> None:
     _tls_only(caldav_server)
     with pytest.raises(ssl.SSLCertVerificationError):
@@ -157,6 +157,7 @@ def test_tls_certificate_fails_without_ca_file(caldav_server: CalDAVServer) -> N
         )
 
 
+@pytest.mark.servers("tls")
 def test_tls_server_refuses_plain_http(caldav_server: CalDAVServer) -> None:
     _tls_only(caldav_server)
     plain = caldav_server.principal_url.replace("https://", "http://", 1)

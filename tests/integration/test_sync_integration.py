@@ -117,12 +117,11 @@ def test_dry_run_and_preview_write_nothing(pair) -> None:
         assert b"404" in response.body
 
 
+@pytest.mark.servers("plain-http")
 def test_requests_sent_by_a_first_and_a_second_sync_of_100_events(caldav_server, make_setup,
                                                                   fresh_calendars) -> None:
     """Counted by a proxy in front of the server, not by the client."""
     server = fresh_calendars.server
-    if server.ca_file:
-        pytest.skip("the counting proxy speaks plain HTTP")
     source = fresh_calendars.new("work")
     target = source.replace("/work", "/phone")
     for i in range(100):

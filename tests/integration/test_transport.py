@@ -9,12 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sanitizer.stores.caldav import Credentials, Transport
-from tests.support.servers import RadicaleServer
 
 
+@pytest.mark.servers("radicale")
 def test_threads_that_come_and_go_reuse_one_connection(caldav_server) -> None:  # type: ignore[no-untyped-def]
-    if not isinstance(caldav_server, RadicaleServer):
-        pytest.skip("one server is enough for the transport's own behaviour")
     transport = Transport(Credentials(caldav_server.url, caldav_server.username,
                                       caldav_server.password))
     for _ in range(10):  # like a pair thread per cycle

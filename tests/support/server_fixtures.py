@@ -4,6 +4,10 @@ Starting a server costs a fraction of a second but tests are many, so each
 server kind runs once per session and every test isolates itself in calendars
 with unique names instead. ``CALDAV_SERVERS`` (comma list) picks the kinds, so
 a quick local run can use one server while CI covers them all.
+
+A test that applies to some servers only says so with ``@pytest.mark.servers(TRAIT, ...)``:
+it is parametrised, at collection time, with the selected kinds that have every trait named
+(a kind's name is one of its traits; see KIND_TRAITS), so no test starts only to skip itself.
 """
 
 from __future__ import annotations
@@ -23,10 +27,19 @@ from tests.support.servers import (
     make_server,
 )
 
-__all__ = ["FreshCalendars", "caldav_server", "fresh_calendars", "selected_server_kinds"]
+__all__ = ["KIND_TRAITS", "FreshCalendars", "caldav_server", "fresh_calendars", "kinds_for",
+           "selected_server_kinds"]
 
 _ENV_VAR = "CALDAV_SERVERS"
 SERVER_FIXTURES = {"caldav_server", "radicale"}  # every server fixture depends on one of these
+KIND_TRAITS: dict[str, frozenset[str]] = {
+    "radicale": frozenset({"radicale", "plain-http", "enforces-auth"}),
+    "xandikos": frozenset({"xandikos", "plain-http"}),  # plain Xandikos accepts any password
+    "xandikos-tls": frozenset({"xandikos-tls", "tls", "enforces-auth"}),
+    "google": frozenset({"google", "plain-http", "enforces-auth"}),
+}
+"""What each server kind is, for ``@pytest.mark.servers``: fixed facts of how the tests start
+them (servers.py), so a test's servers are known before any server starts."""
 
 
 def selected_server_kinds() -> list[str]:
@@ -61,11 +74,42 @@ class FreshCalendars:
         return url
 
 
-@pytest.fixture(scope="session", params=selected_server_kinds())
+def kinds_for(traits: tuple[str, ...]) -> list[str]:
+    """The selected server kinds that have every one of `traits`."""
+    unknown = set(traits) - set().union(*KIND_TRAITS.values())
+    if unknown:
+        raise pytest.UsageError(f"@pytest.mark.servers: unknown traits {sorted(unknown)}")
+    return [kind for kind in selected_server_kinds() if set(traits) <= KIND_TRAITS[kind]]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the marker (pytest runs with --strict-markers)."""
+    config.addinivalue_line(
+        "markers", "servers(*traits): run only on the selected server kinds with these traits")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give each test that uses `caldav_server` exactly the server kinds it applies to.
+
+    A module with a `caldav_server` fixture of its own (test_google_suites) keeps it.
+    """
+    if "caldav_server" not in metafunc.fixturenames or hasattr(metafunc.module,
+                                                                "caldav_server"):
+        return
+    traits = tuple(t for mark in metafunc.definition.iter_markers("servers") for t in mark.args)
+    metafunc.parametrize("caldav_server", kinds_for(traits), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def caldav_server(request: pytest.FixtureRequest) -> Iterator[CalDAVServer]:
     """A running server of each selected kind, shared by the whole session."""
     server = make_server(request.param)
     server.start()
+    traits = KIND_TRAITS[server.name]
+    if ("plain-http" in traits) != (server.ca_file is None) or (
+            "enforces-auth" in traits) != server.enforces_auth:
+        server.stop()
+        raise pytest.UsageError(f"KIND_TRAITS[{server.name!r}] does not describe that server")
     try:
         yield server
     finally:
