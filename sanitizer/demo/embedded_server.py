@@ -15,6 +15,7 @@ consults ``*_proxy`` environment variables: loopback traffic must stay local.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import os
 import re
@@ -193,6 +194,31 @@ def mkcalendar(
     return url
 
 
+def listener_pid_matches(pid: int, port: int) -> bool | None:
+    """Whether the process `pid` holds the socket listening on loopback `port` (Linux /proc);
+    None where that cannot be told. A port is picked, released, then bound by the child: in
+    between, another program may take it, and its answers must not pass for our server's."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[1].rsplit(":", 1)[1] == f"{port:04X}" and fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    links = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):  # an fd may close while we look
+            links.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return bool(inodes) and any(f"socket:[{inode}]" in links for inode in inodes)
+
+
 def wait_for_server(
     proc: subprocess.Popen[bytes],
     probe: Callable[[], int | None],
@@ -200,12 +226,15 @@ def wait_for_server(
     *,
     what: str,
     timeout: float = 30.0,
+    port: int | None = None,
 ) -> None:
     """Poll ``probe`` until it reports 207, failing fast if the process dies.
 
     A 207 to an authenticated PROPFIND proves the server listens, parses DAV and
     accepts our credentials, which is what every caller needs next.
-    ``probe`` returns the HTTP status, or None when nothing answered yet.
+    ``probe`` returns the HTTP status, or None when nothing answered yet. With ``port``,
+    the answer counts only if ``proc`` itself listens there; if another program does,
+    the start fails as "port in use" so that the caller tries another port.
     """
     deadline = time.monotonic() + timeout
     last: str = "no answer"
@@ -222,7 +251,11 @@ def wait_for_server(
         except (OSError, http.client.HTTPException) as exc:
             status, last = None, f"{type(exc).__name__}: {exc}"
         if status == 207:
-            return
+            owner = None if port is None else listener_pid_matches(proc.pid, port)
+            if owner is not False:
+                return
+            raise ServerStartError(f"{what}: another program answers on that port",
+                                   port_in_use=True)
         if status is not None:
             last = f"HTTP {status}"
         if time.monotonic() >= deadline:
@@ -396,7 +429,8 @@ class EmbeddedRadicale:
                 start_new_session=True,
             )
         self._port = port
-        wait_for_server(self._proc, self._probe, self.log_path, what=f"Radicale on port {port}")
+        wait_for_server(self._proc, self._probe, self.log_path, what=f"Radicale on port {port}",
+                        port=port)
 
     def _probe(self) -> int | None:
         """Status of an authenticated Depth-0 PROPFIND on the principal."""

@@ -8,16 +8,19 @@ passwords and certificates are actually checked, and nothing is left behind.
 from __future__ import annotations
 
 import http.client
+import http.server
 import socket
 import ssl
 import stat
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import sanitizer.demo.embedded_server as embedded_server
+import tests.support.servers as servers_module
 from sanitizer.demo.embedded_server import (
     EmbeddedRadicale,
     ServerStartError,
@@ -280,3 +283,36 @@ def test_xandikos_tls_stop_removes_work_dir() -> None:
     assert Path(server.ca_file).is_relative_to(work)
     server.stop()
     assert not work.exists()
+
+
+class _AnswersEverything(http.server.BaseHTTPRequestHandler):
+    """Another program on the port: a 207 to anything, as a server with other users might."""
+
+    def do_PROPFIND(self) -> None:
+        self.send_response(207)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_start_never_takes_another_programs_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port is picked, released, then bound by the child: if another program holds it by
+    then, its 207 must not pass for our server's; the start moves to another port."""
+    impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AnswersEverything)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    taken = impostor.server_address[1]
+    real = servers_module.find_free_port
+    ports = iter([taken])
+    monkeypatch.setattr(servers_module, "find_free_port", lambda: next(ports, None) or real())
+    server = XandikosServer(tls=False)
+    try:
+        server.start()
+        port = int(server.url.rstrip("/").rsplit(":", 1)[1])
+        assert port != taken and server.process is not None
+        assert embedded_server.listener_pid_matches(server.process.pid, port)
+    finally:
+        server.stop()
+        impostor.shutdown()

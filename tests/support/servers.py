@@ -372,6 +372,11 @@ class XandikosServer(CalDAVServer):
         return self.tls
 
     @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The running server process, or None."""
+        return self._proc
+
+    @property
     def url(self) -> str:
         """Server root."""
         if self._port is None:
@@ -481,7 +486,8 @@ class XandikosServer(CalDAVServer):
                 self._port = port
                 try:
                     wait_for_server(
-                        self._proc, self._probe, self.log_path, what=f"{self.name} on port {port}"
+                        self._proc, self._probe, self.log_path, what=f"{self.name} on port {port}",
+                        port=port,
                     )
                     return
                 except ServerStartError as exc:
