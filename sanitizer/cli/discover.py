@@ -18,7 +18,7 @@ from sanitizer.errors import ConfigError
 from sanitizer.service import credentials
 from sanitizer.service.config import Account, Config, load_config, parse_config
 from sanitizer.service.connections import transport_for
-from sanitizer.stores.caldav import RetryPolicy
+from sanitizer.stores.caldav import Backoff
 from sanitizer.stores.discovery import Calendar, Discovery, discover
 
 
@@ -50,7 +50,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
                                 f"is a {account.kind} account, whose login names its calendars")
     backend = credentials.select_backend(config.service.keyring_backend)
     timeout = min(config.service.timeout.total_seconds(), 30.0)
-    transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1))
+    transport = transport_for(account, backend, timeout, Backoff(attempts=1))
     try:
         found = discover(transport, account.url)
     finally:

@@ -28,7 +28,7 @@ from sanitizer.stores.caldav import (
     CALDAV,
     DAV,
     XML_HEADERS,
-    RetryPolicy,
+    Backoff,
     Transport,
     multistatus,
 )
@@ -201,7 +201,7 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
             if account.kind == "microsoft365":
                 password = credentials.password(backend, account.secret_name)
             else:
-                transport = transport_for(account, backend, timeout, RetryPolicy(attempts=1),
+                transport = transport_for(account, backend, timeout, Backoff(attempts=1),
                                           account_urls(config, account))
         except SecretError as exc:
             google = account.kind == "google"

@@ -18,11 +18,11 @@ from sanitizer.service import credentials
 from sanitizer.service.config import Account, check_url
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
 from sanitizer.stores.caldav import (
+    Backoff,
     CalDAVSource,
     CalDAVTarget,
     Credentials,
     Requester,
-    RetryPolicy,
     Transport,
 )
 
@@ -103,7 +103,7 @@ def read_secret(account: Account, backend: KeyringBackend) -> str:
     return credentials.password(backend, account.secret_name)
 
 
-def connect(account: Account, secret: str, timeout: float, retry: RetryPolicy | None = None,
+def connect(account: Account, secret: str, timeout: float, retry: Backoff | None = None,
             bases: Iterable[str] = ()) -> Connection:
     """The account's connection (nothing is sent yet); SecretError if the secret is unusable.
     Requests go only below the account URL and below `bases` (its calendars' URLs)."""
@@ -113,7 +113,7 @@ def connect(account: Account, secret: str, timeout: float, retry: RetryPolicy | 
 
 
 def open_connection(account: Account, backend: KeyringBackend, timeout: float,
-                    retry: RetryPolicy | None = None, bases: Iterable[str] = ()) -> Connection:
+                    retry: Backoff | None = None, bases: Iterable[str] = ()) -> Connection:
     """The account's connection, its secret read from the keyring now."""
     return connect(account, read_secret(account, backend), timeout, retry, bases)
 
@@ -130,13 +130,13 @@ def credentials_for(account: Account, password: str, timeout: float,
 
 
 def transport_for(account: Account, backend: KeyringBackend, timeout: float,
-                  retry: RetryPolicy | None = None, bases: Iterable[str] = ()) -> Transport:
+                  retry: Backoff | None = None, bases: Iterable[str] = ()) -> Transport:
     """A CalDAV or Google account's transport, its secret read from the keyring now."""
     return dav_transport(account, read_secret(account, backend), timeout, retry, bases)
 
 
 def dav_transport(account: Account, secret: str, timeout: float,
-                  retry: RetryPolicy | None = None, bases: Iterable[str] = ()) -> Transport:
+                  retry: Backoff | None = None, bases: Iterable[str] = ()) -> Transport:
     """A CalDAV account's transport; a google account's secret is the service account key,
     which mints tokens for the user it impersonates. SecretError if the key is unusable."""
     if account.kind != "google":

@@ -25,9 +25,9 @@ from sanitizer.stores.http import (
     Limits,
     Reply,
     Requester,
-    RetryPolicy,
     Transport,
 )
+from sanitizer.stores.retry import Backoff
 from sanitizer.stores.urls import object_url
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,18 @@ DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 ICS_HEADERS = {"Content-Type": "text/calendar; charset=utf-8"}
-__all__ = ["TRANSIENT_STATUSES", "BudgetedTransport", "CalDAVSource", "CalDAVTarget",
-           "Credentials", "Limits", "Reply", "Requester", "RetryPolicy", "Transport"]
+__all__ = [
+    "TRANSIENT_STATUSES",
+    "Backoff",
+    "BudgetedTransport",
+    "CalDAVSource",
+    "CalDAVTarget",
+    "Credentials",
+    "Limits",
+    "Reply",
+    "Requester",
+    "Transport",
+]
 
 _QUERY = """<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">

@@ -11,14 +11,11 @@ budget; other 4xx are not. Nothing here logs a request or response body.
 from __future__ import annotations
 
 import base64
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -27,6 +24,7 @@ from lxml import etree
 from sanitizer.errors import StoreError, TokenRejected
 from sanitizer.stores.bearer import BearerTokens
 from sanitizer.stores.differences import STANDARD, ServerDifferences
+from sanitizer.stores.retry import Backoff, NotBefore, retry_after
 from sanitizer.stores.urls import is_loopback, within
 
 MIB = 1024 * 1024
@@ -91,15 +89,6 @@ class Reply:
         return node.text.encode("utf-8") if node.text else None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Attempts per request and the backoff between them."""
-
-    attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-
-
 class Requester(Protocol):
     """What the stores need: one request, answered or raised as StoreError, and how the
     service departs from the RFCs."""
@@ -123,18 +112,18 @@ class Transport:
     ever ran at once, and their connections are reused from cycle to cycle.
     """
 
-    def __init__(self, credentials: Credentials, retry: RetryPolicy | None = None,
+    def __init__(self, credentials: Credentials, retry: Backoff | None = None,
                  limits: Limits | None = None,
                  differences: ServerDifferences = STANDARD) -> None:
         self.credentials = credentials
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or Backoff()
         self.limits = limits or Limits()
         self.differences = differences
         self.requests: Counter[str] = Counter()
         self._idle: list[Any] = []
         self._made = 0
         self._lock = threading.Lock()
-        self._not_before = 0.0
+        self._not_before = NotBefore()
 
     @property
     def clients(self) -> int:
@@ -175,12 +164,9 @@ class Transport:
         """Send with retries for transient faults; raise StoreError when it does not succeed."""
         error: StoreError | None = None
         for attempt in range(self.retry.attempts):
-            if error is not None:
-                pause = self._delay(attempt)
-                if until is not None and time.monotonic() + pause >= until:
-                    break
-                time.sleep(pause)
-            self._wait_if_told()
+            if error is not None and not self.retry.pause(attempt, until):
+                break
+            self._not_before.wait("", self.retry.clock)
             try:
                 reply = self._once(method, url, body, headers or {}, until)
             except StoreError as exc:
@@ -192,30 +178,12 @@ class Transport:
                     return reply
                 error = StoreError(operation=method, url=url, reason=f"http-{reply.status}",
                                    status=reply.status, transient=True,
-                                   retry_after=_retry_after(reply.headers))
-            if error.retry_after is not None and not self._told_to_wait(error.retry_after):
+                                   retry_after=retry_after(reply.headers, self.retry.clock))
+            if error.retry_after is not None and not self._not_before.hold("", error.retry_after,
+                                                                            self.retry):
                 break  # the server wants a longer pause than a cycle should take: next cycle
         assert error is not None
         raise error
-
-    def _told_to_wait(self, seconds: float) -> bool:
-        """Honour Retry-After for every request of this transport, not each on its own, so
-        parallel writes do not multiply a rate limit. False if the wait is too long."""
-        if seconds > self.retry.max_delay:
-            return False
-        with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
-        return True
-
-    def _wait_if_told(self) -> None:
-        with self._lock:
-            pause = self._not_before - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-
-    def _delay(self, attempt: int) -> float:
-        ceiling = min(self.retry.base_delay * float(2 ** max(attempt - 1, 0)), self.retry.max_delay)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
 
     def _confine(self, method: str, url: str) -> None:
         """The backstop under href confinement: only the account's URLs, never plain HTTP to
@@ -308,7 +276,7 @@ class Transport:
         if self.differences.is_rate_limit(reply.status, reply.head):
             raise StoreError(operation=method, url=url, reason="rate-limited",
                              status=reply.status, transient=True,
-                             retry_after=_retry_after(reply.headers))
+                             retry_after=retry_after(reply.headers, self.retry.clock))
         reason = "forbidden" if reply.status == 403 else "auth-rejected"
         raise StoreError(operation=method, url=url, reason=reason, status=reply.status)
 
@@ -407,19 +375,3 @@ def _transport_error(method: str, url: str, exc: Exception) -> StoreError:
     if "timeout" in name:
         return StoreError(operation=method, url=url, reason="timeout", transient=True)
     return StoreError(operation=method, url=url, reason="connection-failed", transient=True)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Retry-After in seconds, from either of its forms (delta-seconds or an HTTP date)."""
-    value = {k.lower(): v for k, v in headers.items()}.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else None

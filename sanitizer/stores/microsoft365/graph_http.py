@@ -9,15 +9,11 @@ the limit Exchange Online enforces. Nothing here logs a URL's query, a request o
 from __future__ import annotations
 
 import json
-import math
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +21,7 @@ import requests
 
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.stores.microsoft365.names import same_origin_prefix
+from sanitizer.stores.retry import SYSTEM_CLOCK, Backoff, Clock, NotBefore, retry_after
 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 MAILBOX_CONCURRENCY = 4
@@ -42,6 +39,12 @@ class GraphSettings:
     attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 30.0  # a longer Retry-After ends the cycle's try; the next cycle retries
+    clock: Clock = SYSTEM_CLOCK
+
+    @property
+    def backoff(self) -> Backoff:
+        """The retry policy these settings describe."""
+        return Backoff(self.attempts, self.base_delay, self.max_delay, self.clock)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class GraphClient:
         self._lock = threading.Lock()
         self._gates: dict[str, threading.BoundedSemaphore] = {}
         self._in_flight: Counter[str] = Counter()
-        self._not_before: dict[str, float] = {}
+        self._not_before = NotBefore()
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -81,10 +84,11 @@ class GraphClient:
         error: StoreError | None = None
         refreshed = refresh = False
         attempt = 0
-        while attempt < self.settings.attempts:
+        backoff = self.settings.backoff
+        while attempt < backoff.attempts:
             if error is not None:
-                time.sleep(self._delay(attempt))
-            self._wait_if_told(mailbox)
+                backoff.pause(attempt)
+            self._not_before.wait(mailbox.lower(), backoff.clock)
             try:
                 status, reply_headers, raw = self._gated(method, url, mailbox, body, headers,
                                                          refresh)
@@ -99,11 +103,11 @@ class GraphClient:
             refresh = False
             if status not in RETRY_STATUSES:
                 return _answer(method, url, status, reply_headers, raw)
-            wait = _retry_after(reply_headers)
+            wait = retry_after(reply_headers, backoff.clock)
             error = StoreError(operation=method, url=_shown(url), reason=_code(status, raw),
                                status=status, transient=True, retry_after=wait)
             attempt += 1
-            if wait is not None and not self._told_to_wait(mailbox, wait):
+            if wait is not None and not self._not_before.hold(mailbox.lower(), wait, backoff):
                 break
         assert error is not None
         raise error
@@ -158,28 +162,6 @@ class GraphClient:
             raise StoreError(operation=method, url=_shown(url), reason="connection-failed",
                              transient=True) from None
 
-    def _told_to_wait(self, mailbox: str, seconds: float) -> bool:
-        """Retry-After holds back every request to the mailbox, so parallel writes do not
-        multiply a throttle. False if the wait is longer than a cycle should take."""
-        if seconds > self.settings.max_delay:
-            return False
-        with self._lock:
-            key = mailbox.lower()
-            self._not_before[key] = max(self._not_before.get(key, 0.0),
-                                        time.monotonic() + seconds)
-        return True
-
-    def _wait_if_told(self, mailbox: str) -> None:
-        with self._lock:
-            pause = self._not_before.get(mailbox.lower(), 0.0) - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-
-    def _delay(self, attempt: int) -> float:
-        ceiling = min(self.settings.base_delay * float(2 ** max(attempt - 1, 0)),
-                      self.settings.max_delay)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
-
 
 def _read_capped(response: requests.Response, deadline: float, method: str, url: str) -> bytes:
     """The body, unless it is larger than the cap or still arriving at the deadline (read as
@@ -195,24 +177,6 @@ def _read_capped(response: requests.Response, deadline: float, method: str, url:
                              transient=True)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Retry-After in seconds (Graph sends fractions, like 2.128), or from an HTTP date."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _json(raw: bytes) -> Any:
