@@ -360,6 +360,7 @@ def test_three_attempts_then_the_pair_fails_and_nothing_is_written(
 
 @pytest.mark.parametrize(("kind", "reason", "code"), [("401-once", "auth-rejected", 77),
                                                       ("html", "bad-response", 1)])
+@pytest.mark.servers("plain-http")
 def test_faults_that_cannot_heal_by_retrying_are_not_retried(
         bench: Bench, proxy: FaultProxy, kind: str, reason: str, code: int) -> None:
     fill(bench.server, bench.source, build_source(random.Random(1), 5))
@@ -385,7 +386,6 @@ def test_faults_that_cannot_heal_by_retrying_are_not_retried(
     assert phone_state(bench.server, bench.target).owned == bench.reference_state().owned
 
 
-@pytest.mark.servers("plain-http")
 @pytest.mark.parametrize(("status", "attempts"), [
     (408, 3), (423, 3), (425, 3), (429, 3), (500, 3), (502, 3), (503, 3), (504, 3),
     (400, 1), (403, 1), (405, 1), (409, 1), (410, 1), (415, 1), (501, 1), (507, 1)])
