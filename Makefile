@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers deadcode unit bench clean
+.PHONY: demo test lint typecheck layers deadcode unit bench constraints audit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,25 @@ test: $(STAMP) lint typecheck layers deadcode
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The exact versions a production install uses (docs/install.md): a fresh venv with every
+# production extra, frozen. Run after changing dependencies, and commit the result.
+PRODUCTION_EXTRAS := microsoft365,google,metrics,cryptfile
+constraints:
+	rm -rf .constraints-venv
+	$(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/pip install --quiet --upgrade pip
+	.constraints-venv/bin/pip install --quiet '.[$(PRODUCTION_EXTRAS)]'
+	{ echo "# pip install -c constraints.txt '.[EXTRAS]': the versions a production install uses."; \
+	  echo "# Made by 'make constraints' with $$(.constraints-venv/bin/python -V)."; \
+	  .constraints-venv/bin/pip freeze --exclude calendar-sanitizer; } > constraints.txt
+	rm -rf .constraints-venv
+
+# Known vulnerabilities in the pinned production versions. Not part of `make test`: pip-audit
+# asks PyPI's JSON API (or OSV) for advisories, which a machine that reaches only the package
+# index cannot; run it where those answer, and before every release.
+audit: $(STAMP)
+	$(BIN)/pip install --quiet pip-audit
+	$(BIN)/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .constraints-venv .mypy_cache .ruff_cache .pytest_cache .hypothesis
