@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers deadcode unit bench constraints audit clean
+.PHONY: demo test test-shifted lint typecheck layers deadcode unit bench constraints audit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ deadcode: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not integration"
+
+# The whole suite a year ahead (and in every process it starts): no test may depend on the date.
+test-shifted: $(STAMP)
+	TEST_CLOCK_SHIFT_DAYS=365 $(BIN)/pytest -q
 
 test: $(STAMP) lint typecheck layers deadcode
 	$(BIN)/pytest -q

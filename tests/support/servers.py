@@ -256,7 +256,7 @@ def generate_test_pki(
     """
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
-    not_before = now - datetime.timedelta(hours=1)
+    not_before = now - datetime.timedelta(days=730)  # also valid in a run with the date moved
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "calendar-sanitizer test CA")])
