@@ -40,6 +40,7 @@ def bench(fresh_calendars: FreshCalendars, make_setup: Callable[..., Setup]) -> 
     return make_bench(fresh_calendars, make_setup)
 
 
+@pytest.mark.servers("plain-http")
 def test_an_emptied_source_does_not_empty_the_phone(bench: Bench) -> None:
     fill(bench.server, bench.source, SOON)
     setup = bench.setup()
@@ -53,6 +54,7 @@ def test_an_emptied_source_does_not_empty_the_phone(bench: Bench) -> None:
     assert list_objects(bench.server, bench.target) == before
 
 
+@pytest.mark.servers("plain-http")
 def test_an_emptied_source_does_not_empty_the_phone_on_a_quiet_cycle(bench: Bench) -> None:
     fill(bench.server, bench.source, SOON)
     setup = bench.setup()
@@ -65,6 +67,7 @@ def test_an_emptied_source_does_not_empty_the_phone_on_a_quiet_cycle(bench: Benc
     assert "held-back=4" in result.stdout
 
 
+@pytest.mark.servers("plain-http")
 def test_expired_entries_are_still_removed_while_the_guard_holds(bench: Bench) -> None:
     fill(bench.server, bench.source, SOON)
     setup = bench.setup()
@@ -90,6 +93,7 @@ def answer_source_reports(where: Bench, body: bytes,
     return answer
 
 
+@pytest.mark.servers("plain-http")
 def test_an_empty_207_does_not_empty_the_phone(bench: Bench) -> None:
     fill(bench.server, bench.source, build_source(random.Random(5), 10))
     with StubProxy(bench.server.url) as stub:
@@ -106,6 +110,7 @@ def test_an_empty_207_does_not_empty_the_phone(bench: Bench) -> None:
     assert phone_state(bench.server, bench.target).owned == bench.reference_state().owned
 
 
+@pytest.mark.servers("plain-http")
 def test_a_listing_the_server_marks_truncated_is_not_taken_as_complete(bench: Bench) -> None:
     objects = {f"e{i}.ics": vevent(f"e{i}", f"2030030{5 + i}T100000Z", f"2030030{5 + i}T110000Z")
                for i in range(4)}
@@ -139,6 +144,7 @@ def test_a_listing_the_server_marks_truncated_is_not_taken_as_complete(bench: Be
     assert result.code == 1
 
 
+@pytest.mark.servers("plain-http")
 def test_a_new_phone_calendar_for_an_empty_source_is_fine(bench: Bench) -> None:
     """Nothing to hold back: an empty source with an empty phone is a success, not a failure."""
     setup = bench.setup()
