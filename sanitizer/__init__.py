@@ -12,4 +12,4 @@ Layers, each importing only those below it (enforced by the import contract in p
 ``errors`` and ``files`` are shared leaves that every layer may use.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
