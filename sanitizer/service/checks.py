@@ -210,7 +210,8 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
                                     ExitCode.CONFIG))
             continue
         if account.kind == "microsoft365":
-            fields, transports[name] = m365.account_check(account, password, timeout)
+            fields, transports[name] = m365.account_check(
+                account, password, timeout, [p.source_url for p in config.pairs])
             findings.append(Finding(*fields))
             continue
         finding = (token_finding(f"account {name}", account, transport)

@@ -74,7 +74,7 @@ def test_a_hanging_server_times_out_and_is_retried(sim: GraphSim) -> None:
         sim.add_calendar(ADVOCATE, "Calendar")
         sim.fail(200, times=1, hang=1.5, match="/calendars", method="GET")
         started = time.monotonic()
-        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
 
         assert find_calendar(account.client, ADVOCATE, "Calendar") is not None
         assert time.monotonic() - started < 3
@@ -111,7 +111,7 @@ def test_a_wrong_secret_is_an_auth_error(sim: GraphSim) -> None:
     account = graph_account(sim, secret="s3cret-that-is-refused")
     try:
         sim.add_calendar(ADVOCATE, "Calendar")
-        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
 
         with pytest.raises(StoreError) as caught:
             find_calendar(account.client, ADVOCATE, "Calendar")
@@ -214,7 +214,7 @@ def test_a_server_that_drips_its_answer_is_cut_off(sim: GraphSim) -> None:
     try:
         sim.add_calendar(ADVOCATE, "Calendar")
         sim.fail(200, times=1, drip=0.2, match="/calendars", method="GET")
-        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
 
         started = time.monotonic()
         with pytest.raises(StoreError) as caught:
@@ -236,7 +236,7 @@ def test_an_expired_token_on_the_only_attempt_is_refreshed(sim: GraphSim) -> Non
     account = graph_account(sim, attempts=1)
     try:
         sim.add_calendar(ADVOCATE, "Calendar")
-        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
 
         assert find_calendar(account.client, ADVOCATE, "Calendar") is not None
         sim.access_tokens.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -50,6 +51,9 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
 
 
 Answer = tuple[int, Any]
+# The documented filter on a string extended property: its id, and startswith on its value.
+_MARK_FILTER = re.compile(r"singleValueExtendedProperties/any\(ep: ep/id eq '([^']+)' and "
+                          r"startswith\(ep/value, '([^']*)'\)\)", re.IGNORECASE)
 
 
 class _Graph:
@@ -69,9 +73,17 @@ class _Graph:
 
     def route(self) -> Answer:
         parts = [unquote(p) for p in self.path[len(GRAPH_PREFIX):].split("/") if p]
-        if len(parts) < 3 or parts[0] != "users" or parts[1].lower() not in self.sim.mailboxes:
+        by_id = {oid: user for user, oid in self.sim.object_ids.items()}
+        user = by_id.get(parts[1].lower(), parts[1].lower()) if len(parts) > 1 else ""
+        if len(parts) < 2 or parts[0] != "users" or user not in self.sim.mailboxes:
             return _error(404, "ErrorInvalidUser", "The requested user is invalid.")
-        user, rest = parts[1].lower(), parts[2:]
+        rest = parts[2:]
+        if not rest:
+            if self.method != "GET":
+                return _error(400, "BadRequest", "Unsupported request.")
+            return 200, {"@odata.context": f"{self.sim.graph_url}$metadata#users/$entity",
+                         "id": self.sim.object_ids[user], "mail": user,
+                         "userPrincipalName": user}
         table: dict[tuple[str, int, str], Callable[[str, list[str]], Answer]] = {
             ("GET", 1, "calendars"): self.list_calendars,
             ("POST", 1, "calendars"): self.create_calendar,
@@ -237,6 +249,14 @@ class _Graph:
         top = int(self.q("$top") or 10)
         skip = int(self.q("$skip") or 0)
         events = sorted(cal.events.values(), key=lambda e: str(e["id"]))
+        if (wanted := self.q("$filter")) is not None:
+            match = _MARK_FILTER.fullmatch(wanted)
+            if match is None:
+                return _error(400, "ErrorInvalidUrlQueryFilter", "Unsupported filter.")
+            events = [e for e in events if any(
+                p.get("id") == match.group(1)
+                and str(p.get("value", "")).lower().startswith(match.group(2).lower())
+                for p in e.get("singleValueExtendedProperties", []))]
         answer: dict[str, Any] = {
             "@odata.context": f"{self.sim.graph_url}$metadata#users('{user}')/calendars"
                               f"('{cal.id}')/events",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class GraphSim:
         self.certificates: list[Any] = []  # certificates (cryptography x509) that may sign in
         self.calendars: dict[str, Calendar] = {}
         self.mailboxes: dict[str, list[str]] = {}  # user -> calendar ids
+        self.object_ids: dict[str, str] = {}  # user -> the mailbox's object id (a GUID)
         self.transactions: dict[tuple[str, str], tuple[str, str]] = {}
         self.delta_tokens: dict[str, tuple[str, datetime, datetime, int]] = {}
         self.skip_tokens: dict[str, tuple[list[dict[str, Any]], str]] = {}
@@ -151,6 +153,7 @@ class GraphSim:
             ident = _new_id("AAMkAGI2")
             self.calendars[ident] = Calendar(ident, name, user.lower(), can_edit)
             self.mailboxes.setdefault(user.lower(), []).append(ident)
+            self.object_ids.setdefault(user.lower(), str(uuid.uuid4()))
             return ident
 
     def add_event(self, calendar: str, start: datetime, end: datetime, **fields: Any) -> str:

@@ -61,6 +61,7 @@ class GraphClient:
         self.token = token  # token(refresh) -> a bearer token; refresh after a 401
         self.requests: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()  # the most requests a mailbox had in flight
+        self.mailbox_ids: dict[str, str] = {}  # address or id -> object id (see mailbox.py)
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy, CA bundle or .netrc from the environment
         self._lock = threading.Lock()

@@ -12,6 +12,9 @@ GRAPH_URL = "https://graph.microsoft.com/v1.0/"
 AUTHORITY = "https://login.microsoftonline.com/"
 SCOPE = "https://graph.microsoft.com/.default"
 MAX_CALENDAR_NAME = 255
+MARK_GUID = "{0c9d7f35-5bd4-4a8e-9a27-3f4e2b8c6d11}"
+MARK_NAME = "calendar-sanitizer-uid"
+MARK_ID = f"String {MARK_GUID} Name {MARK_NAME}"  # the owner mark: an extended property
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _USER = re.compile(r"^(?:[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+"
                    r"|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$")

@@ -19,17 +19,22 @@ from sanitizer.core.phone_format import read_back, serialize
 from sanitizer.errors import StoreError
 from sanitizer.stores.base import RawObject
 from sanitizer.stores.microsoft365.graph_http import GraphClient
+from sanitizer.stores.microsoft365.mailbox import (
+    MAX_PAGES,
+    calendars_or_none,
+    is_a_source,
+    pick,
+    user_url,
+)
 from sanitizer.stores.microsoft365.mapping import (
     clean_etag,
     entry_json,
     event_id,
     target_entry,
 )
-from sanitizer.stores.microsoft365.source import MAX_ITEMS, MAX_PAGES, find_calendar, user_url
+from sanitizer.stores.microsoft365.names import MARK_ID
+from sanitizer.stores.microsoft365.source import MAX_ITEMS
 
-MARK_GUID = "{0c9d7f35-5bd4-4a8e-9a27-3f4e2b8c6d11}"
-MARK_NAME = "calendar-sanitizer-uid"
-MARK_ID = f"String {MARK_GUID} Name {MARK_NAME}"
 EXPAND = f"singleValueExtendedProperties($filter=id eq '{MARK_ID}')"
 SELECT = ("id,subject,start,end,isAllDay,showAs,sensitivity,isReminderOn,"
           "reminderMinutesBeforeStart,location,bodyPreview,categories,type")
@@ -64,26 +69,33 @@ def phone_bytes(obj: dict[str, Any]) -> bytes:
 class GraphTarget:
     """One calendar, by name, in the phone's mailbox."""
 
-    def __init__(self, client: GraphClient, user: str, calendar: str) -> None:
+    def __init__(self, client: GraphClient, user: str, calendar: str,
+                 sources: tuple[tuple[str, str], ...] = ()) -> None:
         self.client = client
         self.user = user
         self.calendar = calendar
+        self.sources = sources  # (user, name) of every configured source: never written
         self.base = user_url(client.settings.graph_url, user)
         self.url = self.base + "calendars/" + quote(calendar)
         self._calendar_id: str | None = None
         self._owned: set[str] = set()  # ids seen marked, or created, by this instance
 
-    def _calendar(self) -> str:
+    def resolve(self) -> str:
+        """The calendar's id: named exactly, and not any configured source under another
+        spelling (StoreError `target-is-a-source`, or 404 `target-not-found`)."""
         if self._calendar_id is None:
-            ident = find_calendar(self.client, self.user, self.calendar)
+            found = calendars_or_none(self.client, self.user)
+            ident = pick(found, self.calendar, exact=True)
             if ident is None:
                 raise StoreError(operation="GET", url=self.url, reason="target-not-found",
                                  status=404)
+            if is_a_source(self.client, self.user, ident, found, self.sources):
+                raise StoreError(operation="GET", url=self.url, reason="target-is-a-source")
             self._calendar_id = ident
         return self._calendar_id
 
     def _events_url(self) -> str:
-        return f"{self.base}calendars/{quote(self._calendar(), safe='')}/events"
+        return f"{self.base}calendars/{quote(self.resolve(), safe='')}/events"
 
     def list(self) -> list[RawObject]:
         """Every event in the calendar; 404 if there is no calendar of that name."""
