@@ -41,6 +41,14 @@ def _token_finding(item: str, account: Account,
     if exc.reason == "credential-unusable":
         return (item, "bad-credential", f"credential {account.client_credential!r} is neither a "
                 "client secret nor a PEM with a private key and a certificate", ExitCode.CONFIG)
+    if exc.reason == "tls-verification-failed":
+        return (item, "tls-failed", f"{exc.url}: the authority's TLS certificate did not verify: "
+                f"set {where}.ca_file to the CA that signed it, or check {where}.authority",
+                ExitCode.UNAVAILABLE)
+    if exc.reason == "token-request-refused":
+        return (item, "token-refused", f"{exc.url}: the authority refused the token request "
+                f"(not the credential): check {where}.tenant_id and {where}.authority",
+                ExitCode.CONFIG)
     return (item, "unreachable", f"{exc.url}: {exc.reason}: check {where}.authority and that "
             "this host can reach it", ExitCode.UNAVAILABLE)
 

@@ -473,3 +473,17 @@ def test_requests_and_token_mints_of_a_first_and_a_quiet_cycle_of_100_events(
     assert sim.tokens.minted[sim.user] == 2  # one per run: cached across 100+ requests
     print(f"\n[google] first sync: {counts_first}; quiet sync: {counts_second}; "
           f"tokens minted: {sim.tokens.minted[sim.user]}")
+
+
+@pytest.mark.integration
+def test_a_refused_fresh_token_never_holds_the_account_back(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    sim, _, target, setup = bench
+    assert sim.proxy is not None
+    sim.proxy.refuse_tokens = True
+    first = setup.run("sync", "--now", NOW)
+    assert first.code == 77 and "access-token-refused" in first.output, first.output
+    sim.proxy.refuse_tokens = False
+    later = setup.run("sync", "--now", NOW)
+    assert later.code == 0 and "created=2" in later.stdout, later.output
+    assert len(list_objects(sim, target)) == 2

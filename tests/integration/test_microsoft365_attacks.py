@@ -3,6 +3,7 @@ work calendar under another spelling, a source that holds phone entries."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,9 @@ import pytest
 from sanitizer.stores.microsoft365.target import MARK_ID
 from tests.integration.test_microsoft365_cli import m365_setup
 from tests.support.graph_sim import ADVOCATE, PHONE, GraphSim
+from tests.support.harness import Setup
+from tests.support.hostile_server import HostileServer
+from tests.support.servers import generate_test_pki
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -69,3 +73,74 @@ def test_a_source_that_holds_phone_entries_fails_the_pair(sim: GraphSim,
     sync = setup.run("sync", "--now", NOW.isoformat())
     assert sync.code == 1 and "source-holds-phone-entries" in sync.output, sync.output
     assert sim.events(PHONE, "Appointments") == []
+
+
+def test_a_throttled_token_request_never_holds_the_account_back(sim: GraphSim,
+                                                                tmp_path: Path) -> None:
+    _work_calendar(sim)
+    setup = m365_setup(tmp_path, sim)
+    sim.token_faults += [(429, {"error": "temporarily_unavailable", "error_codes": [50196]},
+                          {"Retry-After": "0"})] * 8  # more than one cycle's retries
+    first = setup.run("sync", "--now", NOW.isoformat())
+    assert first.code == 69 and "authority-unreachable" in first.output, first.output
+    sim.token_faults.clear()
+    later = setup.run("sync", "--now", (NOW + timedelta(days=1)).isoformat())
+    assert later.code == 0 and "created=1" in later.stdout, later.output
+
+
+def test_graph_refusing_a_fresh_token_never_holds_the_account_back(sim: GraphSim,
+                                                                  tmp_path: Path) -> None:
+    _work_calendar(sim)
+    setup = m365_setup(tmp_path, sim)
+    sim.fail(401, times=2)
+    first = setup.run("sync", "--now", NOW.isoformat())
+    assert first.code == 77 and "access-token-refused" in first.output, first.output
+    later = setup.run("sync", "--now", (NOW + timedelta(days=1)).isoformat())
+    assert later.code == 0 and "created=1" in later.stdout, later.output
+
+
+def test_a_rejected_secret_is_held_back_until_it_changes(sim: GraphSim, tmp_path: Path) -> None:
+    _work_calendar(sim)
+    setup = m365_setup(tmp_path, sim)
+    (setup.credentials / "graph-app").write_text("wrong", encoding="utf-8")
+    first = setup.run("sync", "--now", NOW.isoformat())
+    assert first.code == 77 and "auth-rejected" in first.output, first.output
+    asked = sim.requests["token"]
+    again = setup.run("sync", "--now", (NOW + timedelta(minutes=5)).isoformat())
+    assert again.code == 77 and "rejected before" in again.output, again.output
+    assert sim.requests["token"] == asked  # the refused secret was not sent again
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _with_authority(setup: Setup, authority: str, extra: str = "") -> None:
+    text = setup.config_path.read_text(encoding="utf-8")
+    start = text.index("authority = ")
+    end = text.index("\n", start)
+    setup.config_path.write_text(text[:start] + f'authority = "{authority}"\n{extra}'
+                                 + text[end + 1:], encoding="utf-8")
+
+
+def test_an_unreachable_authority_exits_69(sim: GraphSim, tmp_path: Path) -> None:
+    _work_calendar(sim)
+    setup = m365_setup(tmp_path, sim)
+    _with_authority(setup, f"http://127.0.0.1:{_free_port()}/")
+    sync = setup.run("sync", "--now", NOW.isoformat())
+    assert sync.code == 69 and "authority-unreachable" in sync.output, sync.output
+
+
+def test_a_certificate_the_authority_cannot_prove_is_named(sim: GraphSim, tmp_path: Path) -> None:
+    _work_calendar(sim)
+    pki = generate_test_pki(tmp_path / "pki")
+    setup = m365_setup(tmp_path / "run", sim)
+    with HostileServer(tls=(str(pki.server_cert), str(pki.server_key))) as authority:
+        _with_authority(setup, authority.url)
+        check = setup.run("check")
+        sync = setup.run("sync", "--now", NOW.isoformat())
+        assert authority.seen == []  # no request ever got past the handshake
+    assert check.code == 69 and "did not verify" in check.stdout, check.output
+    assert sync.code == 69 and "tls-verification-failed" in sync.output, sync.output

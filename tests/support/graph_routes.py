@@ -411,6 +411,10 @@ def handler(sim: GraphSim) -> type[BaseHTTPRequestHandler]:
             if method == "POST" and path == f"/{TENANT}/oauth2/v2.0/token":
                 with sim.lock:
                     sim.requests["token"] += 1
+                    fault = sim.token_faults.pop(0) if sim.token_faults else None
+                if fault is not None:
+                    self.send(*fault)
+                    return
                 status, body = _token(sim, parse_qs(raw.decode()), public)
                 self.send(status, body)
                 return

@@ -106,6 +106,7 @@ class GraphSim:
         self.skip_tokens: dict[str, tuple[list[dict[str, Any]], str]] = {}
         self.access_tokens: set[str] = set()
         self.faults: list[Fault] = []
+        self.token_faults: list[tuple[int, Any, dict[str, str]]] = []  # next token answers
         self.requests: Counter[str] = Counter()
         self.bodies: list[bytes] = []  # every request body the simulator received
         self.in_flight: Counter[str] = Counter()

@@ -249,7 +249,9 @@ def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
         raise TokenRejected(operation=method, url=shown, reason="sync-token-rejected",
                             status=status)
     if status in (401, 403):  # 403: the app may not use this mailbox (its RBAC scope)
-        reason = "forbidden" if status == 403 else "auth-rejected"
+        # 401 after a fresh token: Graph refused the token, which says nothing final about the
+        # credential (the authority just accepted it), so the account is never held back
+        reason = "forbidden" if status == 403 else "access-token-refused"
         raise StoreError(operation=method, url=shown, reason=reason, status=status)
     if status == 404:
         raise StoreError(operation=method, url=shown, reason="not-found", status=404)
