@@ -28,6 +28,7 @@ WRITTEN = frozenset({"UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "LOCATION"
 
 
 def _escape(text: str) -> str:
+    text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes "?"
     return (text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
             .replace("\n", "\\n"))
 

@@ -15,6 +15,9 @@ from sanitizer.errors import ExitCode, StoreError
 from sanitizer.service.config import Account, Pair
 from sanitizer.service.connections import open_graph
 
+FORBIDDEN_ADVICE = ("the app's role assignment does not reach this mailbox: check its "
+                    "management scope (docs/microsoft365.md, section 2)")
+
 
 def account_check(account: Account, secret: str, timeout: float,
                   sources: list[str]) -> tuple[Any, Any]:

@@ -487,3 +487,26 @@ def test_a_refused_fresh_token_never_holds_the_account_back(
     later = setup.run("sync", "--now", NOW)
     assert later.code == 0 and "created=2" in later.stdout, later.output
     assert len(list_objects(sim, target)) == 2
+
+
+@pytest.mark.integration
+def test_a_token_answer_google_auth_cannot_compute_with_is_a_reason_code(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    sim, _, target, setup = bench
+    assert sim.tokens is not None
+    sim.tokens.expires_in = 10**12
+    result = setup.run("sync", "--now", NOW)
+    assert result.code == 1 and "token-bad-answer" in result.output, result.output
+    assert "Traceback" not in result.output and not list_objects(sim, target)
+
+
+@pytest.mark.integration
+def test_a_token_error_word_of_the_servers_choosing_is_never_a_reason(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    sim, _, _, setup = bench
+    assert sim.tokens is not None
+    sim.tokens.refuse_next = "made_up_by_the_server"
+    result = setup.run("sync", "--now", NOW)
+    assert "token-refused" in result.output and "made" not in result.output, result.output
+    assert "made" not in "".join(p.read_text(encoding="utf-8", errors="replace")
+                                 for p in setup.state_dir.rglob("*") if p.is_file())

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from sanitizer.core.model import Action
+from sanitizer.core.policy import Rule
 from sanitizer.stores.microsoft365.target import MARK_ID
 from tests.integration.test_microsoft365_cli import m365_setup
-from tests.support.graph_sim import ADVOCATE, PHONE, GraphSim
+from tests.support.graph_sim import ADVOCATE, PHONE, GraphSim, Rig
 from tests.support.harness import Setup
 from tests.support.hostile_server import HostileServer
 from tests.support.servers import generate_test_pki
@@ -144,3 +146,48 @@ def test_a_certificate_the_authority_cannot_prove_is_named(sim: GraphSim, tmp_pa
         assert authority.seen == []  # no request ever got past the handshake
     assert check.code == 69 and "did not verify" in check.stdout, check.output
     assert sync.code == 69 and "tls-verification-failed" in sync.output, sync.output
+
+
+def test_check_reports_a_mailbox_outside_the_apps_scope(sim: GraphSim, tmp_path: Path) -> None:
+    _work_calendar(sim)
+    setup = m365_setup(tmp_path, sim)
+    sim.fail(403, times=10, match=ADVOCATE)
+    check = setup.run("check")
+    assert check.code == 77 and "forbidden" in check.stdout, check.output
+    assert "management scope" in check.stdout and "Traceback" not in check.output
+
+
+def test_a_lone_surrogate_in_a_kept_title_skips_that_event_only(sim: GraphSim) -> None:
+    rig = Rig(sim, rules=(Rule("rules[0]", Action.KEEP_TITLE),))
+    try:
+        sim.add_event(rig.calendar, NOW, NOW + HOUR, subject="Staff meeting")
+        sim.add_event(rig.calendar, NOW + 2 * HOUR, NOW + 3 * HOUR, subject="Case \ud800 review")
+        report = rig.cycle(NOW)
+        assert report.ok and report.created == 1, report.error
+        assert report.skipped == {"graph-bad-field": 1}
+        assert [e["subject"] for e in rig.phone()] == ["Staff meeting"]
+    finally:
+        rig.close()
+
+
+def test_an_access_token_unfit_for_a_header_is_a_reason_code(sim: GraphSim,
+                                                            tmp_path: Path) -> None:
+    _work_calendar(sim)
+    setup = m365_setup(tmp_path, sim)
+    answer = {"token_type": "Bearer", "expires_in": 3599, "access_token": "\u2603-token"}
+    sim.token_faults += [(200, answer, {})] * 8
+    sync = setup.run("sync", "--now", NOW.isoformat())
+    assert sync.code == 1 and "authority-bad-answer" in sync.output, sync.output
+    assert "Traceback" not in sync.output
+
+
+def test_a_graph_error_code_never_becomes_a_reason_or_a_label(sim: GraphSim,
+                                                             tmp_path: Path) -> None:
+    _work_calendar(sim)
+    setup = m365_setup(tmp_path, sim)
+    sim.fail(400, times=1, match="delta")  # answered with Graph's code "serviceNotAvailable"
+    sync = setup.run("sync", "--now", NOW.isoformat())
+    assert sync.code == 1 and "http-400" in sync.output, sync.output
+    saved = "".join(p.read_text(encoding="utf-8", errors="replace")
+                    for p in setup.state_dir.rglob("*") if p.is_file())
+    assert "http-400" in saved and "servicenotavailable" not in (saved + sync.output).lower()

@@ -45,7 +45,7 @@ def test_a_retry_after_longer_than_a_cycle_ends_the_try(rig: Rig, sim: GraphSim)
     sim.fail(429, times=1, retry_after="120", match="/delta")
     started = time.monotonic()
     report = rig.cycle(NOW)
-    assert time.monotonic() - started < 5 and report.error_code == "toomanyrequests"
+    assert time.monotonic() - started < 5 and report.error_code == "rate-limited"
     assert rig.phone() == [] and sim.requests["GET delta"] == 1
 
 
@@ -54,7 +54,7 @@ def test_a_500_is_retried_and_a_lasting_one_fails_the_pair_alone(rig: Rig, sim: 
     assert rig.cycle(NOW).created == 3
     sim.fail(500, times=100, match="/delta")
     report = rig.cycle(NOW + HOUR, force_full=True)
-    assert not report.ok and report.error_code == "servicenotavailable"
+    assert not report.ok and report.error_code == "http-500"
     assert "pair maria: FAILED" in report.status_line() and len(rig.phone()) == 3
 
 
@@ -63,7 +63,7 @@ def test_a_write_that_keeps_failing_is_counted_and_the_rest_go_on(rig: Rig,
     rig.workers = 1  # the first create gets all four failures
     sim.fail(503, times=4, match="/events", method="POST")
     report = rig.cycle(NOW)
-    assert report.created == 2 and report.write_errors["servicenotavailable"] == 1
+    assert report.created == 2 and report.write_errors["http-503"] == 1
     assert not report.state.clean  # the next cycle reconciles fully
     assert rig.cycle(NOW + timedelta(minutes=5)).created == 1
 

@@ -10,6 +10,7 @@ config allows) is given to msal as https and sent as http by this client, for th
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ MAX_TOKEN_ANSWER = 256 * 1024
 # tenant (700016), a disabled app (7000112).
 CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
 CREDENTIAL_CODES = frozenset({7000215, 7000222, 700027, 700016, 7000112})
+TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,16384}")
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,10 @@ class GraphAuth:
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str) or not token:
             raise self._refusal(result)
+        if not TOKEN_TEXT.fullmatch(token):  # it goes into a header: printable ASCII only
+            with self._lock:
+                self._app.remove_tokens_for_client()
+            raise self._error("authority-bad-answer", None, transient=True)
         return token
 
     def _refusal(self, result: object) -> StoreError:

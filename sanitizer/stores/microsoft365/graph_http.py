@@ -101,7 +101,7 @@ class GraphClient:
             if status not in RETRY_STATUSES:
                 return _answer(method, url, status, reply_headers, raw)
             wait = _retry_after(reply_headers)
-            error = StoreError(operation=method, url=_shown(url), reason=_code(status, raw),
+            error = StoreError(operation=method, url=_shown(url), reason=_reason(status),
                                status=status, transient=True, retry_after=wait)
             attempt += 1
             if wait is not None and not self._told_to_wait(mailbox, wait):
@@ -226,14 +226,20 @@ def _json(raw: bytes) -> Any:
 _NOT_JSON = object()
 
 
-def _code(status: int, raw: bytes) -> str:
-    """A short reason code: Graph's error code if it is a plain word, else the HTTP status."""
+def _code(raw: bytes) -> str | None:
+    """Graph's error code (lower case), compared with known codes only: never a reason code."""
     body = _json(raw)
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    if isinstance(code, str) and code.isalnum() and len(code) <= 64:
-        return code.lower()
-    return f"http-{status}"
+    return code.lower() if isinstance(code, str) and len(code) <= 64 else None
+
+
+def _reason(status: int) -> str:
+    """A reason code from a fixed set: what the server calls its error is left out, so status
+    files and metric labels hold only this project's words."""
+    if status == 429:
+        return "rate-limited"
+    return f"http-{status}" if 400 <= status <= 599 else "bad-response"
 
 
 def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
@@ -244,8 +250,7 @@ def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
     if status == 412:
         raise PreconditionFailed(operation=method, url=shown, reason="precondition-failed",
                                  status=412)
-    code = _code(status, raw)
-    if status == 410 or (400 <= status < 500 and code in TOKEN_CODES):
+    if status == 410 or (400 <= status < 500 and _code(raw) in TOKEN_CODES):
         raise TokenRejected(operation=method, url=shown, reason="sync-token-rejected",
                             status=status)
     if status in (401, 403):  # 403: the app may not use this mailbox (its RBAC scope)
@@ -256,7 +261,7 @@ def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
     if status == 404:
         raise StoreError(operation=method, url=shown, reason="not-found", status=404)
     if not 200 <= status < 300:
-        raise StoreError(operation=method, url=shown, reason=code, status=status)
+        raise StoreError(operation=method, url=shown, reason=_reason(status), status=status)
     body = _json(raw)
     if body is _NOT_JSON:
         raise StoreError(operation=method, url=shown, reason="bad-response", status=status,

@@ -28,6 +28,7 @@ MAX_ADDRESS = 320  # RFC 5321: 64 + 1 + 255
 MAX_REMINDER_MINUTES = 4 * 7 * 24 * 60
 YEARS = (1970, 2200)
 _ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,512}$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ETAG = re.compile(r"^[\x21-\x7e]+$")
 _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,7})?Z?$")
 # showAs -> (status, transparent); "unknown" is a documented value and blocks time, like busy
@@ -165,8 +166,8 @@ def _categories(value: object) -> tuple[str, ...]:
 def _subject(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_SUBJECT:
-        raise SkipObject("graph-bad-field")
+    if not isinstance(value, str) or len(value) > MAX_SUBJECT or _SURROGATE.search(value):
+        raise SkipObject("graph-bad-field")  # a lone surrogate (JSON's \ud800) is no text
     return value
 
 
