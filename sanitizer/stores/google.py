@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from http.client import HTTPException
 from typing import Any
 
+import certifi
+
 from sanitizer.errors import StoreError
 from sanitizer.stores.differences import RFC_FORGOTTEN_TOKEN, ServerDifferences
 
@@ -174,7 +176,10 @@ class TokenRequest:
     def __init__(self, token_uri: str, verify: bool | str, timeout: float) -> None:
         self.token_uri = token_uri
         self.timeout = timeout
-        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        # a named CA file, else certifi's bundle as requests uses it: never SSL_CERT_FILE or
+        # SSL_CERT_DIR from the environment, which the default paths would read
+        context = ssl.create_default_context(
+            cafile=verify if isinstance(verify, str) else certifi.where())
         if verify is False:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE

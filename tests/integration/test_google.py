@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,8 @@ from tests.support.google_sim import (
     rate_limit_body,
 )
 from tests.support.harness import LIST_BODY, Setup, list_objects, put, vevent, write_setup
+from tests.support.hostile_server import HostileServer
+from tests.support.servers import generate_test_pki
 
 NOW = "2030-03-04T09:00:00+00:00"
 PROPFIND = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
@@ -510,3 +513,25 @@ def test_a_token_error_word_of_the_servers_choosing_is_never_a_reason(
     assert "token-refused" in result.output and "made" not in result.output, result.output
     assert "made" not in "".join(p.read_text(encoding="utf-8", errors="replace")
                                  for p in setup.state_dir.rglob("*") if p.is_file())
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "SSL_CERT_DIR"])
+def test_the_token_request_trusts_no_ca_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    from google.auth import exceptions  # noqa: PLC0415
+
+    pki = generate_test_pki(tmp_path / "pki")
+    if variable == "SSL_CERT_DIR":  # a hashed directory, as c_rehash makes it
+        digest = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(pki.ca_cert)],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        (tmp_path / "certs").mkdir()
+        (tmp_path / "certs" / f"{digest}.0").write_bytes(pki.ca_cert.read_bytes())
+    monkeypatch.setenv(variable, str(tmp_path / "certs" if variable == "SSL_CERT_DIR"
+                                     else pki.ca_cert))
+    with HostileServer(tls=(str(pki.server_cert), str(pki.server_key))) as endpoint:
+        uri = endpoint.url + "token"
+        request = google.TokenRequest(uri, True, 5.0)
+        with pytest.raises(exceptions.TransportError):
+            request(uri, "POST", b"assertion=signed-grant")
+        assert endpoint.seen == []  # the handshake failed: the grant was never sent

@@ -3,10 +3,12 @@ work calendar under another spelling, a source that holds phone entries."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,9 +16,9 @@ from sanitizer.core.model import Action
 from sanitizer.core.policy import Rule
 from sanitizer.stores.microsoft365.target import MARK_ID
 from tests.integration.test_microsoft365_cli import m365_setup
-from tests.support.graph_sim import ADVOCATE, PHONE, GraphSim, Rig
+from tests.support.graph_sim import ADVOCATE, PHONE, SECRET, TENANT, GraphSim, Rig
 from tests.support.harness import Setup
-from tests.support.hostile_server import HostileServer
+from tests.support.hostile_server import HostileServer, Seen
 from tests.support.servers import generate_test_pki
 
 pytestmark = pytest.mark.integration
@@ -191,3 +193,33 @@ def test_a_graph_error_code_never_becomes_a_reason_or_a_label(sim: GraphSim,
     saved = "".join(p.read_text(encoding="utf-8", errors="replace")
                     for p in setup.state_dir.rglob("*") if p.is_file())
     assert "http-400" in saved and "servicenotavailable" not in (saved + sync.output).lower()
+
+
+def _discovery(token_endpoint: str) -> Any:
+    def answer(seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        body = {"token_endpoint": token_endpoint, "issuer": f"{token_endpoint}/v2.0",
+                "authorization_endpoint": f"{token_endpoint}/authorize"}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+    return answer
+
+
+@pytest.mark.parametrize("elsewhere", ["another-port", "another-host"])
+def test_the_client_secret_goes_only_to_the_configured_authority(
+        sim: GraphSim, tmp_path: Path, elsewhere: str) -> None:
+    _work_calendar(sim)
+    pki = generate_test_pki(tmp_path / "pki")
+    tls = (str(pki.server_cert), str(pki.server_key))
+    setup = m365_setup(tmp_path / "run", sim)
+    with HostileServer(tls=tls) as authority, HostileServer(tls=tls) as other:
+        host = (f"127.0.0.1:{other.port}" if elsewhere == "another-port"
+                else f"localhost:{authority.port}")  # the certificate names both
+        authority.script("GET", f"/{TENANT}/v2.0/.well-known/openid-configuration",
+                         _discovery(f"https://{host}/{TENANT}/oauth2/v2.0/token"))
+        _with_authority(setup, authority.url, f'ca_file = "{pki.ca_cert}"\n')
+        sync = setup.run("sync", "--now", NOW.isoformat())
+        check = setup.run("check")
+        sent = authority.seen + other.seen
+    assert [s.method for s in authority.seen] == ["GET", "GET"]  # discovery, by sync and check
+    assert not any(SECRET.encode() in s.body for s in sent) and other.seen == []
+    assert sync.code == 1 and "url-outside-authority" in sync.output, sync.output
+    assert check.code != 0 and "url-outside-authority" in check.stdout, check.output

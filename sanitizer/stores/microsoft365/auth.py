@@ -3,7 +3,9 @@
 The credential (a client secret, or a PEM holding the certificate's private key and the
 certificate) comes from the keyring or systemd credentials under the account's
 `client_credential` name. msal talks to the authority through the small client below: no
-redirects, no environment proxies or CA bundles, bounded answers. msal refuses non-https
+redirects, no environment proxies or CA bundles, bounded answers, and only the configured
+authority's host and port (a token endpoint that its discovery document places elsewhere is
+refused, `url-outside-authority`). msal refuses non-https
 authorities, so a loopback `http://` authority (a local test server, the only plain HTTP the
 config allows) is given to msal as https and sent as http by this client, for that host only.
 """
@@ -78,8 +80,23 @@ class _Answer:
             raise requests.HTTPError(f"HTTP Error: {self.status_code}")
 
 
+def origin(url: str) -> tuple[str, int] | None:
+    """(host, port) of an https URL without user info, or None if it has some or no host."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 443
+    except ValueError:
+        return None
+    if parts.username is not None or not parts.hostname:
+        return None
+    return parts.hostname.lower().rstrip("."), port
+
+
 class AuthorityHttp:
-    """msal's http_client: bounded, no redirects, plain http only for a loopback authority."""
+    """msal's http_client: bounded, no redirects, plain http only for a loopback authority.
+
+    Every request goes to the configured authority's host and port, whatever its discovery
+    document names: a token endpoint elsewhere never sees the client secret or assertion."""
 
     def __init__(self, login: AppLogin) -> None:
         self.login = login
@@ -87,6 +104,7 @@ class AuthorityHttp:
         self.failure: str | None = None  # why the last request failed, when known
         parts = urlsplit(login.authority)
         self._plain_netloc = parts.netloc.lower() if parts.scheme == "http" else None
+        self._origin = origin(login.authority.replace("http://", "https://", 1))
         self._session = requests.Session()
         self._session.trust_env = False
 
@@ -105,6 +123,9 @@ class AuthorityHttp:
 
     def _send(self, method: str, url: str, **kw: Any) -> _Answer:
         parts = urlsplit(url)
+        if parts.scheme != "https" or self._origin is None or origin(url) != self._origin:
+            self.failure = "url-outside-authority"  # msal asks https; http is ours to send
+            raise requests.exceptions.InvalidURL("not the configured authority")
         if self._plain_netloc is not None and parts.netloc.lower() == self._plain_netloc:
             url = urlunsplit(("http", *parts[1:]))
         self.requests += 1
