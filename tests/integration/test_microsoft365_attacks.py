@@ -223,3 +223,28 @@ def test_the_client_secret_goes_only_to_the_configured_authority(
     assert not any(SECRET.encode() in s.body for s in sent) and other.seen == []
     assert sync.code == 1 and "url-outside-authority" in sync.output, sync.output
     assert check.code != 0 and "url-outside-authority" in check.stdout, check.output
+
+
+def test_a_target_listing_that_links_to_itself_stops(sim: GraphSim,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support import graph_routes  # noqa: PLC0415
+
+    real = graph_routes._Graph.list_events
+
+    def looping(self: graph_routes._Graph, user: str, rest: list[str]) -> Any:
+        status, answer = real(self, user, rest)
+        if isinstance(answer, dict) and "$filter" not in self.query:
+            answer["@odata.nextLink"] = self.sim.graph_url + self.path[len("/v1.0/"):] + (
+                "?" + "&".join(f"{k}={v[0]}" for k, v in self.query.items()))
+        return status, answer
+
+    rig = Rig(sim)
+    try:
+        sim.add_event(rig.calendar, NOW, NOW + HOUR)
+        assert rig.cycle(NOW).created == 1
+        monkeypatch.setattr(graph_routes._Graph, "list_events", looping)
+        sim.requests.clear()
+        report = rig.cycle(NOW + HOUR, force_full=True)
+        assert report.error_code == "listing-loop" and sim.requests["GET events"] <= 3
+    finally:
+        rig.close()

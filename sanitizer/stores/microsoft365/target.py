@@ -102,9 +102,13 @@ class GraphTarget:
         url: str | None = (self._events_url() + f"?$select={SELECT}&$top=100&$expand="
                            + quote(EXPAND, safe="()$=,"))
         found: list[RawObject] = []
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             if url is None:
                 return found
+            if url in seen:  # a nextLink back to a page already read never ends
+                raise StoreError(operation="GET", url=self.url, reason="listing-loop")
+            seen.add(url)
             body = self.client.request("GET", url, self.user, headers=PREFER).body
             if not isinstance(body, dict) or not isinstance(body.get("value"), list):
                 raise StoreError(operation="GET", url=self.url, reason="bad-response",
