@@ -27,6 +27,7 @@ from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.stores.microsoft365.names import same_origin_prefix
 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024
 MAILBOX_CONCURRENCY = 4
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 TOKEN_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
@@ -74,8 +75,9 @@ class GraphClient:
         self._session.close()
 
     def request(self, method: str, url: str, mailbox: str, *, body: Any = None,
-                headers: Mapping[str, str] | None = None) -> GraphReply:
-        """Send with retries for throttling and transient faults; raise StoreError otherwise."""
+                headers: Mapping[str, str] | None = None, parse: bool = True) -> GraphReply:
+        """Send with retries for throttling and transient faults; raise StoreError otherwise.
+        Without `parse`, a successful answer's body is its bytes (see pages.py)."""
         if not same_origin_prefix(self.settings.graph_url, url):
             raise StoreError(operation=method, url=_shown(self.settings.graph_url),
                              reason="url-outside-graph")
@@ -99,7 +101,7 @@ class GraphClient:
                 continue
             refresh = False
             if status not in RETRY_STATUSES:
-                return _answer(method, url, status, reply_headers, raw)
+                return _answer(method, url, status, reply_headers, raw, parse)
             wait = _retry_after(reply_headers)
             error = StoreError(operation=method, url=_shown(url), reason=_reason(status),
                                status=status, transient=True, retry_after=wait)
@@ -111,7 +113,7 @@ class GraphClient:
 
     def _gated(self, method: str, url: str, mailbox: str, body: Any,
                headers: Mapping[str, str] | None,
-               refresh: bool) -> tuple[int, dict[str, str], bytes]:
+               refresh: bool) -> tuple[int, dict[str, str], bytes | bytearray]:
         gate = self._gate(mailbox)
         with gate:
             with self._lock:
@@ -130,7 +132,7 @@ class GraphClient:
                                           threading.BoundedSemaphore(MAILBOX_CONCURRENCY))
 
     def _once(self, method: str, url: str, body: Any, headers: Mapping[str, str],
-              refresh: bool) -> tuple[int, dict[str, str], bytes]:
+              refresh: bool) -> tuple[int, dict[str, str], bytes | bytearray]:
         deadline = time.monotonic() + self.settings.timeout
         sent = {"Authorization": "Bearer " + self.token(refresh), "Accept": "application/json",
                 **headers}
@@ -182,20 +184,19 @@ class GraphClient:
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
 
 
-def _read_capped(response: requests.Response, deadline: float, method: str, url: str) -> bytes:
+def _read_capped(response: requests.Response, deadline: float, method: str,
+                 url: str) -> bytearray:
     """The body, unless it is larger than the cap or still arriving at the deadline (read as
     it comes, so a server that drips bytes is cut off after one more read timeout at most)."""
-    chunks: list[bytes] = []
-    size = 0
+    data = bytearray()  # grown in place: the answer is held once, not as chunks and a copy
     while chunk := response.raw.read1(64 * 1024, decode_content=True):  # what has arrived
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
+        if len(data) + len(chunk) > MAX_ANSWER_BYTES:
             raise StoreError(operation=method, url=_shown(url), reason="answer-too-large")
         if time.monotonic() > deadline:
             raise StoreError(operation=method, url=_shown(url), reason="timeout",
                              transient=True)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        data += chunk
+    return data
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -216,7 +217,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _json(raw: bytes) -> Any:
+def _json(raw: bytes | bytearray) -> Any:
     try:
         return json.loads(raw) if raw.strip() else None
     except (ValueError, RecursionError):
@@ -226,8 +227,11 @@ def _json(raw: bytes) -> Any:
 _NOT_JSON = object()
 
 
-def _code(raw: bytes) -> str | None:
-    """Graph's error code (lower case), compared with known codes only: never a reason code."""
+def _code(raw: bytes | bytearray) -> str | None:
+    """Graph's error code (lower case), compared with known codes only: never a reason code.
+    An error answer is a few hundred bytes; a larger one is not parsed."""
+    if len(raw) > MAX_ERROR_BYTES:
+        return None
     body = _json(raw)
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
@@ -243,7 +247,7 @@ def _reason(status: int) -> str:
 
 
 def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
-            raw: bytes) -> GraphReply:
+            raw: bytes | bytearray, parse: bool = True) -> GraphReply:
     shown = _shown(url)
     if 300 <= status < 400:
         raise StoreError(operation=method, url=shown, reason="redirect-refused", status=status)
@@ -262,6 +266,8 @@ def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
         raise StoreError(operation=method, url=shown, reason="not-found", status=404)
     if not 200 <= status < 300:
         raise StoreError(operation=method, url=shown, reason=_reason(status), status=status)
+    if not parse:
+        return GraphReply(status, headers, raw)
     body = _json(raw)
     if body is _NOT_JSON:
         raise StoreError(operation=method, url=shown, reason="bad-response", status=status,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
+from typing import Any
 from urllib.parse import quote
 
 from sanitizer.core.model import Window
@@ -25,8 +26,9 @@ from sanitizer.stores.microsoft365.mailbox import (
     user_url,
 )
 from sanitizer.stores.microsoft365.mapping import DeltaItem, delta_item
+from sanitizer.stores.microsoft365.pages import PageError, TooManyElements, read_page
 
-MAX_ITEMS = 100_000
+MAX_ITEMS = 50_000  # events per round: about what a CalDAV listing of 20 MiB (its cap) holds
 PAGE_SIZE = 100
 PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}, IdType="ImmutableId"'
 
@@ -85,15 +87,7 @@ class GraphSource:
             if next_url is None:  # neither more pages nor the end of the round: a cut listing
                 raise StoreError(operation="GET", url=self.url, reason="listing-truncated",
                                  transient=True)
-            body = self.client.request("GET", next_url, self.user,
-                                       headers={"Prefer": PREFER}).body
-            if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-                raise StoreError(operation="GET", url=self.url, reason="bad-response",
-                                 transient=True)
-            for number, value in enumerate(body["value"]):
-                self._add(items, delta_item(value, read_subject=self.read_subject), number)
-            if len(items) > MAX_ITEMS:
-                raise StoreError(operation="GET", url=self.url, reason="too-many-events")
+            body = self._page(next_url, items)
             if (delta := link(body, "@odata.deltaLink")) is not None:
                 return items, delta
             seen.add(next_url)
@@ -101,6 +95,22 @@ class GraphSource:
             if next_url in seen:
                 raise StoreError(operation="GET", url=self.url, reason="listing-loop")
         raise StoreError(operation="GET", url=self.url, reason="too-many-pages")
+
+    def _page(self, url: str, items: dict[str, RawObject | None]) -> dict[str, Any]:
+        """One page, each event mapped as it is decoded (never the whole page's JSON at once);
+        the page's links. At most MAX_ITEMS events per round."""
+        def add(value: object, number: int) -> None:
+            self._add(items, delta_item(value, read_subject=self.read_subject), number)
+
+        try:  # the bytes are held by read_page alone, which drops them once decoded
+            return read_page(self.client.request("GET", url, self.user, parse=False,
+                                                 headers={"Prefer": PREFER}).body,
+                             add, MAX_ITEMS - len(items))
+        except TooManyElements:
+            raise StoreError(operation="GET", url=self.url, reason="too-many-events") from None
+        except PageError:
+            raise StoreError(operation="GET", url=self.url, reason="bad-response",
+                             transient=True) from None
 
     @staticmethod
     def _add(items: dict[str, RawObject | None], item: DeltaItem | None, number: int) -> None:

@@ -10,6 +10,7 @@ unmarked one as empty bytes (foreign).
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from sanitizer.stores.microsoft365.mapping import (
     target_entry,
 )
 from sanitizer.stores.microsoft365.names import MARK_ID
+from sanitizer.stores.microsoft365.pages import PageError, TooManyElements, read_page
 from sanitizer.stores.microsoft365.source import MAX_ITEMS
 
 EXPAND = f"singleValueExtendedProperties($filter=id eq '{MARK_ID}')"
@@ -109,23 +111,31 @@ class GraphTarget:
             if url in seen:  # a nextLink back to a page already read never ends
                 raise StoreError(operation="GET", url=self.url, reason="listing-loop")
             seen.add(url)
-            body = self.client.request("GET", url, self.user, headers=PREFER).body
-            if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-                raise StoreError(operation="GET", url=self.url, reason="bad-response",
-                                 transient=True)
-            for obj in body["value"]:
-                ident = event_id(obj.get("id")) if isinstance(obj, dict) else None
-                if ident is None:
-                    continue
-                data = phone_bytes(obj)
-                if data:
-                    self._owned.add(ident)
-                found.append(RawObject(ident, clean_etag(obj.get("@odata.etag")), data))
-            if len(found) > MAX_ITEMS:
-                raise StoreError(operation="GET", url=self.url, reason="too-many-events")
+            body = self._page(url, found)
             next_link = body.get("@odata.nextLink")
             url = next_link if isinstance(next_link, str) else None
         raise StoreError(operation="GET", url=self.url, reason="too-many-pages")
+
+    def _page(self, url: str, found: builtins.list[RawObject]) -> dict[str, Any]:
+        """One listing page, each entry read as it is decoded; the page's links."""
+        def add(obj: object, _: int) -> None:
+            ident = event_id(obj.get("id")) if isinstance(obj, dict) else None
+            if ident is None or not isinstance(obj, dict):
+                return
+            data = phone_bytes(obj)
+            if data:
+                self._owned.add(ident)
+            found.append(RawObject(ident, clean_etag(obj.get("@odata.etag")), data))
+
+        try:
+            return read_page(self.client.request("GET", url, self.user, headers=PREFER,
+                                                 parse=False).body,
+                             add, MAX_ITEMS - len(found))
+        except TooManyElements:
+            raise StoreError(operation="GET", url=self.url, reason="too-many-events") from None
+        except PageError:
+            raise StoreError(operation="GET", url=self.url, reason="bad-response",
+                             transient=True) from None
 
     def create_calendar(self) -> None:
         """Create the calendar; one that appeared meanwhile is fine."""
