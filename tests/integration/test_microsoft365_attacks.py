@@ -14,6 +14,8 @@ import pytest
 
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Rule
+from sanitizer.errors import StoreError
+from sanitizer.stores.microsoft365.connect import target_for
 from sanitizer.stores.microsoft365.target import MARK_ID
 from tests.integration.test_microsoft365_cli import m365_setup
 from tests.support.graph_sim import ADVOCATE, PHONE, SECRET, TENANT, GraphSim, Rig
@@ -246,5 +248,31 @@ def test_a_target_listing_that_links_to_itself_stops(sim: GraphSim,
         sim.requests.clear()
         report = rig.cycle(NOW + HOUR, force_full=True)
         assert report.error_code == "listing-loop" and sim.requests["GET events"] <= 3
+    finally:
+        rig.close()
+
+
+def test_attendees_added_on_the_phone_are_never_mailed(sim: GraphSim) -> None:
+    rig = Rig(sim)
+    try:
+        event = sim.add_event(rig.calendar, NOW + HOUR, NOW + 2 * HOUR, subject="Intake")
+        assert rig.cycle(NOW).created == 1
+        entry = rig.phone()[0]["id"]
+        sim.update_event(entry, attendees=[{"type": "required", "emailAddress": {
+            "address": "someone@example.net", "name": "x"}}])  # a minute with the phone
+        sim.update_event(event, start=NOW + 3 * HOUR, end=NOW + 4 * HOUR)  # a move
+        moved = rig.cycle(NOW + timedelta(minutes=5))
+        again = rig.cycle(NOW + timedelta(minutes=10), force_full=True)
+        assert moved.ok and again.ok and again.foreign == 1
+        clean = [e for e in rig.phone() if not e["attendees"]]
+        assert [e["start"]["dateTime"][:16] for e in clean] == [
+            (NOW + 3 * HOUR).strftime("%Y-%m-%dT%H:%M")]  # the appointment is still there
+        rig.cycle(NOW + timedelta(days=400), force_full=True)  # past retention
+        target = target_for(rig.account, rig.pair.target_url)
+        with pytest.raises(StoreError) as refused:
+            target.delete(entry, None)  # as a wipe or a retired target would
+        assert refused.value.reason == "entry-has-attendees"
+        assert sim.mailed == []
+        assert any(e["id"] == entry for e in rig.phone())
     finally:
         rig.close()

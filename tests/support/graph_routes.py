@@ -40,6 +40,12 @@ def _as_written(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _addresses(event: dict[str, Any]) -> set[str]:
+    """The attendees' addresses: who Exchange mails when the organizer changes the meeting."""
+    return {str(a.get("emailAddress", {}).get("address", "")).lower()
+            for a in event.get("attendees") or [] if isinstance(a, dict)}
+
+
 def _overlaps(event: dict[str, Any], start: datetime, end: datetime) -> bool:
     s, e = _parse_time(event["start"]), _parse_time(event["end"])
     return s < end and (e > start or (s == e and s >= start))
@@ -330,6 +336,11 @@ class _Graph:
         if (failed := self.precondition(event)) is not None:
             return failed
         updated = {**event, **_as_written(self.body)}
+        before, after = _addresses(event), _addresses(updated)
+        if set(self.body) == {"attendees"}:  # only the changed attendees hear of it
+            self.sim.mailed += [("update", a) for a in sorted(before ^ after)]
+        else:  # every attendee gets the update; removed ones a cancellation
+            self.sim.mailed += [("update", a) for a in sorted(before | after)]
         self.sim._store(cal, updated)
         return 200, self.entity(user, cal, updated)
 
@@ -340,6 +351,7 @@ class _Graph:
                           "the store.")
         if (failed := self.precondition(found[1])) is not None:
             return failed
+        self.sim.mailed += [("cancel", a) for a in sorted(_addresses(found[1]))]
         self.sim.delete_event(rest[1])
         return 204, None
 

@@ -109,6 +109,9 @@ class GraphSim:
         self.token_faults: list[tuple[int, Any, dict[str, str]]] = []  # next token answers
         self.requests: Counter[str] = Counter()
         self.bodies: list[bytes] = []  # every request body the simulator received
+        # what Exchange would mail ("update"/"cancel", address) when an organizer changes or
+        # deletes a meeting (Graph's event-update and event-delete pages)
+        self.mailed: list[tuple[str, str]] = []
         self.in_flight: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()  # POST, PATCH, DELETE per mailbox
         self.peak: Counter[str] = Counter()

@@ -11,6 +11,7 @@ unmarked one as empty bytes (foreign).
 from __future__ import annotations
 
 import builtins
+import logging
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -37,9 +38,10 @@ from sanitizer.stores.microsoft365.names import MARK_ID
 from sanitizer.stores.microsoft365.pages import PageError, TooManyElements, read_page
 from sanitizer.stores.microsoft365.source import MAX_ITEMS
 
+log = logging.getLogger(__name__)
 EXPAND = f"singleValueExtendedProperties($filter=id eq '{MARK_ID}')"
 SELECT = ("id,subject,start,end,isAllDay,showAs,sensitivity,isReminderOn,"
-          "reminderMinutesBeforeStart,location,bodyPreview,categories,type")
+          "reminderMinutesBeforeStart,location,bodyPreview,categories,type,attendees")
 PREFER = {"Prefer": 'outlook.timezone="UTC", IdType="ImmutableId"'}
 EXTRA_LINE = b"X-GRAPH-EXTRA:1\r\nEND:VEVENT"  # makes read_back report `extra`: rewrite it
 
@@ -56,8 +58,18 @@ def mark_of(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def has_attendees(obj: dict[str, Any]) -> bool:
+    """Attendees added on the phone (or attendees we cannot read): the entry is a meeting, and
+    Exchange mails attendees whenever a meeting is changed or deleted."""
+    attendees = obj.get("attendees", [])
+    return attendees is not None and attendees != []
+
+
 def phone_bytes(obj: dict[str, Any]) -> bytes:
-    """What the planner reads: our own format for marked entries, nothing for foreign ones."""
+    """What the planner reads: our own format for marked entries, nothing for foreign ones
+    and for entries that became meetings (never changed or deleted: see has_attendees)."""
+    if has_attendees(obj):
+        return b""
     entry = target_entry(obj, mark_of(obj))
     if entry.uid is None:
         return b""
@@ -81,6 +93,7 @@ class GraphTarget:
         self.url = self.base + "calendars/" + quote(calendar)
         self._calendar_id: str | None = None
         self._owned: set[str] = set()  # ids seen marked, or created, by this instance
+        self.meetings = 0  # marked entries that attendees were added to: never touched
 
     def resolve(self) -> str:
         """The calendar's id: named exactly, and not any configured source under another
@@ -105,8 +118,10 @@ class GraphTarget:
                            + quote(EXPAND, safe="()$=,"))
         found: list[RawObject] = []
         seen: set[str] = set()
+        self.meetings = 0
         for _ in range(MAX_PAGES):
             if url is None:
+                self._warn_meetings()
                 return found
             if url in seen:  # a nextLink back to a page already read never ends
                 raise StoreError(operation="GET", url=self.url, reason="listing-loop")
@@ -115,6 +130,12 @@ class GraphTarget:
             next_link = body.get("@odata.nextLink")
             url = next_link if isinstance(next_link, str) else None
         raise StoreError(operation="GET", url=self.url, reason="too-many-pages")
+
+    def _warn_meetings(self) -> None:
+        if self.meetings:
+            log.warning("%s: %d of our entries had attendees added on the phone; they are left "
+                        "alone (changing or deleting them would mail those attendees): delete "
+                        "them by hand, choosing not to notify attendees", self.url, self.meetings)
 
     def _page(self, url: str, found: builtins.list[RawObject]) -> dict[str, Any]:
         """One listing page, each entry read as it is decoded; the page's links."""
@@ -125,6 +146,8 @@ class GraphTarget:
             data = phone_bytes(obj)
             if data:
                 self._owned.add(ident)
+            elif mark_of(obj) is not None and has_attendees(obj):
+                self.meetings += 1
             found.append(RawObject(ident, clean_etag(obj.get("@odata.etag")), data))
 
         try:
@@ -184,10 +207,12 @@ class GraphTarget:
                 raise
 
     def _check_marked(self, url: str) -> None:
-        query = "?$select=id&$expand=" + quote(EXPAND, safe="()$=,")
+        query = "?$select=id,attendees&$expand=" + quote(EXPAND, safe="()$=,")
         reply = self.client.request("GET", url + query, self.user)
         if not isinstance(reply.body, dict) or mark_of(reply.body) is None:
             raise StoreError(operation="DELETE", url=self.url, reason="not-owned")
+        if has_attendees(reply.body):  # a delete would mail them a cancellation
+            raise StoreError(operation="DELETE", url=self.url, reason="entry-has-attendees")
 
     def holds(self, href: str) -> bool:
         """An href here is a Graph event id, always addressed under this mailbox's calendar."""
