@@ -134,8 +134,8 @@ class GraphTarget:
     def _warn_meetings(self) -> None:
         if self.meetings:
             log.warning("%s: %d of our entries had attendees added on the phone; they are left "
-                        "alone (changing or deleting them would mail those attendees): delete "
-                        "them by hand, choosing not to notify attendees", self.url, self.meetings)
+                        "alone (changing or deleting them would mail those attendees): a person "
+                        "must delete them (see docs/threat-model.md)", self.url, self.meetings)
 
     def _page(self, url: str, found: builtins.list[RawObject]) -> dict[str, Any]:
         """One listing page, each entry read as it is decoded; the page's links."""
