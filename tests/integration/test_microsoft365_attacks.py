@@ -276,3 +276,32 @@ def test_attendees_added_on_the_phone_are_never_mailed(sim: GraphSim) -> None:
         assert any(e["id"] == entry for e in rig.phone())
     finally:
         rig.close()
+
+
+def test_a_hold_written_without_a_verdict_is_tried_again(sim: GraphSim, tmp_path: Path) -> None:
+    """Earlier versions held an account back after a 429; such a hold is tried once more."""
+    _work_calendar(sim)
+    setup = m365_setup(tmp_path, sim)
+    (setup.credentials / "graph-app").write_text("wrong", encoding="utf-8")
+    assert setup.run("sync", "--now", NOW.isoformat()).code == 77
+    (setup.credentials / "graph-app").write_text(SECRET, encoding="utf-8")
+    path = setup.state_dir / "rejected.json"
+    held = json.loads(path.read_text(encoding="utf-8"))
+    fingerprint = held["agency"]["fingerprint"]
+    sync = setup.run("sync", "--now", NOW.isoformat())  # a new secret: a new fingerprint
+    assert sync.code == 0, sync.output
+    held["agency"] = {"fingerprint": _fingerprint_now(setup), "since": "2026-01-01T00:00:00"}
+    path.write_text(json.dumps(held), encoding="utf-8")  # as the old code wrote it after a 429
+    later = setup.run("sync", "--now", (NOW + timedelta(days=1)).isoformat())
+    assert later.code == 0 and "rejected before" not in later.output, later.output
+    assert fingerprint != held["agency"]["fingerprint"]
+
+
+def _fingerprint_now(setup: Setup) -> str:
+    from sanitizer.service import credentials, rejected  # noqa: PLC0415
+    from sanitizer.service.config import load_config  # noqa: PLC0415
+
+    config = load_config(setup.config_path)
+    key = credentials.existing_uid_key(config.service.state_dir)
+    assert key is not None
+    return rejected.fingerprint(key, config.accounts["agency"], SECRET)
