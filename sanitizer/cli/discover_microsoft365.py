@@ -26,8 +26,8 @@ class Unreachable(SanitizerError):
 
 def discover_mailbox(config: Config, name: str, user: str | None) -> str:
     """The mailbox's calendars as a table and lines to paste; errors as one line each."""
+    from sanitizer.stores.microsoft365.mailbox import list_calendars  # noqa: PLC0415
     from sanitizer.stores.microsoft365.names import mailbox  # noqa: PLC0415 - no msal needed
-    from sanitizer.stores.microsoft365.source import list_calendars  # noqa: PLC0415
 
     account = common.account(config, name)
     if user is None:

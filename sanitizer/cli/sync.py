@@ -87,9 +87,9 @@ def _say_if_throwaway(runtime: Runtime) -> None:
 
 REASON_EXIT = {
     "auth-rejected": ExitCode.NOPERM, "forbidden": ExitCode.NOPERM,
-    "password-rejected": ExitCode.NOPERM,
+    "password-rejected": ExitCode.NOPERM, "access-token-refused": ExitCode.NOPERM,
     "tls-verification-failed": ExitCode.UNAVAILABLE, "connection-failed": ExitCode.UNAVAILABLE,
-    "timeout": ExitCode.UNAVAILABLE,
+    "timeout": ExitCode.UNAVAILABLE, "authority-unreachable": ExitCode.UNAVAILABLE,
     "password-missing": ExitCode.CONFIG,
 }
 """Reasons that, when every pair failed for them, name the whole run's exit code."""

@@ -23,11 +23,17 @@ ALARM_TEXT = "Reminder"
 
 # Properties a server may add to what we PUT, and that say nothing about content.
 SERVER_ADDED = frozenset({"PRODID", "DTSTAMP", "CREATED", "LAST-MODIFIED", "SEQUENCE"})
+# An entry to which both were added (on the phone) is a meeting, a scheduling object resource
+# (RFC 6638 section 3.1): a server that schedules mails its attendees when it is changed or
+# deleted, so it is left alone, like a foreign object, whoever made it. Attendees without an
+# organizer schedule nothing, and are rewritten away like any other addition.
+SCHEDULING = frozenset({"ATTENDEE", "ORGANIZER"})
 WRITTEN = frozenset({"UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "LOCATION", "STATUS",
                      "TRANSP", "CLASS"})
 
 
 def _escape(text: str) -> str:
+    text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes "?"
     return (text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
             .replace("\n", "\\n"))
 
@@ -98,6 +104,8 @@ def read_back(data: bytes) -> ReadBack:
         events = [c for c in calendar.walk("VEVENT")]
     except Exception:  # noqa: BLE001 - any parse failure means "not ours to interpret"
         return ReadBack(None, None, False)
+    if any({str(name).upper() for name in c} >= SCHEDULING for c in events):
+        return ReadBack(None, None, False)  # a meeting now: see `SCHEDULING`
     if len(events) != 1:
         uid = str(events[0].get("UID", "")) if events else None
         return ReadBack(uid if is_owned(uid) else None, None, True)

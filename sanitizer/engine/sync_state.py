@@ -25,6 +25,7 @@ from sanitizer.files import named, write_json
 
 VERSION = 1
 PAIRS_DIR = "pairs"
+MAX_TOKEN = 8192  # characters; real sync tokens and deltaLinks are a few hundred
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def load(state_dir: Path, pair: str) -> PairState | None:
         if data.get("version") != VERSION:
             return None
         return PairState(
-            fingerprint=str(data["fingerprint"]), token=data["token"],
+            fingerprint=str(data["fingerprint"]), token=bounded(data["token"]),
             last_full=datetime.fromisoformat(data["last_full"]),
             next_boundary=datetime.fromisoformat(data["next_boundary"]),
             entries={uid: Entry(**entry) for uid, entry in data["entries"].items()},
@@ -85,10 +86,16 @@ def load(state_dir: Path, pair: str) -> PairState | None:
         return None
 
 
+def bounded(token: object) -> str | None:
+    """A sync token or deltaLink as the server gave it, or none when it is larger than any
+    real one (the next cycle then runs in full instead of storing what a server inflated)."""
+    return token if isinstance(token, str) and len(token) <= MAX_TOKEN else None
+
+
 def save(state_dir: Path, pair: str, state: PairState) -> None:
     """Write the state atomically (0600)."""
     data: dict[str, Any] = {
-        "version": VERSION, "fingerprint": state.fingerprint, "token": state.token,
+        "version": VERSION, "fingerprint": state.fingerprint, "token": bounded(state.token),
         "last_full": state.last_full.isoformat(), "next_boundary": state.next_boundary.isoformat(),
         "entries": {uid: asdict(entry) for uid, entry in sorted(state.entries.items())},
         "foreign": state.foreign, "clean": state.clean,

@@ -210,7 +210,8 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
                                     ExitCode.CONFIG))
             continue
         if account.kind == "microsoft365":
-            fields, transports[name] = m365.account_check(account, password, timeout)
+            fields, transports[name] = m365.account_check(
+                account, password, timeout, [p.source_url for p in config.pairs])
             findings.append(Finding(*fields))
             continue
         finding = (token_finding(f"account {name}", account, transport)
@@ -342,7 +343,7 @@ def pair_check(index: int, pair: Pair, transports: dict[str, Any]) -> Finding:
                    else source_problem(source, pair, where))
     except StoreError as exc:
         return store_finding(item, exc, f"accounts.{pair.source_account.name}",
-                             source.differences.forbidden_advice)
+                             forbidden_advice(source))
     if problem is not None:
         return Finding(item, *problem)
     try:
@@ -351,10 +352,19 @@ def pair_check(index: int, pair: Pair, transports: dict[str, Any]) -> Finding:
                                 else target_result(target, pair, where))
     except StoreError as exc:
         return store_finding(item, exc, f"accounts.{pair.target_account.name}",
-                             target.differences.forbidden_advice)
+                             forbidden_advice(target))
     if code is not ExitCode.OK:
         return Finding(item, result, detail, code)
     return Finding(item, result, f"source readable; {detail}")
+
+
+def forbidden_advice(connection: Any) -> str:
+    """What to do about a 403: the server's own advice (a Transport's), or for Microsoft 365
+    the app's mailbox scope."""
+    differences = getattr(connection, "differences", None)
+    if differences is not None:
+        return str(differences.forbidden_advice)
+    return m365.FORBIDDEN_ADVICE
 
 
 def source_problem(transport: Transport, pair: Pair,

@@ -366,7 +366,7 @@ class _Reader:
         for key, pattern in (("tenant_id", m365.TENANT), ("client_id", m365.CLIENT_ID),
                              ("client_credential", _NAME)):
             fields[key] = self.get(table, where, key, str, required=True) or ""
-            if fields[key] and not pattern.match(fields[key]):
+            if fields[key] and not pattern.fullmatch(fields[key]):
                 self.problem(f"{where}.{key}", "not a valid " + key.replace("_", " "))
         urls = {key: _with_slash(self.get(table, where, key, str, default) or default)
                 for key, default in (("graph_url", m365.GRAPH_URL),

@@ -104,11 +104,12 @@ def read_secret(account: Account, backend: KeyringBackend) -> str:
 
 
 def connect(account: Account, secret: str, timeout: float, retry: Backoff | None = None,
-            bases: Iterable[str] = ()) -> Connection:
+            bases: Iterable[str] = (), sources: Iterable[str] = ()) -> Connection:
     """The account's connection (nothing is sent yet); SecretError if the secret is unusable.
-    Requests go only below the account URL and below `bases` (its calendars' URLs)."""
+    Requests go only below the account URL and below `bases` (its calendars' URLs); a
+    Microsoft 365 target is never one of `sources` (every pair's source URL)."""
     if account.kind == "microsoft365":
-        return GraphConnection(open_graph(account, secret, timeout))
+        return GraphConnection(open_graph(account, secret, timeout, sources))
     return DavConnection(dav_transport(account, secret, timeout, retry, bases))
 
 
@@ -160,12 +161,14 @@ def dav_transport(account: Account, secret: str, timeout: float,
     return Transport(bearer, retry, differences=google.GOOGLE)
 
 
-def open_graph(account: Account, secret: str, timeout: float) -> Any:
-    """A Microsoft 365 account's Graph connection (msal is imported only here)."""
+def open_graph(account: Account, secret: str, timeout: float,
+               sources: Iterable[str] = ()) -> Any:
+    """A Microsoft 365 account's Graph connection (msal is imported only here); its targets
+    refuse to be any of `sources`."""
     from sanitizer.stores.microsoft365.auth import AppLogin  # noqa: PLC0415
     from sanitizer.stores.microsoft365.connect import open_account  # noqa: PLC0415
 
     verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls
     login = AppLogin(account.tenant_id, account.client_id, secret, account.authority,
                      timeout, verify)
-    return open_account(login, account.url)
+    return open_account(login, account.url, sources)

@@ -21,6 +21,7 @@ from sanitizer.service.config import Account
 log = logging.getLogger(__name__)
 REJECTED_FILE = "rejected.json"
 REASON = "password-rejected"
+VERDICT = "credential"  # only a definite verdict on the credential is remembered (see runtime)
 
 
 def fingerprint(key: bytes, account: Account, password: str) -> str:
@@ -44,9 +45,12 @@ def _read(state_dir: Path) -> dict[str, dict[str, str]]:
 
 
 def is_rejected(state_dir: Path, account: str, print_: str) -> bool:
-    """True if this very password and these settings were rejected before."""
+    """True if this very password and these settings were rejected before, by a verdict on the
+    credential. An entry without one was written when throttling or an outage could hold an
+    account back too: it is tried again, once, and kept only if the server says no again."""
     entry = _read(state_dir).get(account)
-    return entry is not None and hmac.compare_digest(str(entry.get("fingerprint", "")), print_)
+    return (entry is not None and entry.get("verdict") == VERDICT
+            and hmac.compare_digest(str(entry.get("fingerprint", "")), print_))
 
 
 def since(state_dir: Path, account: str) -> str | None:
@@ -58,7 +62,8 @@ def since(state_dir: Path, account: str) -> str | None:
 def remember(state_dir: Path, account: str, print_: str, now: datetime) -> None:
     """Hold the account back until its password or settings change, or `check` passes."""
     data = _read(state_dir)
-    data[account] = {"fingerprint": print_, "since": now.isoformat(timespec="seconds")}
+    data[account] = {"fingerprint": print_, "since": now.isoformat(timespec="seconds"),
+                     "verdict": VERDICT}
     write_json(state_dir / REJECTED_FILE, data)
 
 

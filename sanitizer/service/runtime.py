@@ -125,7 +125,8 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
         try:
             secret = read_secret(account, backend)
             runtime.connections[name] = connect(account, secret, timeout,
-                                                bases=account_urls(config, account))
+                                                bases=account_urls(config, account),
+                                                sources=[p.source_url for p in config.pairs])
         except SecretError as exc:
             runtime.missing[name] = str(exc)
             continue

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from http.client import HTTPException
 from typing import Any
 
+import certifi
+
 from sanitizer.errors import StoreError
 from sanitizer.stores.differences import RFC_FORGOTTEN_TOKEN, ServerDifferences
 
@@ -28,6 +30,10 @@ CALDAV_BASE_URL = "https://apidata.googleusercontent.com/caldav/v2/"
 SCOPE = "https://www.googleapis.com/auth/calendar"
 EXTRA = "pip install 'calendar-sanitizer[google]'"
 MAX_TOKEN_ANSWER = 64 * 1024  # a token answer is a few hundred bytes
+TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,16384}")
+TOKEN_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
+                          "unauthorized_client", "unsupported_grant_type", "invalid_scope",
+                          "access_denied"})  # RFC 6749 5.2, and Google's access_denied
 
 GOOGLE = ServerDifferences(
     makes_calendars=False,  # "Does not support the HTTP method MKCALENDAR"
@@ -134,15 +140,23 @@ class ServiceAccountTokens:
         except (ValueError, TypeError):  # a key whose private key does not load
             raise StoreError(operation="TOKEN", url=self.token_uri,
                              reason="bad-service-account-key") from None
+        except ArithmeticError:  # an answer google-auth cannot compute with (expires_in 1e12)
+            raise StoreError(operation="TOKEN", url=self.token_uri,
+                             reason="token-bad-answer", transient=True) from None
+        if not TOKEN_TEXT.fullmatch(str(self._credentials.token or "")):
+            self._credentials.token = None  # it goes into a header: printable ASCII only
+            raise StoreError(operation="TOKEN", url=self.token_uri,
+                             reason="token-bad-answer", transient=True)
         self.minted += 1
 
 
 def _refusal(exc: Exception) -> str:
-    """A reason code from the token endpoint's `error` field (RFC 6749 5.2), never its text."""
+    """A reason code for the token endpoint's `error` field (RFC 6749 5.2), from a fixed set:
+    never the endpoint's own words."""
     answer = exc.args[1] if len(exc.args) > 1 else None
     error = answer.get("error") if isinstance(answer, dict) else None
-    if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error):
-        return f"token-{error.replace('_', '-')}"
+    if error in TOKEN_ERRORS:
+        return f"token-{str(error).replace('_', '-')}"
     return "token-refused"
 
 
@@ -162,7 +176,10 @@ class TokenRequest:
     def __init__(self, token_uri: str, verify: bool | str, timeout: float) -> None:
         self.token_uri = token_uri
         self.timeout = timeout
-        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        # a named CA file, else certifi's bundle as requests uses it: never SSL_CERT_FILE or
+        # SSL_CERT_DIR from the environment, which the default paths would read
+        context = ssl.create_default_context(
+            cafile=verify if isinstance(verify, str) else certifi.where())
         if verify is False:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE

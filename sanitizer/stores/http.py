@@ -235,8 +235,15 @@ class Transport:
             if exc.status != 401 or exc.operation == "TOKEN":
                 raise
         creds.bearer.invalidate()
-        return self._exchange(session, method, url, body, headers, deadline,
-                              authorization=creds.bearer.authorization())
+        try:
+            return self._exchange(session, method, url, body, headers, deadline,
+                                  authorization=creds.bearer.authorization())
+        except StoreError as exc:
+            if exc.status != 401 or exc.operation == "TOKEN":
+                raise
+            # a fresh token refused: no verdict on the key, so the account is never held back
+            raise StoreError(operation=method, url=url, reason="access-token-refused",
+                             status=401) from None
 
     def _exchange(self, session: Any, method: str, url: str, body: bytes,
                   headers: Mapping[str, str], deadline: float, *, authorization: str) -> Reply:

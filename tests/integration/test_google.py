@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,8 @@ from tests.support.google_sim import (
     rate_limit_body,
 )
 from tests.support.harness import LIST_BODY, Setup, list_objects, put, vevent, write_setup
+from tests.support.hostile_server import HostileServer
+from tests.support.servers import generate_test_pki
 
 NOW = "2030-03-04T09:00:00+00:00"
 PROPFIND = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
@@ -473,3 +476,62 @@ def test_requests_and_token_mints_of_a_first_and_a_quiet_cycle_of_100_events(
     assert sim.tokens.minted[sim.user] == 2  # one per run: cached across 100+ requests
     print(f"\n[google] first sync: {counts_first}; quiet sync: {counts_second}; "
           f"tokens minted: {sim.tokens.minted[sim.user]}")
+
+
+@pytest.mark.integration
+def test_a_refused_fresh_token_never_holds_the_account_back(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    sim, _, target, setup = bench
+    assert sim.proxy is not None
+    sim.proxy.refuse_tokens = True
+    first = setup.run("sync", "--now", NOW)
+    assert first.code == 77 and "access-token-refused" in first.output, first.output
+    sim.proxy.refuse_tokens = False
+    later = setup.run("sync", "--now", NOW)
+    assert later.code == 0 and "created=2" in later.stdout, later.output
+    assert len(list_objects(sim, target)) == 2
+
+
+@pytest.mark.integration
+def test_a_token_answer_google_auth_cannot_compute_with_is_a_reason_code(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    sim, _, target, setup = bench
+    assert sim.tokens is not None
+    sim.tokens.expires_in = 10**12
+    result = setup.run("sync", "--now", NOW)
+    assert result.code == 1 and "token-bad-answer" in result.output, result.output
+    assert "Traceback" not in result.output and not list_objects(sim, target)
+
+
+@pytest.mark.integration
+def test_a_token_error_word_of_the_servers_choosing_is_never_a_reason(
+        bench: tuple[GoogleServer, str, str, Setup]) -> None:
+    sim, _, _, setup = bench
+    assert sim.tokens is not None
+    sim.tokens.refuse_next = "made_up_by_the_server"
+    result = setup.run("sync", "--now", NOW)
+    assert "token-refused" in result.output and "made" not in result.output, result.output
+    assert "made" not in "".join(p.read_text(encoding="utf-8", errors="replace")
+                                 for p in setup.state_dir.rglob("*") if p.is_file())
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "SSL_CERT_DIR"])
+def test_the_token_request_trusts_no_ca_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    from google.auth import exceptions  # noqa: PLC0415
+
+    pki = generate_test_pki(tmp_path / "pki")
+    if variable == "SSL_CERT_DIR":  # a hashed directory, as c_rehash makes it
+        digest = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(pki.ca_cert)],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        (tmp_path / "certs").mkdir()
+        (tmp_path / "certs" / f"{digest}.0").write_bytes(pki.ca_cert.read_bytes())
+    monkeypatch.setenv(variable, str(tmp_path / "certs" if variable == "SSL_CERT_DIR"
+                                     else pki.ca_cert))
+    with HostileServer(tls=(str(pki.server_cert), str(pki.server_key))) as endpoint:
+        uri = endpoint.url + "token"
+        request = google.TokenRequest(uri, True, 5.0)
+        with pytest.raises(exceptions.TransportError):
+            request(uri, "POST", b"assertion=signed-grant")
+        assert endpoint.seen == []  # the handshake failed: the grant was never sent

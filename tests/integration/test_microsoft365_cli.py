@@ -58,22 +58,23 @@ def sim() -> Iterator[GraphSim]:
 
 @pytest.mark.integration
 def test_check_preview_sync_status_wipe(sim: GraphSim, tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)  # `status` compares with the clock
     calendar = sim.add_calendar(ADVOCATE, "Calendar")
     for i in range(3):
-        sim.add_event(calendar, NOW + i * HOUR, NOW + i * HOUR + HOUR / 2, subject="Secret-subject")
+        sim.add_event(calendar, now + i * HOUR, now + i * HOUR + HOUR / 2, subject="Secret-subject")
     setup = m365_setup(tmp_path, sim)
     check = setup.run("check")
     assert check.code == 0, check.output
     assert "app token issued" in check.stdout and "will be created" in check.stdout
-    preview = setup.run("preview", "--now", NOW.isoformat())
+    preview = setup.run("preview", "--now", now.isoformat())
     assert preview.code == 0 and sim.events(PHONE, "Appointments") == []
-    sync = setup.run("sync", "--now", NOW.isoformat())
+    sync = setup.run("sync", "--now", now.isoformat())
     assert sync.code == 0 and "created=3" in sync.stdout, sync.output
-    quiet = setup.run("sync", "--now", (NOW + timedelta(minutes=5)).isoformat())
+    quiet = setup.run("sync", "--now", (now + timedelta(minutes=5)).isoformat())
     assert "[quiet]" in quiet.stdout
     assert setup.run("status").code == 0
     phone_cal = next(c for c in sim.mailboxes[PHONE] if sim.calendars[c].name == "Appointments")
-    sim.add_event(phone_cal, NOW, NOW + HOUR, subject="the phone's own")
+    sim.add_event(phone_cal, now, now + HOUR, subject="the phone's own")
     wipe = setup.run("wipe", "maria", "--yes")
     assert wipe.code == 0 and "deleted=3 foreign=1" in wipe.stdout, wipe.output
     assert [e["subject"] for e in sim.events(PHONE, "Appointments")] == ["the phone's own"]

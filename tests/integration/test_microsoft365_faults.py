@@ -46,7 +46,7 @@ def test_a_retry_after_longer_than_a_cycle_ends_the_try(rig: Rig, sim: GraphSim)
     sim.fail(429, times=1, retry_after="120", match="/delta")
     started = time.monotonic()
     report = rig.cycle(NOW)
-    assert time.monotonic() - started < 5 and report.error_code == "toomanyrequests"
+    assert time.monotonic() - started < 5 and report.error_code == "rate-limited"
     assert rig.phone() == [] and sim.requests["GET delta"] == 1
 
 
@@ -55,7 +55,7 @@ def test_a_500_is_retried_and_a_lasting_one_fails_the_pair_alone(rig: Rig, sim: 
     assert rig.cycle(NOW).created == 3
     sim.fail(500, times=100, match="/delta")
     report = rig.cycle(NOW + HOUR, force_full=True)
-    assert not report.ok and report.error_code == "servicenotavailable"
+    assert not report.ok and report.error_code == "http-500"
     assert "pair maria: FAILED" in report.status_line() and len(rig.phone()) == 3
 
 
@@ -64,7 +64,7 @@ def test_a_write_that_keeps_failing_is_counted_and_the_rest_go_on(rig: Rig,
     rig.workers = 1  # the first create gets all four failures
     sim.fail(503, times=4, match="/events", method="POST")
     report = rig.cycle(NOW)
-    assert report.created == 2 and report.write_errors["servicenotavailable"] == 1
+    assert report.created == 2 and report.write_errors["http-503"] == 1
     assert not report.state.clean  # the next cycle reconciles fully
     assert rig.cycle(NOW + timedelta(minutes=5)).created == 1
 
@@ -75,7 +75,7 @@ def test_a_hanging_server_times_out_and_is_retried(sim: GraphSim) -> None:
         sim.add_calendar(ADVOCATE, "Calendar")
         sim.fail(200, times=1, hang=1.5, match="/calendars", method="GET")
         started = time.monotonic()
-        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
 
         assert find_calendar(account.client, ADVOCATE, "Calendar") is not None
         assert time.monotonic() - started < 3
@@ -112,7 +112,7 @@ def test_a_wrong_secret_is_an_auth_error(sim: GraphSim) -> None:
     account = graph_account(sim, secret="s3cret-that-is-refused")
     try:
         sim.add_calendar(ADVOCATE, "Calendar")
-        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
 
         with pytest.raises(StoreError) as caught:
             find_calendar(account.client, ADVOCATE, "Calendar")
@@ -215,7 +215,7 @@ def test_a_server_that_drips_its_answer_is_cut_off(sim: GraphSim) -> None:
     try:
         sim.add_calendar(ADVOCATE, "Calendar")
         sim.fail(200, times=1, drip=0.2, match="/calendars", method="GET")
-        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
 
         started = time.monotonic()
         with pytest.raises(StoreError) as caught:
@@ -237,7 +237,7 @@ def test_an_expired_token_on_the_only_attempt_is_refreshed(sim: GraphSim) -> Non
     account = graph_account(sim, attempts=1)
     try:
         sim.add_calendar(ADVOCATE, "Calendar")
-        from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
+        from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
 
         assert find_calendar(account.client, ADVOCATE, "Calendar") is not None
         sim.access_tokens.clear()

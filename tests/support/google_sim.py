@@ -245,6 +245,7 @@ class GoogleProxy:
         self.forgotten_token_status = 410
         self.at_in_hrefs = False  # answer hrefs with "@" where the request had "%40"
         self.caldav_api_enabled = True  # in the service account's Cloud project
+        self.refuse_tokens = False  # answer 401 to every token, fresh ones too
         self.lock = threading.Lock()
         self.server = _serve(self._handle)
 
@@ -269,6 +270,7 @@ class GoogleProxy:
             self.requests.clear()
             self.refused.clear()
             self.rate_limits.clear()
+            self.refuse_tokens = False
 
     def limit_next(self, *statuses: int) -> None:
         """Answer the next requests with these rate-limit statuses (403 or 429), in order."""
@@ -287,7 +289,7 @@ class GoogleProxy:
         method = handler.command
         auth = handler.headers.get("Authorization", "")
         grant = self.tokens.grant_for(auth[7:]) if auth.startswith("Bearer ") else None
-        if grant is None:
+        if grant is None or self.refuse_tokens:
             return self._refuse("unauthenticated", 401, AUTH_ERROR,
                                 {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
         if not self.caldav_api_enabled:

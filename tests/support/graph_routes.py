@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -39,6 +40,12 @@ def _as_written(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _addresses(event: dict[str, Any]) -> set[str]:
+    """The attendees' addresses: who Exchange mails when the organizer changes the meeting."""
+    return {str(a.get("emailAddress", {}).get("address", "")).lower()
+            for a in event.get("attendees") or [] if isinstance(a, dict)}
+
+
 def _overlaps(event: dict[str, Any], start: datetime, end: datetime) -> bool:
     s, e = _parse_time(event["start"]), _parse_time(event["end"])
     return s < end and (e > start or (s == e and s >= start))
@@ -50,6 +57,9 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
 
 
 Answer = tuple[int, Any]
+# The documented filter on a string extended property: its id, and startswith on its value.
+_MARK_FILTER = re.compile(r"singleValueExtendedProperties/any\(ep: ep/id eq '([^']+)' and "
+                          r"startswith\(ep/value, '([^']*)'\)\)", re.IGNORECASE)
 
 
 class _Graph:
@@ -69,9 +79,17 @@ class _Graph:
 
     def route(self) -> Answer:
         parts = [unquote(p) for p in self.path[len(GRAPH_PREFIX):].split("/") if p]
-        if len(parts) < 3 or parts[0] != "users" or parts[1].lower() not in self.sim.mailboxes:
+        by_id = {oid: user for user, oid in self.sim.object_ids.items()}
+        user = by_id.get(parts[1].lower(), parts[1].lower()) if len(parts) > 1 else ""
+        if len(parts) < 2 or parts[0] != "users" or user not in self.sim.mailboxes:
             return _error(404, "ErrorInvalidUser", "The requested user is invalid.")
-        user, rest = parts[1].lower(), parts[2:]
+        rest = parts[2:]
+        if not rest:
+            if self.method != "GET":
+                return _error(400, "BadRequest", "Unsupported request.")
+            return 200, {"@odata.context": f"{self.sim.graph_url}$metadata#users/$entity",
+                         "id": self.sim.object_ids[user], "mail": user,
+                         "userPrincipalName": user}
         table: dict[tuple[str, int, str], Callable[[str, list[str]], Answer]] = {
             ("GET", 1, "calendars"): self.list_calendars,
             ("POST", 1, "calendars"): self.create_calendar,
@@ -237,6 +255,14 @@ class _Graph:
         top = int(self.q("$top") or 10)
         skip = int(self.q("$skip") or 0)
         events = sorted(cal.events.values(), key=lambda e: str(e["id"]))
+        if (wanted := self.q("$filter")) is not None:
+            match = _MARK_FILTER.fullmatch(wanted)
+            if match is None:
+                return _error(400, "ErrorInvalidUrlQueryFilter", "Unsupported filter.")
+            events = [e for e in events if any(
+                p.get("id") == match.group(1)
+                and str(p.get("value", "")).lower().startswith(match.group(2).lower())
+                for p in e.get("singleValueExtendedProperties", []))]
         answer: dict[str, Any] = {
             "@odata.context": f"{self.sim.graph_url}$metadata#users('{user}')/calendars"
                               f"('{cal.id}')/events",
@@ -310,6 +336,11 @@ class _Graph:
         if (failed := self.precondition(event)) is not None:
             return failed
         updated = {**event, **_as_written(self.body)}
+        before, after = _addresses(event), _addresses(updated)
+        if set(self.body) == {"attendees"}:  # only the changed attendees hear of it
+            self.sim.mailed += [("update", a) for a in sorted(before ^ after)]
+        else:  # every attendee gets the update; removed ones a cancellation
+            self.sim.mailed += [("update", a) for a in sorted(before | after)]
         self.sim._store(cal, updated)
         return 200, self.entity(user, cal, updated)
 
@@ -320,6 +351,7 @@ class _Graph:
                           "the store.")
         if (failed := self.precondition(found[1])) is not None:
             return failed
+        self.sim.mailed += [("cancel", a) for a in sorted(_addresses(found[1]))]
         self.sim.delete_event(rest[1])
         return 204, None
 
@@ -391,6 +423,10 @@ def handler(sim: GraphSim) -> type[BaseHTTPRequestHandler]:
             if method == "POST" and path == f"/{TENANT}/oauth2/v2.0/token":
                 with sim.lock:
                     sim.requests["token"] += 1
+                    fault = sim.token_faults.pop(0) if sim.token_faults else None
+                if fault is not None:
+                    self.send(*fault)
+                    return
                 status, body = _token(sim, parse_qs(raw.decode()), public)
                 self.send(status, body)
                 return

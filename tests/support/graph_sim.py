@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -99,13 +100,18 @@ class GraphSim:
         self.certificates: list[Any] = []  # certificates (cryptography x509) that may sign in
         self.calendars: dict[str, Calendar] = {}
         self.mailboxes: dict[str, list[str]] = {}  # user -> calendar ids
+        self.object_ids: dict[str, str] = {}  # user -> the mailbox's object id (a GUID)
         self.transactions: dict[tuple[str, str], tuple[str, str]] = {}
         self.delta_tokens: dict[str, tuple[str, datetime, datetime, int]] = {}
         self.skip_tokens: dict[str, tuple[list[dict[str, Any]], str]] = {}
         self.access_tokens: set[str] = set()
         self.faults: list[Fault] = []
+        self.token_faults: list[tuple[int, Any, dict[str, str]]] = []  # next token answers
         self.requests: Counter[str] = Counter()
         self.bodies: list[bytes] = []  # every request body the simulator received
+        # what Exchange would mail ("update"/"cancel", address) when an organizer changes or
+        # deletes a meeting (Graph's event-update and event-delete pages)
+        self.mailed: list[tuple[str, str]] = []
         self.in_flight: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()  # POST, PATCH, DELETE per mailbox
         self.peak: Counter[str] = Counter()
@@ -151,6 +157,7 @@ class GraphSim:
             ident = _new_id("AAMkAGI2")
             self.calendars[ident] = Calendar(ident, name, user.lower(), can_edit)
             self.mailboxes.setdefault(user.lower(), []).append(ident)
+            self.object_ids.setdefault(user.lower(), str(uuid.uuid4()))
             return ident
 
     def add_event(self, calendar: str, start: datetime, end: datetime, **fields: Any) -> str:

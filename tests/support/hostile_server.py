@@ -39,6 +39,7 @@ class Seen:
     port: int
     authorized: bool
     body: bytes = field(repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # names in lower case
 
 
 def etag(data: bytes) -> str:
@@ -159,7 +160,8 @@ class HostileServer:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 seen = Seen(self.command, self.path, server.port,
-                            "Authorization" in self.headers, self.rfile.read(length))
+                            "Authorization" in self.headers, self.rfile.read(length),
+                            {k.lower(): v for k, v in self.headers.items()})
                 server.seen.append(seen)
                 status, headers, body = server.answer(seen)
                 self.send_response(status)

@@ -76,3 +76,18 @@ def test_uids_are_stable_keyed_and_unlinkable() -> None:
     assert a != target_uid(b"k" * 32, "ana", "src-uid@example.org", "")
     assert a != target_uid(b"j" * 32, "maria", "src-uid@example.org", "")
     assert is_owned(a) and "example" not in a
+
+
+def test_a_lone_surrogate_in_a_title_is_written_as_a_replacement() -> None:
+    event = SanitizedEvent(UID, START, START + timedelta(hours=1),
+                           Label("Case \ud800 review" + "x" * 80, LabelOrigin.KEEP_TITLE))
+    data = serialize(event)
+    assert b"Case ? review" in data
+    assert_schema(data)
+
+
+def test_an_owned_entry_made_a_meeting_on_the_phone_is_never_ours_to_touch() -> None:
+    data = serialize(SanitizedEvent(UID, START, START + timedelta(hours=1), Label("A")))
+    meeting = data.replace(b"END:VEVENT", b"ORGANIZER:mailto:me@agency.example\r\n"
+                           b"ATTENDEE:mailto:someone@example.net\r\nEND:VEVENT")
+    assert read_back(meeting) == read_back(b"not a calendar")  # left alone, like a foreign one

@@ -3,13 +3,16 @@
 The credential (a client secret, or a PEM holding the certificate's private key and the
 certificate) comes from the keyring or systemd credentials under the account's
 `client_credential` name. msal talks to the authority through the small client below: no
-redirects, no environment proxies or CA bundles, bounded answers. msal refuses non-https
+redirects, no environment proxies or CA bundles, bounded answers, and only the configured
+authority's host and port (a token endpoint that its discovery document places elsewhere is
+refused, `url-outside-authority`). msal refuses non-https
 authorities, so a loopback `http://` authority (a local test server, the only plain HTTP the
 config allows) is given to msal as https and sent as http by this client, for that host only.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +24,12 @@ from sanitizer.errors import StoreError
 from sanitizer.stores.microsoft365.names import SCOPE
 
 MAX_TOKEN_ANSWER = 256 * 1024
+# A verdict on the credential (RFC 6749 5.2 and Entra's AADSTS codes): invalid or expired secret
+# (7000215, 7000222), a certificate assertion that does not verify (700027), no such app in the
+# tenant (700016), a disabled app (7000112).
+CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
+CREDENTIAL_CODES = frozenset({7000215, 7000222, 700027, 700016, 7000112})
+TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,16384}")
 
 
 @dataclass(frozen=True)
@@ -71,14 +80,31 @@ class _Answer:
             raise requests.HTTPError(f"HTTP Error: {self.status_code}")
 
 
+def origin(url: str) -> tuple[str, int] | None:
+    """(host, port) of an https URL without user info, or None if it has some or no host."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 443
+    except ValueError:
+        return None
+    if parts.username is not None or not parts.hostname:
+        return None
+    return parts.hostname.lower().rstrip("."), port
+
+
 class AuthorityHttp:
-    """msal's http_client: bounded, no redirects, plain http only for a loopback authority."""
+    """msal's http_client: bounded, no redirects, plain http only for a loopback authority.
+
+    Every request goes to the configured authority's host and port, whatever its discovery
+    document names: a token endpoint elsewhere never sees the client secret or assertion."""
 
     def __init__(self, login: AppLogin) -> None:
         self.login = login
         self.requests = 0
+        self.failure: str | None = None  # why the last request failed, when known
         parts = urlsplit(login.authority)
         self._plain_netloc = parts.netloc.lower() if parts.scheme == "http" else None
+        self._origin = origin(login.authority.replace("http://", "https://", 1))
         self._session = requests.Session()
         self._session.trust_env = False
 
@@ -97,12 +123,19 @@ class AuthorityHttp:
 
     def _send(self, method: str, url: str, **kw: Any) -> _Answer:
         parts = urlsplit(url)
+        if parts.scheme != "https" or self._origin is None or origin(url) != self._origin:
+            self.failure = "url-outside-authority"  # msal asks https; http is ours to send
+            raise requests.exceptions.InvalidURL("not the configured authority")
         if self._plain_netloc is not None and parts.netloc.lower() == self._plain_netloc:
             url = urlunsplit(("http", *parts[1:]))
         self.requests += 1
-        response = self._session.request(method, url, allow_redirects=False, stream=True,
-                                          timeout=self.login.timeout, verify=self.login.verify,
-                                          **kw)
+        try:
+            response = self._session.request(method, url, allow_redirects=False, stream=True,
+                                              timeout=self.login.timeout,
+                                              verify=self.login.verify, **kw)
+        except requests.exceptions.SSLError:
+            self.failure = "tls-verification-failed"  # what msal's error would hide
+            raise
         with response:
             raw = response.raw.read(MAX_TOKEN_ANSWER + 1, decode_content=True)
         if len(raw) > MAX_TOKEN_ANSWER:
@@ -140,8 +173,16 @@ class GraphAuth:
         except ValueError:
             raise self._error("credential-unusable", None) from None
         except Exception:  # noqa: BLE001 - msal's errors may quote the server's answer
-            raise self._error("authority-unreachable", None, transient=True) from None
+            raise self._unreachable() from None
         return self._app
+
+    def _unreachable(self) -> StoreError:
+        """The authority could not be asked: a certificate that did not verify (never retried),
+        or an outage."""
+        failure, self.http.failure = self.http.failure, None
+        if failure is not None:
+            return self._error(failure, None)
+        return self._error("authority-unreachable", None, transient=True)
 
     def _error(self, reason: str, status: int | None, transient: bool = False) -> StoreError:
         return StoreError(operation="TOKEN", url=self.login.authority + self.login.tenant_id,
@@ -156,11 +197,29 @@ class GraphAuth:
             try:
                 result = app.acquire_token_for_client(scopes=[SCOPE])
             except Exception:  # noqa: BLE001 - msal raises for 5xx and network errors
-                raise self._error("authority-unreachable", None, transient=True) from None
+                raise self._unreachable() from None
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str) or not token:
-            raise self._error("auth-rejected", 401)
+            raise self._refusal(result)
+        if not TOKEN_TEXT.fullmatch(token):  # it goes into a header: printable ASCII only
+            with self._lock:
+                self._app.remove_tokens_for_client()
+            raise self._error("authority-bad-answer", None, transient=True)
         return token
+
+    def _refusal(self, result: object) -> StoreError:
+        """Why no token came: `auth-rejected` only for a verdict on the credential itself
+        (which holds the account back until it changes); throttling, an outage or any other
+        answer never does (the next cycle asks again)."""
+        answer = result if isinstance(result, dict) else {}
+        error = answer.get("error")
+        codes = answer.get("error_codes")
+        numbers = {c for c in codes if isinstance(c, int)} if isinstance(codes, list) else set()
+        if error in CREDENTIAL_ERRORS or numbers & CREDENTIAL_CODES:
+            return self._error("auth-rejected", 401)
+        if error in (None, "temporarily_unavailable") or not isinstance(error, str):
+            return self._error("authority-unreachable", None, transient=True)
+        return self._error("token-request-refused", None)
 
     def close(self) -> None:
         """Close the authority's connection pool."""

@@ -24,6 +24,7 @@ from sanitizer.stores.microsoft365.names import same_origin_prefix
 from sanitizer.stores.retry import SYSTEM_CLOCK, Backoff, Clock, NotBefore, retry_after
 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024
 MAILBOX_CONCURRENCY = 4
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 TOKEN_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
@@ -64,6 +65,7 @@ class GraphClient:
         self.token = token  # token(refresh) -> a bearer token; refresh after a 401
         self.requests: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()  # the most requests a mailbox had in flight
+        self.mailbox_ids: dict[str, str] = {}  # address or id -> object id (see mailbox.py)
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy, CA bundle or .netrc from the environment
         self._lock = threading.Lock()
@@ -76,8 +78,9 @@ class GraphClient:
         self._session.close()
 
     def request(self, method: str, url: str, mailbox: str, *, body: Any = None,
-                headers: Mapping[str, str] | None = None) -> GraphReply:
-        """Send with retries for throttling and transient faults; raise StoreError otherwise."""
+                headers: Mapping[str, str] | None = None, parse: bool = True) -> GraphReply:
+        """Send with retries for throttling and transient faults; raise StoreError otherwise.
+        Without `parse`, a successful answer's body is its bytes (see pages.py)."""
         if not same_origin_prefix(self.settings.graph_url, url):
             raise StoreError(operation=method, url=_shown(self.settings.graph_url),
                              reason="url-outside-graph")
@@ -102,9 +105,9 @@ class GraphClient:
                 continue
             refresh = False
             if status not in RETRY_STATUSES:
-                return _answer(method, url, status, reply_headers, raw)
+                return _answer(method, url, status, reply_headers, raw, parse)
             wait = retry_after(reply_headers, backoff.clock)
-            error = StoreError(operation=method, url=_shown(url), reason=_code(status, raw),
+            error = StoreError(operation=method, url=_shown(url), reason=_reason(status),
                                status=status, transient=True, retry_after=wait)
             attempt += 1
             if wait is not None and not self._not_before.hold(mailbox.lower(), wait, backoff):
@@ -114,7 +117,7 @@ class GraphClient:
 
     def _gated(self, method: str, url: str, mailbox: str, body: Any,
                headers: Mapping[str, str] | None,
-               refresh: bool) -> tuple[int, dict[str, str], bytes]:
+               refresh: bool) -> tuple[int, dict[str, str], bytes | bytearray]:
         gate = self._gate(mailbox)
         with gate:
             with self._lock:
@@ -133,7 +136,7 @@ class GraphClient:
                                           threading.BoundedSemaphore(MAILBOX_CONCURRENCY))
 
     def _once(self, method: str, url: str, body: Any, headers: Mapping[str, str],
-              refresh: bool) -> tuple[int, dict[str, str], bytes]:
+              refresh: bool) -> tuple[int, dict[str, str], bytes | bytearray]:
         deadline = time.monotonic() + self.settings.timeout
         sent = {"Authorization": "Bearer " + self.token(refresh), "Accept": "application/json",
                 **headers}
@@ -163,23 +166,22 @@ class GraphClient:
                              transient=True) from None
 
 
-def _read_capped(response: requests.Response, deadline: float, method: str, url: str) -> bytes:
+def _read_capped(response: requests.Response, deadline: float, method: str,
+                 url: str) -> bytearray:
     """The body, unless it is larger than the cap or still arriving at the deadline (read as
     it comes, so a server that drips bytes is cut off after one more read timeout at most)."""
-    chunks: list[bytes] = []
-    size = 0
+    data = bytearray()  # grown in place: the answer is held once, not as chunks and a copy
     while chunk := response.raw.read1(64 * 1024, decode_content=True):  # what has arrived
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
+        if len(data) + len(chunk) > MAX_ANSWER_BYTES:
             raise StoreError(operation=method, url=_shown(url), reason="answer-too-large")
         if time.monotonic() > deadline:
             raise StoreError(operation=method, url=_shown(url), reason="timeout",
                              transient=True)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        data += chunk
+    return data
 
 
-def _json(raw: bytes) -> Any:
+def _json(raw: bytes | bytearray) -> Any:
     try:
         return json.loads(raw) if raw.strip() else None
     except (ValueError, RecursionError):
@@ -189,35 +191,47 @@ def _json(raw: bytes) -> Any:
 _NOT_JSON = object()
 
 
-def _code(status: int, raw: bytes) -> str:
-    """A short reason code: Graph's error code if it is a plain word, else the HTTP status."""
+def _code(raw: bytes | bytearray) -> str | None:
+    """Graph's error code (lower case), compared with known codes only: never a reason code.
+    An error answer is a few hundred bytes; a larger one is not parsed."""
+    if len(raw) > MAX_ERROR_BYTES:
+        return None
     body = _json(raw)
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    if isinstance(code, str) and code.isalnum() and len(code) <= 64:
-        return code.lower()
-    return f"http-{status}"
+    return code.lower() if isinstance(code, str) and len(code) <= 64 else None
+
+
+def _reason(status: int) -> str:
+    """A reason code from a fixed set: what the server calls its error is left out, so status
+    files and metric labels hold only this project's words."""
+    if status == 429:
+        return "rate-limited"
+    return f"http-{status}" if 400 <= status <= 599 else "bad-response"
 
 
 def _answer(method: str, url: str, status: int, headers: Mapping[str, str],
-            raw: bytes) -> GraphReply:
+            raw: bytes | bytearray, parse: bool = True) -> GraphReply:
     shown = _shown(url)
     if 300 <= status < 400:
         raise StoreError(operation=method, url=shown, reason="redirect-refused", status=status)
     if status == 412:
         raise PreconditionFailed(operation=method, url=shown, reason="precondition-failed",
                                  status=412)
-    code = _code(status, raw)
-    if status == 410 or (400 <= status < 500 and code in TOKEN_CODES):
+    if status == 410 or (400 <= status < 500 and _code(raw) in TOKEN_CODES):
         raise TokenRejected(operation=method, url=shown, reason="sync-token-rejected",
                             status=status)
     if status in (401, 403):  # 403: the app may not use this mailbox (its RBAC scope)
-        reason = "forbidden" if status == 403 else "auth-rejected"
+        # 401 after a fresh token: Graph refused the token, which says nothing final about the
+        # credential (the authority just accepted it), so the account is never held back
+        reason = "forbidden" if status == 403 else "access-token-refused"
         raise StoreError(operation=method, url=shown, reason=reason, status=status)
     if status == 404:
         raise StoreError(operation=method, url=shown, reason="not-found", status=404)
     if not 200 <= status < 300:
-        raise StoreError(operation=method, url=shown, reason=code, status=status)
+        raise StoreError(operation=method, url=shown, reason=_reason(status), status=status)
+    if not parse:
+        return GraphReply(status, headers, raw)
     body = _json(raw)
     if body is _NOT_JSON:
         raise StoreError(operation=method, url=shown, reason="bad-response", status=status,

@@ -27,9 +27,10 @@ MAX_CATEGORY = 255
 MAX_ADDRESS = 320  # RFC 5321: 64 + 1 + 255
 MAX_REMINDER_MINUTES = 4 * 7 * 24 * 60
 YEARS = (1970, 2200)
-_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,512}$")
-_ETAG = re.compile(r"^[\x21-\x7e]+$")
-_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,7})?Z?$")
+_ID = re.compile(r"[A-Za-z0-9+/=_-]{1,512}")  # full matches only: `$` allows a trailing \n
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ETAG = re.compile(r"[\x21-\x7e]+")
+_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,7})?Z?")
 # showAs -> (status, transparent); "unknown" is a documented value and blocks time, like busy
 SHOW_AS = {"free": ("CONFIRMED", True), "tentative": ("TENTATIVE", False),
            "busy": ("CONFIRMED", False), "oof": ("CONFIRMED", False),
@@ -52,12 +53,12 @@ class DeltaItem:
 
 def event_id(value: object) -> str | None:
     """A Graph id if it is a bounded, base64-looking string; None otherwise."""
-    return value if isinstance(value, str) and _ID.match(value) else None
+    return value if isinstance(value, str) and _ID.fullmatch(value) else None
 
 
 def clean_etag(value: object) -> str | None:
     """An etag fit to send back in If-Match: short printable ASCII, else none at all."""
-    if isinstance(value, str) and len(value) <= MAX_ID and _ETAG.match(value):
+    if isinstance(value, str) and len(value) <= MAX_ID and _ETAG.fullmatch(value):
         return value
     return None
 
@@ -135,7 +136,7 @@ def _time(value: object) -> datetime:
     if not isinstance(value, dict) or value.get("timeZone") not in ("UTC", "Etc/UTC"):
         raise SkipObject("graph-bad-time")
     text = value.get("dateTime")
-    match = _TIME.match(text) if isinstance(text, str) and len(text) <= 40 else None
+    match = _TIME.fullmatch(text) if isinstance(text, str) and len(text) <= 40 else None
     if match is None:
         raise SkipObject("graph-bad-time")
     try:
@@ -165,8 +166,8 @@ def _categories(value: object) -> tuple[str, ...]:
 def _subject(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_SUBJECT:
-        raise SkipObject("graph-bad-field")
+    if not isinstance(value, str) or len(value) > MAX_SUBJECT or _SURROGATE.search(value):
+        raise SkipObject("graph-bad-field")  # a lone surrogate (JSON's \ud800) is no text
     return value
 
 

@@ -11,86 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import quote
 
 from sanitizer.core.model import Window
 from sanitizer.errors import StoreError
 from sanitizer.stores.base import Changes, RawObject
 from sanitizer.stores.microsoft365.graph_http import GraphClient
-from sanitizer.stores.microsoft365.mapping import DeltaItem, delta_item, event_id
+from sanitizer.stores.microsoft365.mailbox import (
+    MAX_PAGES,
+    find_calendar,
+    holds_marks,
+    link,
+    user_url,
+)
+from sanitizer.stores.microsoft365.mapping import DeltaItem, delta_item
+from sanitizer.stores.microsoft365.pages import PageError, TooManyElements, read_page
 
-MAX_PAGES = 2000
-MAX_ITEMS = 100_000
-MAX_CALENDARS = 1000
+MAX_ITEMS = 50_000  # events per round: about what a CalDAV listing of 20 MiB (its cap) holds
 PAGE_SIZE = 100
 PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}, IdType="ImmutableId"'
-
-
-def user_url(graph_url: str, user: str) -> str:
-    """The mailbox's base URL."""
-    return f"{graph_url}users/{quote(user, safe='@')}/"
-
-
-class MailboxCalendar(NamedTuple):
-    """One calendar of a mailbox as Graph lists it: its id, its name, and Graph's `canEdit`
-    (None when the answer leaves it out)."""
-
-    id: str
-    name: str
-    can_edit: bool | None
-
-
-def list_calendars(client: GraphClient, user: str) -> list[MailboxCalendar]:
-    """The mailbox's calendars, every page; StoreError as Graph answers (404: no such mailbox).
-    Bounded in pages and calendars, so a hostile or broken server cannot keep it going."""
-    url: str | None = user_url(client.settings.graph_url, user) + "calendars?$top=100"
-    shown = user_url(client.settings.graph_url, user) + "calendars"
-    found: list[MailboxCalendar] = []
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        if url is None:
-            return found
-        if url in seen:
-            raise StoreError(operation="GET", url=shown, reason="listing-loop")
-        seen.add(url)
-        body = client.request("GET", url, user).body
-        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-            raise StoreError(operation="GET", url=shown, reason="bad-response", transient=True)
-        found += [MailboxCalendar(c["id"], c["name"], _can_edit(c)) for c in body["value"]
-                  if isinstance(c, dict) and event_id(c.get("id"))
-                  and isinstance(c.get("name"), str)]
-        if len(found) > MAX_CALENDARS:
-            raise StoreError(operation="GET", url=shown, reason="too-many-calendars")
-        url = _link(body, "@odata.nextLink")
-    raise StoreError(operation="GET", url=shown, reason="too-many-pages")
-
-
-def _can_edit(calendar: dict[str, Any]) -> bool | None:
-    value = calendar.get("canEdit")
-    return value if isinstance(value, bool) else None
-
-
-def find_calendar(client: GraphClient, user: str, name: str) -> str | None:
-    """The id of the mailbox's calendar with that name (exact, else ignoring case), or None
-    (also when there is no such mailbox)."""
-    try:
-        found = list_calendars(client, user)
-    except StoreError as exc:
-        if exc.status == 404:  # no such mailbox: no such calendar either
-            return None
-        raise
-    for ident, found_name, _ in found:
-        if found_name == name:
-            return ident
-    matches = [ident for ident, found_name, _ in found
-               if found_name.casefold() == name.casefold()]
-    return matches[0] if len(matches) == 1 else None
-
-
-def _link(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    return value if isinstance(value, str) else None
 
 
 class GraphSource:
@@ -109,6 +49,8 @@ class GraphSource:
         ident = find_calendar(self.client, self.user, self.calendar)
         if ident is None:
             raise StoreError(operation="GET", url=self.url, reason="source-not-found", status=404)
+        if holds_marks(self.client, self.user, ident):  # some pair's target: never read as input
+            raise StoreError(operation="GET", url=self.url, reason="source-holds-phone-entries")
         start = f"{window.start.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
         end = f"{window.end.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
         return (user_url(self.client.settings.graph_url, self.user)
@@ -145,22 +87,30 @@ class GraphSource:
             if next_url is None:  # neither more pages nor the end of the round: a cut listing
                 raise StoreError(operation="GET", url=self.url, reason="listing-truncated",
                                  transient=True)
-            body = self.client.request("GET", next_url, self.user,
-                                       headers={"Prefer": PREFER}).body
-            if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-                raise StoreError(operation="GET", url=self.url, reason="bad-response",
-                                 transient=True)
-            for number, value in enumerate(body["value"]):
-                self._add(items, delta_item(value, read_subject=self.read_subject), number)
-            if len(items) > MAX_ITEMS:
-                raise StoreError(operation="GET", url=self.url, reason="too-many-events")
-            if (delta := _link(body, "@odata.deltaLink")) is not None:
+            body = self._page(next_url, items)
+            if (delta := link(body, "@odata.deltaLink")) is not None:
                 return items, delta
             seen.add(next_url)
-            next_url = _link(body, "@odata.nextLink")
+            next_url = link(body, "@odata.nextLink")
             if next_url in seen:
                 raise StoreError(operation="GET", url=self.url, reason="listing-loop")
         raise StoreError(operation="GET", url=self.url, reason="too-many-pages")
+
+    def _page(self, url: str, items: dict[str, RawObject | None]) -> dict[str, Any]:
+        """One page, each event mapped as it is decoded (never the whole page's JSON at once);
+        the page's links. At most MAX_ITEMS events per round."""
+        def add(value: object, number: int) -> None:
+            self._add(items, delta_item(value, read_subject=self.read_subject), number)
+
+        try:  # the bytes are held by read_page alone, which drops them once decoded
+            return read_page(self.client.request("GET", url, self.user, parse=False,
+                                                 headers={"Prefer": PREFER}).body,
+                             add, MAX_ITEMS - len(items))
+        except TooManyElements:
+            raise StoreError(operation="GET", url=self.url, reason="too-many-events") from None
+        except PageError:
+            raise StoreError(operation="GET", url=self.url, reason="bad-response",
+                             transient=True) from None
 
     @staticmethod
     def _add(items: dict[str, RawObject | None], item: DeltaItem | None, number: int) -> None:

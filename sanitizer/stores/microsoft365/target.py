@@ -10,6 +10,8 @@ unmarked one as empty bytes (foreign).
 
 from __future__ import annotations
 
+import builtins
+import logging
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -19,20 +21,27 @@ from sanitizer.core.phone_format import read_back, serialize
 from sanitizer.errors import StoreError
 from sanitizer.stores.base import RawObject
 from sanitizer.stores.microsoft365.graph_http import GraphClient
+from sanitizer.stores.microsoft365.mailbox import (
+    MAX_PAGES,
+    calendars_or_none,
+    is_a_source,
+    pick,
+    user_url,
+)
 from sanitizer.stores.microsoft365.mapping import (
     clean_etag,
     entry_json,
     event_id,
     target_entry,
 )
-from sanitizer.stores.microsoft365.source import MAX_ITEMS, MAX_PAGES, find_calendar, user_url
+from sanitizer.stores.microsoft365.names import MARK_ID
+from sanitizer.stores.microsoft365.pages import PageError, TooManyElements, read_page
+from sanitizer.stores.microsoft365.source import MAX_ITEMS
 
-MARK_GUID = "{0c9d7f35-5bd4-4a8e-9a27-3f4e2b8c6d11}"
-MARK_NAME = "calendar-sanitizer-uid"
-MARK_ID = f"String {MARK_GUID} Name {MARK_NAME}"
+log = logging.getLogger(__name__)
 EXPAND = f"singleValueExtendedProperties($filter=id eq '{MARK_ID}')"
 SELECT = ("id,subject,start,end,isAllDay,showAs,sensitivity,isReminderOn,"
-          "reminderMinutesBeforeStart,location,bodyPreview,categories,type")
+          "reminderMinutesBeforeStart,location,bodyPreview,categories,type,attendees")
 PREFER = {"Prefer": 'outlook.timezone="UTC", IdType="ImmutableId"'}
 EXTRA_LINE = b"X-GRAPH-EXTRA:1\r\nEND:VEVENT"  # makes read_back report `extra`: rewrite it
 
@@ -49,8 +58,18 @@ def mark_of(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def has_attendees(obj: dict[str, Any]) -> bool:
+    """Attendees added on the phone (or attendees we cannot read): the entry is a meeting, and
+    Exchange mails attendees whenever a meeting is changed or deleted."""
+    attendees = obj.get("attendees", [])
+    return attendees is not None and attendees != []
+
+
 def phone_bytes(obj: dict[str, Any]) -> bytes:
-    """What the planner reads: our own format for marked entries, nothing for foreign ones."""
+    """What the planner reads: our own format for marked entries, nothing for foreign ones
+    and for entries that became meetings (never changed or deleted: see has_attendees)."""
+    if has_attendees(obj):
+        return b""
     entry = target_entry(obj, mark_of(obj))
     if entry.uid is None:
         return b""
@@ -64,52 +83,82 @@ def phone_bytes(obj: dict[str, Any]) -> bytes:
 class GraphTarget:
     """One calendar, by name, in the phone's mailbox."""
 
-    def __init__(self, client: GraphClient, user: str, calendar: str) -> None:
+    def __init__(self, client: GraphClient, user: str, calendar: str,
+                 sources: tuple[tuple[str, str], ...] = ()) -> None:
         self.client = client
         self.user = user
         self.calendar = calendar
+        self.sources = sources  # (user, name) of every configured source: never written
         self.base = user_url(client.settings.graph_url, user)
         self.url = self.base + "calendars/" + quote(calendar)
         self._calendar_id: str | None = None
         self._owned: set[str] = set()  # ids seen marked, or created, by this instance
+        self.meetings = 0  # marked entries that attendees were added to: never touched
 
-    def _calendar(self) -> str:
+    def resolve(self) -> str:
+        """The calendar's id: named exactly, and not any configured source under another
+        spelling (StoreError `target-is-a-source`, or 404 `target-not-found`)."""
         if self._calendar_id is None:
-            ident = find_calendar(self.client, self.user, self.calendar)
+            found = calendars_or_none(self.client, self.user)
+            ident = pick(found, self.calendar, exact=True)
             if ident is None:
                 raise StoreError(operation="GET", url=self.url, reason="target-not-found",
                                  status=404)
+            if is_a_source(self.client, self.user, ident, found, self.sources):
+                raise StoreError(operation="GET", url=self.url, reason="target-is-a-source")
             self._calendar_id = ident
         return self._calendar_id
 
     def _events_url(self) -> str:
-        return f"{self.base}calendars/{quote(self._calendar(), safe='')}/events"
+        return f"{self.base}calendars/{quote(self.resolve(), safe='')}/events"
 
     def list(self) -> list[RawObject]:
         """Every event in the calendar; 404 if there is no calendar of that name."""
         url: str | None = (self._events_url() + f"?$select={SELECT}&$top=100&$expand="
                            + quote(EXPAND, safe="()$=,"))
         found: list[RawObject] = []
+        seen: set[str] = set()
+        self.meetings = 0
         for _ in range(MAX_PAGES):
             if url is None:
+                self._warn_meetings()
                 return found
-            body = self.client.request("GET", url, self.user, headers=PREFER).body
-            if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-                raise StoreError(operation="GET", url=self.url, reason="bad-response",
-                                 transient=True)
-            for obj in body["value"]:
-                ident = event_id(obj.get("id")) if isinstance(obj, dict) else None
-                if ident is None:
-                    continue
-                data = phone_bytes(obj)
-                if data:
-                    self._owned.add(ident)
-                found.append(RawObject(ident, clean_etag(obj.get("@odata.etag")), data))
-            if len(found) > MAX_ITEMS:
-                raise StoreError(operation="GET", url=self.url, reason="too-many-events")
+            if url in seen:  # a nextLink back to a page already read never ends
+                raise StoreError(operation="GET", url=self.url, reason="listing-loop")
+            seen.add(url)
+            body = self._page(url, found)
             next_link = body.get("@odata.nextLink")
             url = next_link if isinstance(next_link, str) else None
         raise StoreError(operation="GET", url=self.url, reason="too-many-pages")
+
+    def _warn_meetings(self) -> None:
+        if self.meetings:
+            log.warning("%s: %d of our entries had attendees added on the phone; they are left "
+                        "alone (changing or deleting them would mail those attendees): a person "
+                        "must delete them (see docs/threat-model.md)", self.url, self.meetings)
+
+    def _page(self, url: str, found: builtins.list[RawObject]) -> dict[str, Any]:
+        """One listing page, each entry read as it is decoded; the page's links."""
+        def add(obj: object, _: int) -> None:
+            ident = event_id(obj.get("id")) if isinstance(obj, dict) else None
+            if ident is None or not isinstance(obj, dict):
+                return
+            data = phone_bytes(obj)
+            if data:
+                self._owned.add(ident)
+            elif mark_of(obj) is not None and has_attendees(obj):
+                self.meetings += 1
+            found.append(RawObject(ident, clean_etag(obj.get("@odata.etag")), data))
+
+        try:
+            return read_page(self.client.request("GET", url, self.user, headers=PREFER,
+                                                 parse=False).body,
+                             add, MAX_ITEMS - len(found))
+        except TooManyElements:
+            raise StoreError(operation="GET", url=self.url, reason="too-many-events") from None
+        except PageError:
+            raise StoreError(operation="GET", url=self.url, reason="bad-response",
+                             transient=True) from None
 
     def create_calendar(self) -> None:
         """Create the calendar; one that appeared meanwhile is fine."""
@@ -158,10 +207,12 @@ class GraphTarget:
                 raise
 
     def _check_marked(self, url: str) -> None:
-        query = "?$select=id&$expand=" + quote(EXPAND, safe="()$=,")
+        query = "?$select=id,attendees&$expand=" + quote(EXPAND, safe="()$=,")
         reply = self.client.request("GET", url + query, self.user)
         if not isinstance(reply.body, dict) or mark_of(reply.body) is None:
             raise StoreError(operation="DELETE", url=self.url, reason="not-owned")
+        if has_attendees(reply.body):  # a delete would mail them a cancellation
+            raise StoreError(operation="DELETE", url=self.url, reason="entry-has-attendees")
 
     def holds(self, href: str) -> bool:
         """An href here is a Graph event id, always addressed under this mailbox's calendar."""
