@@ -28,7 +28,6 @@ from sanitizer.core.expand import MAX_SECONDS, SkipObject, expand_object
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine.desired import window_for
 from sanitizer.engine.reconcile import sync_pair
-from sanitizer.stores.memory import MemoryCalendar
 from tests.integration.test_faults import (
     Answer,
     Seen,
@@ -40,6 +39,7 @@ from tests.integration.test_faults import (
 )
 from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, make_pair
 from tests.support.harness import Setup, list_objects, put
+from tests.support.memory_store import MemoryCalendar
 from tests.support.server_fixtures import FreshCalendars
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -27,7 +27,6 @@ from sanitizer.core.model import SanitizedEvent
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.service.config import load_config
-from sanitizer.stores.memory import MemoryCalendar
 from tests.integration.test_faults import (
     FOREIGN,
     KEY,
@@ -39,6 +38,7 @@ from tests.integration.test_faults import (
     sync,
 )
 from tests.support.harness import Setup, delete, list_objects, put, vevent
+from tests.support.memory_store import MemoryCalendar
 from tests.support.server_fixtures import FreshCalendars
 
 EVENTS = 500

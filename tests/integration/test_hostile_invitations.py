@@ -24,9 +24,9 @@ from sanitizer.engine.reconcile import sync_pair
 from sanitizer.errors import ConfigError
 from sanitizer.service.checks import keep_title_check
 from sanitizer.service.config import parse_config
-from sanitizer.stores.memory import MemoryCalendar
 from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, keep_title_rule, make_pair
 from tests.support.harness import list_objects, put, vevent
+from tests.support.memory_store import MemoryCalendar
 
 AGENCY = ("agency.example.org",)
 START = NOW + timedelta(hours=3)

@@ -20,7 +20,6 @@ from sanitizer.engine.reconcile import sync_pair
 from sanitizer.errors import StoreError
 from sanitizer.service import runtime
 from sanitizer.stores.caldav import CalDAVTarget, Credentials, Transport
-from sanitizer.stores.memory import MemoryCalendar
 from tests.support.harness import Result, Setup, vevent
 from tests.support.hostile_server import (
     PASSWORD,
@@ -33,6 +32,7 @@ from tests.support.hostile_server import (
     response_xml,
     stream,
 )
+from tests.support.memory_store import MemoryCalendar
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,9 @@ from sanitizer.core.model import Label, SanitizedEvent, Status, Transparency
 from sanitizer.core.phone_format import read_back, serialize
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.service.config import parse_config
-from sanitizer.stores.memory import MemoryCalendar
 from tests.support.faultproxy import FaultProxy
 from tests.support.harness import CALDAV, DAV, Setup, delete, list_objects, put, vevent
+from tests.support.memory_store import MemoryCalendar
 from tests.support.server_fixtures import FreshCalendars
 from tests.support.server_quirks import (
     QUIRKS,

@@ -15,8 +15,8 @@ from sanitizer.core.identity import is_owned
 from sanitizer.core.model import Label
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine.reconcile import sync_pair
-from sanitizer.stores.memory import MemoryCalendar, UnreachableCalendar
 from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, keep_title_rule, make_pair
+from tests.support.memory_store import MemoryCalendar, UnreachableCalendar
 
 PAIR = make_pair()
 

@@ -24,8 +24,8 @@ from sanitizer.core.identity import (
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.service.calendars import CalendarName, same_calendar
-from sanitizer.stores.memory import MemoryCalendar
 from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, make_pair
+from tests.support.memory_store import MemoryCalendar
 
 PAIR = make_pair()
 keys = st.binary(min_size=32, max_size=64)

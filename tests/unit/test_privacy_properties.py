@@ -44,7 +44,6 @@ from sanitizer.engine.report import PairReport
 from sanitizer.service import status
 from sanitizer.service.config import Pair
 from sanitizer.stores.base import RawObject
-from sanitizer.stores.memory import MemoryCalendar
 from tests.support.canary import (
     ContentLine,
     Marker,
@@ -57,6 +56,7 @@ from tests.support.canary import (
     split_content_lines,
 )
 from tests.support.core_builders import ACCOUNT, KEY
+from tests.support.memory_store import MemoryCalendar
 from tests.support.schema import check_output
 from tests.support.strategies import ANCHOR, CATEGORY_VOCABULARY, calendar_sets, calendars
 
