@@ -209,6 +209,7 @@ class FaultProxy:
         self._log_enabled = log
 
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified as each request arrives
         self._rng = random.Random(seed)
         self._rate = _check_rate(fault_rate)
         self._kinds = _check_kinds(kinds)
@@ -400,6 +401,19 @@ class FaultProxy:
     def _count_request(self, method: str) -> None:
         with self._lock:
             self._requests[method] += 1
+            self._arrived.notify_all()
+
+    def wait_for_requests(self, method: str | None = None, count: int = 1,
+                          timeout: float = 20.0) -> None:
+        """Block until `count` requests (of `method`, or any) have arrived, so a test orders
+        its steps on what the client did instead of on a sleep; AssertionError at `timeout`."""
+        def arrived() -> bool:
+            return (self._requests[method] if method else sum(self._requests.values())) >= count
+
+        with self._arrived:
+            if not self._arrived.wait_for(arrived, timeout):
+                raise AssertionError(f"{count} {method or 'any'} request(s) not seen in "
+                                     f"{timeout} s: {dict(self._requests)}")
 
     def _count_forwarded(self, method: str, seconds: float) -> None:
         with self._lock:
