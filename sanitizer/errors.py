@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     FAILED = 1  # at least one pair failed; the others ran
+    MISSING = 3  # status: every pair ran, but appointments in the window are not on a phone
     USAGE = 64
     UNAVAILABLE = 69
     TEMPFAIL = 75

@@ -32,6 +32,7 @@ class Desired:
     events: dict[str, SanitizedEvent] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)  # target uid -> source href
     phone_entries: int = 0  # source objects that are phone entries: the target is the source
+    skips: dict[str, Counter[str]] = field(default_factory=dict)  # source href -> skip reasons
 
     def adopt(self, present: Collection[str]) -> list[str]:
         """Give wanted entries the legacy UIDs they already have in `present` (the target's
@@ -65,7 +66,7 @@ def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: d
         try:
             instances = _instances(obj, wide, zone)
         except SkipObject as skip:
-            skipped[skip.reason] += 1
+            _skip(desired, skipped, obj.href, skip.reason)
             continue
         if any(is_owned(instance.source_uid) for instance in instances):
             desired.phone_entries += 1  # never read our own output as input
@@ -77,14 +78,22 @@ def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: d
                 continue
             event = sanitize(instance, classify(instance, pair.rules), pair, key)
             if event is None:
-                skipped["cancelled" if instance.status == "CANCELLED" else "rule-skip"] += 1
+                reason = "cancelled" if instance.status == "CANCELLED" else "rule-skip"
+                _skip(desired, skipped, obj.href, reason)
             elif event.uid in desired.events:
-                skipped["duplicate-uid"] += 1
+                _skip(desired, skipped, obj.href, "duplicate-uid")
             else:
                 desired.events[event.uid] = event
                 desired.origins[event.uid] = obj.href
                 desired.boundary = min(desired.boundary, max(end, start) + pair.retention)
     return desired
+
+
+def _skip(desired: Desired, skipped: Counter[str], href: str, reason: str) -> None:
+    """Count a skip in the cycle's total and against the object it came from, so that a quiet
+    cycle can still report the skips of the objects that are still there."""
+    skipped[reason] += 1
+    desired.skips.setdefault(href, Counter())[reason] += 1
 
 
 def _instances(obj: RawObject, wide: Window, zone: tzinfo) -> list[Instance]:

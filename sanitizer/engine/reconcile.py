@@ -14,7 +14,8 @@ source that cannot be read leaves the target untouched. Reports carry counts and
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -122,8 +123,9 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
         fingerprint=fingerprint, token=token, last_full=now,
         next_boundary=desired.boundary, entries=entries, foreign=report.foreign,
         other_installations=report.other_installations,
-        clean=_clean(report, entries),
+        clean=_clean(report, entries), skipped=_skips(cycle.key, desired),
     )
+    _warn_missing(report)
     return report
 
 
@@ -137,6 +139,7 @@ def _quiet(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     report.foreign, report.other_installations = state.foreign, state.other_installations
     if not changes.changed and not changes.removed:
         report.unchanged = len(state.entries)
+        report.skipped.update(_total(state.skipped))
         report.state = replace(state, token=changes.token)
         return report
     report.mode = "incremental"
@@ -159,8 +162,12 @@ def _incremental(cycle: CycleInputs, source: SourceCalendar, target: TargetCalen
                     if isinstance(a, Delete) and r.error is not None})  # still there
     entries.update(_written(cycle.key, the_plan, results, desired))
     boundary = min(state.next_boundary, desired.boundary)
+    skips = {origin: reasons for origin, reasons in state.skipped.items()
+             if origin not in _touched(cycle.key, changes)}
+    skips.update(_skips(cycle.key, desired))
+    report.skipped = _total(skips)
     report.state = replace(state, token=changes.token, entries=entries, next_boundary=boundary,
-                           clean=_clean(report, entries))
+                           clean=_clean(report, entries), skipped=skips)
     return report
 
 
@@ -168,7 +175,7 @@ def _changed(cycle: CycleInputs, source: SourceCalendar, state: PairState, chang
              report: PairReport) -> tuple[Desired, dict[str, Entry]]:
     """The entries the changed objects now produce, and the remembered entries they produced
     before; NeedFull where only a full reconcile can decide."""
-    touched = {sync_state.keyed(cycle.key, "href", h) for h in (*changes.changed, *changes.removed)}
+    touched = _touched(cycle.key, changes)
     known = {entry.origin for entry in state.entries.values()}
     if known and known <= touched:
         # Every object the phone's entries came from is said to have changed or gone. Either
@@ -195,6 +202,34 @@ def _written(key: bytes, the_plan: Plan, results: Sequence[WriteResult],
             for action, result in zip(the_plan.actions, results, strict=True)
             if not isinstance(action, Delete) and result.error is None
             and result.href is not None}
+
+
+def _touched(key: bytes, changes: Changes) -> set[str]:
+    """The keyed hashes of the source objects that changed or went."""
+    return {sync_state.keyed(key, "href", h) for h in (*changes.changed, *changes.removed)}
+
+
+def _skips(key: bytes, desired: Desired) -> dict[str, dict[str, int]]:
+    """The skip reasons per source object, by its keyed hash: what the state remembers."""
+    return {sync_state.keyed(key, "href", href): dict(reasons)
+            for href, reasons in desired.skips.items()}
+
+
+def _total(skips: Mapping[str, Mapping[str, int]]) -> Counter[str]:
+    """The skips of every remembered source object, by reason."""
+    total: Counter[str] = Counter()
+    for reasons in skips.values():
+        total.update({reason: int(count) for reason, count in reasons.items()})
+    return total
+
+
+def _warn_missing(report: PairReport) -> None:
+    """Every full cycle says, loudly, which appointments in the window are not on the phone."""
+    missing = report.missing
+    if missing:
+        log.warning("pair %s: %d appointment(s) in the window are not on the phone (%s)",
+                    report.pair, sum(missing.values()),
+                    ", ".join(f"{k}={v}" for k, v in sorted(missing.items())))
 
 
 def _holds_phone_entries(report: PairReport, count: int) -> PairReport:

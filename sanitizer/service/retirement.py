@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sanitizer.core.identity import Ownership
-from sanitizer.engine import ledger
+from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.retire import Cleanup, clean_target
+from sanitizer.service import status
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Config
 from sanitizer.stores.base import TargetCalendar
@@ -85,6 +86,15 @@ def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
     return done
 
 
+def forget_pair(config: Config, pair: str) -> None:
+    """A retired pair's entries are gone: forget its sync state and status too, so a pair put
+    back under that name starts with a full reconcile and shows no counts of deleted entries.
+    A pair still configured (its target changed) keeps both: they describe its new target."""
+    if pair not in {p.name for p in config.pairs}:
+        sync_state.forget(config.service.state_dir, pair)
+        status.forget(config.service.state_dir, pair)
+
+
 def _not_yet(retry_at: str | None, now: datetime) -> bool:
     """Whether a failed clean-up waits longer (an unreadable time does not wait)."""
     try:
@@ -108,6 +118,7 @@ def _note(config: Config, url: str, record: ledger.Record, result: Cleanup,
           now: datetime) -> Retirement:
     state_dir = config.service.state_dir
     if result.done:
+        forget_pair(config, record.pair)
         ledger.cleaned(state_dir, url)
         log.info("retired pair %s: deleted %d entries from %s; it holds nothing of ours now",
                  record.pair, result.deleted, url)

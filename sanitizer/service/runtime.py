@@ -191,6 +191,7 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
     reports = []
     durations: dict[str, float] = {}
     state_dir = runtime.config.service.state_dir
+    targets = {pair.name: pair.target_url for pair in runtime.config.pairs}
     for pair in pairs:
         if status.is_paused(state_dir, pair.name):
             log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
@@ -206,7 +207,8 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
     with _STATUS_LOCK:  # pairs may run at once: one writer of status, metrics and the ledger
         if reports:
             status.record(state_dir, reports, ran_at or now,
-                          as_of=now if ran_at is not None and ran_at != now else None)
+                          as_of=now if ran_at is not None and ran_at != now else None,
+                          targets=targets)
             metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
                            ran_at or now)
         runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))

@@ -156,7 +156,7 @@ def test_status_before_and_after_a_cycle(pair) -> None:
     after = setup.run("status")
     assert after.code == 0, after.output
     line = row(after.stdout, "pair advocate:")
-    assert "last=2030-03-04 09:00:00 UTC result=ok created=1 updated=0 deleted=0" in line
+    assert "result=ok as_of=2030-03-04 09:00:00 UTC created=1 updated=0 deleted=0" in line
     assert "paused=no" in line
     assert "Jane" not in after.output
 
