@@ -83,7 +83,8 @@ def render(account: Account, found: Discovery) -> str:
     lines += [f"{c.name:<{width}}  {_events(c):>6}  {_access(c):<10}  {c.url}"
               for c in found.calendars]
     lines += ["", "Paste into a [[pairs]] block: the work calendar as source, an empty calendar "
-              "the phone login may read as target (or a new name: it is created).", ""]
+              "the phone login may read as target (or a new name, then `calendar-sanitizer "
+              "create-target PAIR`).", ""]
     lines += [paste_line(account, c) for c in found.calendars]
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ from sanitizer import __version__
 from sanitizer.cli import (
     check,
     common,
+    create_target,
     discover,
     phone_setup,
     policy_text,
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_parser(commands, shared)
     policy_text.add_parser(commands, shared)
     phone_setup.add_parser(commands, shared)
+    create_target.add_parser(commands, shared)
     return parser
 
 
@@ -176,4 +178,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": status.cmd_status,
     "wipe": wipe.cmd_wipe,
     "resume": wipe.cmd_resume,
+    "create-target": create_target.cmd_create_target,
 }

@@ -125,7 +125,8 @@ def _last_parts(entry: Mapping[str, Any] | None, zone: tzinfo) -> list[str]:
         parts.append(f"as_of={_when(entry['as_of'], zone)}")
     parts += [f"{key}={int(entry.get(key) or 0)}" for key in COUNTS]
     parts.append(f"skipped={sum(skipped.values()) if isinstance(skipped, dict) else 0}")
-    parts.append(_missing_text(_missing(entry)))
+    if found := _missing(entry):
+        parts.append(_missing_text(found))
     if entry.get("other_installations"):
         parts.append(f"of_other_installations={int(entry['other_installations'])}")
     if isinstance(write_errors, dict) and write_errors:
@@ -241,8 +242,6 @@ def _missing(entry: Mapping[str, Any] | None) -> dict[str, int]:
 
 
 def _missing_text(found: Mapping[str, int]) -> str:
-    if not found:
-        return "missing=0"
     reasons = ",".join(f"{k}={v}" for k, v in found.items())
     return f"MISSING={sum(found.values())}({reasons})"
 

@@ -94,7 +94,7 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
         del objects  # the raw source data is not needed again: one answer in memory at a time
         if desired.phone_entries:
             return _holds_phone_entries(report, desired.phone_entries)
-        listed = _list_or_create(target, report.dry_run)
+        listed = _list_target(target, pair.name, report.dry_run)
     except StoreError as exc:
         failed = _failed(pair.name, exc, None)
         failed.dry_run = report.dry_run
@@ -272,13 +272,18 @@ def _inside(listed: Sequence[RawObject], target: TargetCalendar,
     return inside
 
 
-def _list_or_create(target: TargetCalendar, dry_run: bool) -> list[RawObject]:
-    """A missing target is created (in a dry run, only assumed empty)."""
+def _list_target(target: TargetCalendar, pair: str, dry_run: bool) -> list[RawObject]:
+    """What the target holds. A missing target fails the pair: a cycle never creates a calendar
+    (a typo in `target` would make one and leave the real phone calendar behind); only
+    `create-target` does, on purpose. A dry run assumes it empty, to show what would go there."""
     try:
         return target.list()
     except StoreError as exc:
         if exc.status != 404:
             raise
-    if not dry_run:
-        target.create_calendar()
+        if not dry_run:
+            raise StoreError(operation=exc.operation, url=exc.url, reason="target-missing",
+                             status=404, hint="the phone calendar does not exist and a cycle "
+                             f"never creates one: if the name is right, run `calendar-sanitizer "
+                             f"create-target {pair}`") from None
     return []

@@ -2,7 +2,7 @@
 
 The account check asks the authority for an app token (credential, tenant and client id in one
 request); the pair check finds the source calendar and reads one minute of it (ids only), and
-finds the target calendar or says it will be created. Nothing is written.
+finds the target calendar or says how to create it (no cycle does). Nothing is written.
 """
 
 from __future__ import annotations
@@ -62,12 +62,14 @@ def source_problem(graph: Any, pair: Pair, where: str) -> tuple[str, str, ExitCo
 
 
 def target_result(graph: Any, pair: Pair, where: str) -> tuple[str, str, ExitCode]:
-    """The target calendar exists, or will be created on the first cycle."""
+    """The target calendar exists; a missing one is a problem: no cycle creates it."""
     from sanitizer.stores.microsoft365.names import parse_calendar_url  # noqa: PLC0415
     from sanitizer.stores.microsoft365.source import find_calendar  # noqa: PLC0415
 
     user, name = parse_calendar_url(pair.target_account.url, pair.target_url)
     if find_calendar(graph.client, user, name) is None:
-        return "ok", f"target will be created in mailbox {user} on the first cycle", ExitCode.OK
+        return ("target-missing", f"no calendar {name!r} in mailbox {user}, and no cycle creates "
+                f"it: if {where}.target has a typo, fix it; if the name is right, run "
+                f"`calendar-sanitizer create-target {pair.name}`", ExitCode.CONFIG)
     return ("ok", "target calendar found (write permission shows on the first cycle; run "
             "`preview` first)", ExitCode.OK)

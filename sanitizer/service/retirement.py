@@ -77,6 +77,10 @@ def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
     done = []
     for url, record in sorted(ledger.retired(ledger.load(state_dir),
                                              lambda u: not is_retired(config, u)).items()):
+        if _waits_for_new_target(config, record.pair):
+            log.info("retired pair %s: %s is cleaned once the pair's new target has synced",
+                     record.pair, url)
+            continue
         if _not_yet(record.retry_at, now):
             done.append(Retirement(record.pair, url, 0, len(record.entries),
                                    record.error or "retry-later", attempted=False))
@@ -84,6 +88,16 @@ def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
         result = _clean(config, key, target_at, url, record)
         done.append(_note(config, url, record, result, now))
     return done
+
+
+def _waits_for_new_target(config: Config, pair: str) -> bool:
+    """A pair still configured whose target changed keeps its old calendar until a cycle has
+    succeeded on the new one: a typo in `target` must not empty the real phone calendar."""
+    for configured in config.pairs:
+        if configured.name == pair:
+            done = status.success_target(config.service.state_dir, pair)
+            return done is None or not matching(done, [configured.target_url])
+    return False
 
 
 def forget_pair(config: Config, pair: str) -> None:

@@ -21,7 +21,15 @@ from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.engine.report import PairReport
 from sanitizer.errors import SecretError
-from sanitizer.service import credentials, lock, metrics, rejected, retirement, status
+from sanitizer.service import (
+    credentials,
+    lock,
+    metrics,
+    rejected,
+    retirement,
+    status,
+    targets,
+)
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
 from sanitizer.service.connections import Connection, DavConnection, connect, read_secret
@@ -164,12 +172,12 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
         ledger.note_target(service.state_dir, pair.target_url, pair.name,
                            pair.target_account.name)
     known = ledger.load(service.state_dir).get(pair.target_url)
-    report = sync_pair(
+    report = targets.explain_missing(sync_pair(
         pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
         known=known.entries.keys() if known is not None else (),
-    )
+    ), pair, runtime.transport(pair.target_account))
     if report.state is not None:
         sync_state.save(service.state_dir, pair.name, report.state)
         ledger.note_entries(service.state_dir, pair.target_url,
