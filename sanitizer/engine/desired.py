@@ -22,6 +22,10 @@ from sanitizer.stores.base import RawObject
 
 MARGIN = timedelta(days=1)  # how far past the window a full read looks, to know what comes next
 ARRIVAL = timedelta(seconds=1)  # the window is half-open: an instance enters just after this
+# Servers are asked for more than the window: they evaluate floating and all-day times as UTC
+# (off by up to 14 hours) and may misread a time zone by an hour. What is in the window is
+# decided here, by the sanitizer's own expansion in the agency's zone, never by their filter.
+SERVER_SLACK = timedelta(hours=15)
 
 
 @dataclass
@@ -54,6 +58,13 @@ def window_for(pair: Policy, now: datetime) -> Window:
     """[now - retention, now + lookahead] in UTC."""
     now = now.astimezone(UTC)
     return Window(now - pair.retention, now + pair.lookahead)
+
+
+def query_window(pair: Policy, now: datetime) -> Window:
+    """What a full read asks the source for: the window, MARGIN past it, SERVER_SLACK both
+    sides."""
+    window = window_for(pair, now)
+    return Window(window.start - SERVER_SLACK, window.end + MARGIN + SERVER_SLACK)
 
 
 def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: datetime,

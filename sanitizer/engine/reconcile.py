@@ -20,12 +20,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from sanitizer.core.identity import Ownership, is_owned
-from sanitizer.core.model import Delete, Entry, Plan, SanitizedEvent, Window, instant
+from sanitizer.core.model import Delete, Entry, Plan, SanitizedEvent, instant
 from sanitizer.core.phone_format import serialize
 from sanitizer.core.plan import plan, plan_changes
 from sanitizer.core.policy import Policy
 from sanitizer.engine import sync_state
-from sanitizer.engine.desired import MARGIN, Desired, desired_state, read_target, window_for
+from sanitizer.engine.desired import Desired, desired_state, query_window, read_target
 from sanitizer.engine.execute import WriteResult, execute
 from sanitizer.engine.report import PairReport
 from sanitizer.engine.sync_state import PairState
@@ -86,9 +86,7 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
           report: PairReport, fingerprint: str) -> PairReport:
     pair, now, zone = cycle.pair, cycle.now, cycle.zone
     try:
-        window = window_for(pair, now)
-        objects, token = source.read(Window(window.start, window.end + MARGIN),
-                                     with_token=not report.dry_run)
+        objects, token = source.read(query_window(pair, now), with_token=not report.dry_run)
         source_empty = not objects
         desired = desired_state(objects, pair, cycle.key, now, zone, report.skipped)
         del objects  # the raw source data is not needed again: one answer in memory at a time

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -45,6 +46,17 @@ _QUERY = """<?xml version="1.0" encoding="utf-8"?>
   <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}</C:comp-filter>
   </C:comp-filter></C:filter>
 </C:calendar-query>"""
+
+# Recurring objects whose instances reach back a year, ETags only: a server that misreads a valid
+# VTIMEZONE (Radicale with RDATE lists) drops a series' last instance from its time filter, and
+# the object then looks one interval shorter, up to a year. The expansion here decides.
+_SERIES = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}
+  <C:prop-filter name="RRULE"/></C:comp-filter></C:comp-filter></C:filter>
+</C:calendar-query>"""
+SERIES_REACH = timedelta(days=367)  # one interval of a yearly series, and a day
 
 _PROPFIND_SYNC_STATE = """<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>"""
@@ -211,13 +223,29 @@ class CalDAVSource:
         return self.fetch(window), token
 
     def fetch(self, window: Window) -> list[RawObject]:
-        """Every VEVENT object with an instance in the window, with its ETag and data."""
+        """Every VEVENT object with an instance in the window, with its ETag and data, and every
+        recurring one the server says reaches into the year before it (fetched only if the
+        first answer left it out): the server's time filter is never the last word."""
         body = _QUERY.format(range=_range(window)).encode()
         reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
         if reply.status == 404:
             raise StoreError(operation="REPORT", url=self.url, reason="source-not-found",
                              status=404)
-        return _objects(reply, self.url, "REPORT")
+        found = _objects(reply, self.url, "REPORT")
+        left_out = self._series_left_out(window, {obj.href for obj in found})
+        return found + (self.multiget(left_out) if left_out else [])
+
+    def _series_left_out(self, window: Window, seen: set[str]) -> list[str]:
+        """Recurring objects reaching into the year before the window that `seen` lacks."""
+        series = Window(window.start - SERIES_REACH, window.end)
+        body = _SERIES.format(range=_range(series)).encode()
+        reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
+        left_out = []
+        for href, status, _ in multistatus(reply, self.url, "REPORT"):
+            _truncated(href, status, self.url, "REPORT")
+            if status == 200 and href not in seen and not _is_collection(href, self.url):
+                left_out.append(href)
+        return left_out
 
 
 class CalDAVTarget:
