@@ -24,7 +24,7 @@ from sanitizer.service import checks_microsoft365 as m365
 from sanitizer.service import credentials, rejected, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
 from sanitizer.service.connections import transport_for
-from sanitizer.service.runtime import account_urls
+from sanitizer.service.runtime import account_urls, require_runnable
 from sanitizer.stores.caldav import (
     CALDAV,
     DAV,
@@ -83,6 +83,7 @@ def run_checks(config_path: Path) -> list[Finding]:
     findings = list(file_permissions(config_path, None))
     try:
         config = load_config(config_path)
+        require_runnable(config)
     except ConfigError as exc:
         return findings + [Finding("config", "invalid", f"{problem} (fix it in {config_path})",
                                    ExitCode.CONFIG) for problem in exc.problems]

@@ -111,13 +111,19 @@ def warn_unverified(pair: Pair) -> None:
                         "ca_file instead", account.name, account.url)
 
 
+def require_runnable(config: Config) -> None:
+    """What a valid config file still needs before anything can run (ConfigError, exit 78):
+    one place, which `check` calls too, so it refuses whatever `run` and `sync` refuse."""
+    metrics.require_library(config.service.metrics_file)
+
+
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
                  dry_run: bool = False) -> Runtime:
     """Read the UID key and the secrets of the accounts the chosen pairs use.
 
     A dry run makes nothing: without a key it uses a throwaway one (`runtime.throwaway_key`).
     """
-    metrics.require_library(config.service.metrics_file)
+    require_runnable(config)
     state_dir = config.service.state_dir
     found = credentials.existing_uid_key(state_dir) if dry_run else credentials.uid_key(state_dir)
     runtime = Runtime(config, found or credentials.throwaway_uid_key(), throwaway_key=not found)
