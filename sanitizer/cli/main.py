@@ -23,6 +23,7 @@ from sanitizer.cli import (
     discover,
     phone_setup,
     policy_text,
+    recover,
     run,
     set_password,
     status,
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_text.add_parser(commands, shared)
     phone_setup.add_parser(commands, shared)
     create_target.add_parser(commands, shared)
+    recover.add_parser(commands, shared)  # confirm-empty, remove-orphans
     return parser
 
 
@@ -179,4 +181,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "wipe": wipe.cmd_wipe,
     "resume": wipe.cmd_resume,
     "create-target": create_target.cmd_create_target,
+    "confirm-empty": recover.cmd_confirm_empty,
+    "remove-orphans": recover.cmd_remove_orphans,
 }

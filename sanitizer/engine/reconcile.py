@@ -50,21 +50,25 @@ class CycleInputs:
     zone: tzinfo
     workers: int
     ours: Ownership  # which UIDs in the target this installation wrote
+    emptied: bool = False  # the admin confirmed the source is empty: the guard stands aside
 
 
 def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry point
         pair: Policy, source: SourceCalendar, target: TargetCalendar, *, key: bytes,
         now: datetime, zone: tzinfo, dry_run: bool = False, workers: int = 4,
         state: PairState | None = None, full_every: timedelta = timedelta(hours=1),
-        force_full: bool = False, known: Collection[str] = ()) -> PairReport:
+        force_full: bool = False, known: Collection[str] = (),
+        emptied: bool = False) -> PairReport:
     """Run one cycle; never raises for store errors (they land in the report).
 
     `report.state` is what to remember for the next cycle (None after a dry run). `known` are
     UIDs this installation recorded writing to the target (the ledger), besides the state's.
+    `emptied`: the admin confirmed (`confirm-empty`) that the source really is empty, so this
+    cycle's mass-deletion guard stands aside.
     """
     fingerprint = sync_state.fingerprint(pair, zone, key)
     recorded = [*known, *(state.entries if state is not None else ())]
-    cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded))
+    cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded), emptied)
     if (state is not None and not dry_run and not force_full
             and state.allows_quiet(fingerprint, now, full_every)):
         try:
@@ -103,7 +107,7 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     ours = cycle.ours.with_legacy(desired.adopt({i.uid for i in existing if i.uid is not None}))
     report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
     the_plan = plan(desired.events, existing, now=now, retention=pair.retention, zone=zone,
-                    source_empty=source_empty, ours=ours.owns)
+                    source_empty=source_empty and not cycle.emptied, ours=ours.owns)
     if report.dry_run:
         report.count(the_plan)
         results: list[WriteResult] = []

@@ -70,7 +70,9 @@ class PairReport:
         if self.missing:
             parts.append(f"MISSING={sum(self.missing.values())} not on the phone")
         if self.held_back:
-            parts.append(f"held-back={self.held_back} (source returned nothing)")
+            parts.append(f"held-back={self.held_back} (source returned nothing; if the work "
+                         f"calendar really is empty: `calendar-sanitizer confirm-empty "
+                         f"{self.pair}`)")
         if self.write_errors:
             parts.append("write-errors: " + ", ".join(
                 f"{k}={v}" for k, v in sorted(self.write_errors.items())))

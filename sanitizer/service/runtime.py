@@ -178,12 +178,15 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
         ledger.note_target(service.state_dir, pair.target_url, pair.name,
                            pair.target_account.name)
     known = ledger.load(service.state_dir).get(pair.target_url)
+    emptied = status.empty_confirmed(service.state_dir, pair.name)
     report = targets.explain_missing(sync_pair(
         pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
-        known=known.entries.keys() if known is not None else (),
+        known=known.entries.keys() if known is not None else (), emptied=emptied,
     ), pair, runtime.transport(pair.target_account))
+    if emptied and not dry_run and report.ok and report.mode == "full":
+        status.empty_done(service.state_dir, pair.name)
     if report.state is not None:
         sync_state.save(service.state_dir, pair.name, report.state)
         ledger.note_entries(service.state_dir, pair.target_url,

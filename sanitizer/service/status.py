@@ -123,6 +123,24 @@ def success_target(state_dir: Path, pair: str) -> str | None:
     return target if isinstance(target, str) else None
 
 
+EMPTIED_DIR = "emptied"
+
+
+def confirm_empty(state_dir: Path, pair: str, now: datetime) -> None:
+    """The admin says the pair's source really is empty: its next cycle may empty the phone."""
+    write_json(named(state_dir / EMPTIED_DIR, pair), {"since": now.isoformat(timespec="seconds")})
+
+
+def empty_confirmed(state_dir: Path, pair: str) -> bool:
+    """Whether an emptied source was confirmed and not yet acted on."""
+    return named(state_dir / EMPTIED_DIR, pair).exists()
+
+
+def empty_done(state_dir: Path, pair: str) -> None:
+    """A cycle got through with the confirmation: it is used up (the guard is back)."""
+    named(state_dir / EMPTIED_DIR, pair).unlink(missing_ok=True)
+
+
 def pause(state_dir: Path, pair: str, reason: str, now: datetime) -> None:
     """Pause a pair: every cycle skips it until resume()."""
     write_json(named(state_dir / PAUSED_DIR, pair),
