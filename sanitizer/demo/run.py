@@ -69,7 +69,7 @@ def run_demo(interval: float = 5.0, cycles: int = 0) -> int:
         for pair in config.pairs:  # what `calendar-sanitizer create-target PAIR` does
             target = runtime.target(pair)
             if target is not None:
-                targets.create(target)
+                targets.create(target, pair.target_url)
         print(f"Radicale is running at {server.url} (store: {server.store_dir})")
         _loop(runtime, work_url, server, zone, today, interval=interval, cycles=cycles)
         runtime.close()

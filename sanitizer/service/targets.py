@@ -42,13 +42,25 @@ def explain_missing(report: PairReport, pair: Pair, transport: Transport | None)
     return report
 
 
-def create(target: TargetCalendar) -> bool:
-    """Make the phone calendar if it is missing; False if it was there already."""
+def create(target: TargetCalendar, url: str, transport: Transport | None = None) -> bool:
+    """Make the phone calendar if it is missing; False if it was there already. On a CalDAV
+    server whose answer says the parent collection is missing (409: a phone login's principal
+    on Radicale that was never logged in), the parent is made first (MKCOL), one level only."""
     try:
         target.list()
         return False
     except StoreError as exc:
         if exc.status != 404:
             raise
-    target.create_calendar()
+    try:
+        target.create_calendar()
+    except StoreError as exc:
+        if exc.status != 409 or transport is None:
+            raise
+        parent = urljoin(url, "..")
+        reply = transport.request("MKCOL", parent, b"", {})
+        if reply.status not in (201, 405):
+            raise StoreError(operation="MKCOL", url=parent, reason="cannot-create",
+                             status=reply.status) from None
+        target.create_calendar()
     return True
