@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import enum
 
+ADMIN = "calendar-sanitizer-admin"
+"""The command an admin runs on a documented install (docs/install.md step 6): the program as the
+service's user, with its credentials. Messages name it for every command that writes state."""
+
 
 class ExitCode(enum.IntEnum):
     """Process exit codes, after sysexits(3); documented in the README."""

@@ -26,7 +26,7 @@ from sanitizer.core.identity import is_owned, tag_of
 from sanitizer.core.model import instant
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine import sync_state
-from sanitizer.errors import ExitCode, PreconditionFailed
+from sanitizer.errors import ADMIN, ExitCode, PreconditionFailed
 from sanitizer.service import credentials, lock, status
 from sanitizer.service.connections import open_connection
 from sanitizer.service.runtime import account_urls
@@ -60,7 +60,7 @@ def cmd_confirm_empty(args: argparse.Namespace) -> int:
     common.require_owner(config.service.state_dir)
     status.confirm_empty(config.service.state_dir, pair.name, datetime.now(UTC))
     common.say(f"pair {pair.name}: its next full cycle deletes the phone entries of an empty "
-               f"work calendar; run `calendar-sanitizer sync --pair {pair.name} --full` (or "
+               f"work calendar; run `{ADMIN} sync --pair {pair.name} --full` (or "
                "`systemctl reload calendar-sanitizer`) to do it now")
     return int(ExitCode.OK)
 

@@ -17,7 +17,7 @@ from sanitizer.cli import common
 from sanitizer.core.identity import Ownership, is_owned
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine import ledger, sync_state
-from sanitizer.errors import ExitCode, PreconditionFailed, StoreError
+from sanitizer.errors import ADMIN, ExitCode, PreconditionFailed, StoreError
 from sanitizer.service import credentials, lock, retirement, status
 from sanitizer.service.config import Config, Pair
 from sanitizer.service.connections import Connection, open_connection
@@ -69,7 +69,7 @@ def cmd_wipe(args: argparse.Namespace) -> int:
     finally:
         close()
     common.say(f"pair {pair.name}: wiped deleted={deleted} foreign={foreign} (left alone) "
-               f"not-deleted={remaining}; paused until `calendar-sanitizer resume {pair.name}`")
+               f"not-deleted={remaining}; paused until `{ADMIN} resume {pair.name}`")
     if remaining:
         common.say(f"pair {pair.name}: {remaining} entries changed while deleting; "
                    "run the wipe again")
@@ -153,7 +153,7 @@ def ownership(config: Config, target_url: str, pair: str | None) -> Ownership:
 def _confirm(name: str, targets: list[str], retired: bool) -> None:
     if not sys.stdin.isatty():
         raise common.UsageError("wipe: standard input is not a terminal; add --yes to confirm")
-    after = ("" if retired else f"and pauses pair {name} until `calendar-sanitizer resume "
+    after = ("" if retired else f"and pauses pair {name} until `{ADMIN} resume "
              f"{name}`.\n")
     sys.stdout.write(f"This deletes every entry calendar-sanitizer made in {', '.join(targets)}\n"
                      f"{after}Type the pair name to confirm: ")

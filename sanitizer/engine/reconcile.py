@@ -29,7 +29,7 @@ from sanitizer.engine.desired import Desired, desired_state, query_window, read_
 from sanitizer.engine.execute import WriteResult, execute
 from sanitizer.engine.report import PairReport
 from sanitizer.engine.sync_state import PairState
-from sanitizer.errors import StoreError
+from sanitizer.errors import ADMIN, StoreError
 from sanitizer.stores.base import Changes, RawObject, SourceCalendar, TargetCalendar
 
 log = logging.getLogger(__name__)
@@ -286,6 +286,6 @@ def _list_target(target: TargetCalendar, pair: str, dry_run: bool) -> list[RawOb
         if not dry_run:
             raise StoreError(operation=exc.operation, url=exc.url, reason="target-missing",
                              status=404, hint="the phone calendar does not exist and a cycle "
-                             f"never creates one: if the name is right, run `calendar-sanitizer "
+                             f"never creates one: if the name is right, run `{ADMIN} "
                              f"create-target {pair}`") from None
     return []

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sanitizer.core.model import Create, Delete, Plan, SanitizedEvent, Update
 from sanitizer.engine.sync_state import PairState
+from sanitizer.errors import ADMIN
 
 if TYPE_CHECKING:
     from sanitizer.engine.execute import WriteResult
@@ -71,7 +72,7 @@ class PairReport:
             parts.append(f"MISSING={sum(self.missing.values())} not on the phone")
         if self.held_back:
             parts.append(f"held-back={self.held_back} (source returned nothing; if the work "
-                         f"calendar really is empty: `calendar-sanitizer confirm-empty "
+                         f"calendar really is empty: `{ADMIN} confirm-empty "
                          f"{self.pair}`)")
         if self.write_errors:
             parts.append("write-errors: " + ", ".join(

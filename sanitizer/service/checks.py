@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from sanitizer.core.model import Action
-from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
+from sanitizer.errors import ADMIN, ConfigError, ExitCode, SecretError, StoreError
 from sanitizer.service import checks_microsoft365 as m365
 from sanitizer.service import credentials, rejected, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
@@ -410,5 +410,5 @@ def parent_result(transport: Transport, pair: Pair, where: str) -> tuple[str, st
     existing = ", ".join(c.url[len(parent):] for c in list_calendars(transport, parent)[:10])
     return ("target-missing", f"{pair.target_url} does not exist, and no cycle creates it. "
             f"Calendars in {parent}: {existing or 'none'}. If {where}.target has a typo, fix "
-            f"it; if the name is right, run `calendar-sanitizer create-target {pair.name}`",
+            f"it; if the name is right, run `{ADMIN} create-target {pair.name}`",
             ExitCode.CONFIG)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sanitizer.errors import ExitCode, StoreError
+from sanitizer.errors import ADMIN, ExitCode, StoreError
 from sanitizer.service.config import Account, Pair
 from sanitizer.service.connections import open_graph
 
@@ -70,6 +70,6 @@ def target_result(graph: Any, pair: Pair, where: str) -> tuple[str, str, ExitCod
     if find_calendar(graph.client, user, name) is None:
         return ("target-missing", f"no calendar {name!r} in mailbox {user}, and no cycle creates "
                 f"it: if {where}.target has a typo, fix it; if the name is right, run "
-                f"`calendar-sanitizer create-target {pair.name}`", ExitCode.CONFIG)
+                f"`{ADMIN} create-target {pair.name}`", ExitCode.CONFIG)
     return ("ok", "target calendar found (write permission shows on the first cycle; run "
             "`preview` first)", ExitCode.OK)

@@ -20,7 +20,7 @@ from sanitizer.core.policy import Policy
 from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.engine.report import PairReport
-from sanitizer.errors import SecretError
+from sanitizer.errors import ADMIN, SecretError
 from sanitizer.service import (
     credentials,
     lock,
@@ -211,7 +211,7 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
     targets = {pair.name: pair.target_url for pair in runtime.config.pairs}
     for pair in pairs:
         if status.is_paused(state_dir, pair.name):
-            log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
+            log.info("pair %s: paused (run `%s resume %s`)", pair.name, ADMIN, pair.name)
             continue
         warn_unverified(pair)
         started = time.monotonic()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urljoin
 
 from sanitizer.engine.report import PairReport
-from sanitizer.errors import StoreError
+from sanitizer.errors import ADMIN, StoreError
 from sanitizer.service.config import Pair
 from sanitizer.stores.base import TargetCalendar
 from sanitizer.stores.caldav import Transport
@@ -33,7 +33,7 @@ def explain_missing(report: PairReport, pair: Pair, transport: Transport | None)
             existing = ", ".join(names) or "none"
         except StoreError:
             pass
-    how = f"run `calendar-sanitizer create-target {pair.name}`"
+    how = f"run `{ADMIN} create-target {pair.name}`"
     if transport is not None and not transport.differences.makes_calendars:
         how = transport.differences.missing_calendar_advice or "create it on the server"
     report.error = (f"no calendar at {pair.target_url} (the pair's target); calendars in "

@@ -72,7 +72,7 @@ def test_a_missing_target_is_made_only_by_create_target(calendars, make_setup) -
     assert checked.code == 78, checked.output  # before: "warning ... the first cycle creates it"
     target_row = row(checked.stdout, "pair advocate")
     assert "target-missing" in target_row and "no cycle creates it" in target_row
-    assert "calendar-sanitizer create-target advocate" in target_row
+    assert "calendar-sanitizer-admin create-target advocate" in target_row
     listed = target_row.split(f"Calendars in {phone.rsplit('/', 2)[0]}/: ", 1)[1]
     assert work.rsplit("/", 2)[1] + "/" in listed.split(". ")[0].split(", ")  # what does exist
     synced = setup.run("sync", "--now", NOW)

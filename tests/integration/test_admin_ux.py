@@ -391,7 +391,7 @@ def test_policy_describes_the_example_config(tmp_path) -> None:
     assert "**How far ahead the phone sees:** 14 days" in out
     assert "**How long past entries stay:** 24 hours after they end" in out
     assert "## Never copied to any phone" in out and "## When a phone is lost" in out
-    assert "calendar-sanitizer wipe NAME --yes" in out
+    assert "calendar-sanitizer-admin wipe NAME --yes" in out
     text = subprocess.run([sys.executable, "-m", "sanitizer", "--config", example, "policy",
                            "--format", "text"], capture_output=True, text=True, timeout=60,
                           check=False).stdout

@@ -32,7 +32,7 @@ def test_an_emptied_work_calendar_is_confirmed_for_one_pair_with_one_command(pai
         delete(server, f"{work}{uid}.ics")
     held = setup.run_process("sync", "--now", NOW, "--full")
     assert held.code != 0 and "held-back=3" in held.stdout, held.output
-    assert "calendar-sanitizer confirm-empty advocate" in held.stdout
+    assert "calendar-sanitizer-admin confirm-empty advocate" in held.stdout
     assert len(list_objects(server, phone)) == 3
     confirmed = setup.run_process("confirm-empty", "advocate")
     assert confirmed.code == 0, confirmed.output  # before: no such command (64)
