@@ -29,7 +29,7 @@ from sanitizer.core.durations import parse_duration
 from sanitizer.engine import ledger
 from sanitizer.engine.report import missing
 from sanitizer.errors import ExitCode
-from sanitizer.service import lock, status
+from sanitizer.service import lock, retirement, status
 from sanitizer.service.config import Config
 
 COUNTS = ("created", "updated", "deleted", "unchanged", "foreign", "held_back")
@@ -75,7 +75,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                                status.paused_info(state_dir, pair.name), pid is not None, zone))
     for url, record in sorted(common.retired_records(config).items()):
         failed |= record.error is not None
-        common.say(retired_line(url, record, zone))
+        waiting = retirement.waits_for_new_target(config, record.pair)
+        common.say(retired_line(url, record, zone, waiting))
     for name in stale:
         common.say(f"pair {name}: STALE no successful cycle in the last {_age(limit)} "
                    "(service.stale_after)")
@@ -134,10 +135,12 @@ def _last_parts(entry: Mapping[str, Any] | None, zone: tzinfo) -> list[str]:
     return parts
 
 
-def retired_line(url: str, record: ledger.Record, zone: tzinfo) -> str:
+def retired_line(url: str, record: ledger.Record, zone: tzinfo, waiting: bool = False) -> str:
     """One retired target: what is left to delete there, and how the clean-up goes."""
     parts = [f"retired pair {record.pair}: {len(record.entries)} entries left to delete in {url}"]
-    if record.error is None:
+    if waiting:
+        parts.append(f"result=waiting (kept until pair {record.pair}'s new target has synced)")
+    elif record.error is None:
         parts.append("result=pending (deleted by the next cycle)")
     else:
         parts.append(f"result=FAILED({record.error})")

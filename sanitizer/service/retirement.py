@@ -77,7 +77,7 @@ def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
     done = []
     for url, record in sorted(ledger.retired(ledger.load(state_dir),
                                              lambda u: not is_retired(config, u)).items()):
-        if _waits_for_new_target(config, record.pair):
+        if waits_for_new_target(config, record.pair):
             log.info("retired pair %s: %s is cleaned once the pair's new target has synced",
                      record.pair, url)
             continue
@@ -90,7 +90,7 @@ def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
     return done
 
 
-def _waits_for_new_target(config: Config, pair: str) -> bool:
+def waits_for_new_target(config: Config, pair: str) -> bool:
     """A pair still configured whose target changed keeps its old calendar until a cycle has
     succeeded on the new one: a typo in `target` must not empty the real phone calendar."""
     for configured in config.pairs:

@@ -30,6 +30,7 @@ def test_a_typo_in_target_fails_the_pair_and_keeps_the_real_phone(calendars, mak
     assert len(list_objects(server, phone)) == 3  # the phone still shows every appointment
     shown = setup.run_process("status")
     assert shown.code == 1 and "result=FAILED(target-missing)" in shown.stdout, shown.output
+    assert f"retired pair maria: 3 entries left to delete in {phone} result=waiting" in shown.stdout
     setup.config_path.write_text(right)  # the typo fixed: nothing to clean, nothing lost
     again = setup.run_process("sync", "--now", NOW)
     assert again.code == 0 and "unchanged=3" in again.stdout, again.output
