@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -29,6 +28,7 @@ from sanitizer.stores.http import (
     RetryPolicy,
     Transport,
 )
+from sanitizer.stores.series import PAST, SERIES_REACH, reaching
 from sanitizer.stores.urls import object_url
 
 log = logging.getLogger(__name__)
@@ -47,17 +47,13 @@ _QUERY = """<?xml version="1.0" encoding="utf-8"?>
   </C:comp-filter></C:filter>
 </C:calendar-query>"""
 
-# Recurring objects whose instances reach back a year, ETags only: a server that misreads a valid
-# VTIMEZONE (Radicale with RDATE lists) drops a series' last instance from its time filter, and
-# the object then looks one interval shorter, up to a year. The expansion here decides.
+# Recurring objects whose instances reach back a year, ETags only (see series.py).
 _SERIES = """<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
   <D:prop><D:getetag/></D:prop>
   <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}
   <C:prop-filter name="RRULE"/></C:comp-filter></C:comp-filter></C:filter>
 </C:calendar-query>"""
-SERIES_REACH = timedelta(days=367)  # one interval of a yearly series, and a day
-
 _PROPFIND_SYNC_STATE = """<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>"""
 
@@ -233,18 +229,25 @@ class CalDAVSource:
                              status=404)
         found = _objects(reply, self.url, "REPORT")
         left_out = self._series_left_out(window, {obj.href for obj in found})
-        return found + (self.multiget(left_out) if left_out else [])
+        todo = PAST.unchecked(self.url, left_out, window.start)
+        fetched = self.multiget(todo) if todo else []
+        kept = reaching(fetched, window)
+        PAST.note_past(self.url, [o for o in fetched if o not in kept], window.start)
+        return found + kept
 
-    def _series_left_out(self, window: Window, seen: set[str]) -> list[str]:
-        """Recurring objects reaching into the year before the window that `seen` lacks."""
+    def _series_left_out(self, window: Window,
+                         seen: set[str]) -> list[tuple[str, str | None]]:
+        """(href, ETag) of the recurring objects reaching into the year before the window that
+        `seen` lacks."""
         series = Window(window.start - SERIES_REACH, window.end)
         body = _SERIES.format(range=_range(series)).encode()
         reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
         left_out = []
-        for href, status, _ in multistatus(reply, self.url, "REPORT"):
+        for href, status, prop in multistatus(reply, self.url, "REPORT"):
             _truncated(href, status, self.url, "REPORT")
             if status == 200 and href not in seen and not _is_collection(href, self.url):
-                left_out.append(href)
+                etag = prop.findtext(DAV + "getetag") if prop is not None else None
+                left_out.append((href, etag.strip() if etag else None))
         return left_out
 
 

@@ -85,3 +85,25 @@ def test_the_last_instance_of_a_series_in_an_rdate_vtimezone_reaches_the_phone(p
     assert "created=1" in out, out  # before: created=0, the appointment never reached the phone
     (data,) = [d for _, d in list_objects(server, phone).values()]
     assert b"DTSTART:20300710T140000Z" in data
+
+
+def test_a_series_that_ended_before_the_window_is_fetched_once_per_process() -> None:
+    """The left-out recurring objects that end before the window are remembered with their ETag
+    and the window's start; a changed ETag or an earlier window fetches them again."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from sanitizer.stores.base import RawObject  # noqa: PLC0415
+    from sanitizer.stores.series import PastSeries  # noqa: PLC0415
+
+    memo, start = PastSeries(), datetime(2030, 7, 10, tzinfo=UTC)
+    left_out = [("/c/old.ics", '"1"'), ("/c/new.ics", '"7"')]
+    assert memo.unchecked("/c/", left_out, start) == ["/c/old.ics", "/c/new.ics"]
+    memo.note_past("/c/", [RawObject("/c/old.ics", '"1"', b"")], start)
+    later = start + timedelta(hours=1)
+    assert memo.unchecked("/c/", left_out, later) == ["/c/new.ics"]
+    assert memo.unchecked("/c/", left_out, start - timedelta(days=1)) == left_out_hrefs(left_out)
+    assert memo.unchecked("/c/", [("/c/old.ics", '"2"')], later) == ["/c/old.ics"]
+
+
+def left_out_hrefs(left_out: list[tuple[str, str]]) -> list[str]:
+    return [href for href, _ in left_out]
