@@ -107,3 +107,24 @@ def test_a_series_that_ended_before_the_window_is_fetched_once_per_process() -> 
 
 def left_out_hrefs(left_out: list[tuple[str, str]]) -> list[str]:
     return [href for href, _ in left_out]
+
+
+def test_a_server_that_refuses_the_recurring_object_query_still_syncs(tmp_path) -> None:
+    """The month's recurring objects are asked for with a prop-filter; a server that refuses
+    it (400) keeps the window's answer as it was, and the pair syncs."""
+    from tests.support.hostile_server import HostileServer, configure  # noqa: PLC0415
+
+    with HostileServer() as server:
+        server.calendar("/casework/", {"a.ics": vevent_bytes()})
+        server.calendar("/phone/")
+        server.script("REPORT", "/casework/",
+                      lambda seen: (400, {}, b"no") if b"prop-filter" in seen.body else None)
+        result = configure(tmp_path, server).run("sync", "--now", "2030-03-04T09:00:00+00:00")
+        assert result.code == 0 and "created=1" in result.stdout, result.output  # before: 1
+        assert any(b"prop-filter" in s.body for s in server.seen)
+
+
+def vevent_bytes() -> bytes:
+    from tests.support.harness import vevent  # noqa: PLC0415
+
+    return vevent("a", "20300305T100000Z", "20300305T110000Z").encode()
