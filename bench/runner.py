@@ -258,7 +258,7 @@ class PairsSetup:
 def build_pairs(bench: Bench, n_pairs: int, events: int, tag: str,
                 service_extra: str = "") -> PairsSetup:
     """n_pairs sources of `events` windowed objects: a few generated variants, cloned.
-    Targets do not exist yet: the first cycle creates them, as it would at an agency."""
+    Targets are made first, as `create-target` makes them at an agency: no cycle creates one."""
     variants = min(8, n_pairs)
     cals = [calgen.windowed_calendar(events, bench.now, seed=10_000 + v, lookahead=LOOKAHEAD,
                                      prefix=f"{tag}v{v}") for v in range(variants)]
@@ -272,6 +272,7 @@ def build_pairs(bench: Bench, n_pairs: int, events: int, tag: str,
             bench.clone_source(sources[i % variants], src)
         sources.append(src)
         targets.append(dst)
+        bench.direct.mkcalendar(bench.direct_url(dst), dst)
         specs.append(tools.PairSpec(f"{tag}{i:03d}", bench.proxied_url(src),
                                     bench.proxied_url(dst)))
     log(f"agency: {n_pairs} sources of {events} objects loaded in "

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import enum
 
+ADMIN = "calendar-sanitizer-admin"
+"""The command an admin runs on a documented install (docs/install.md step 6): the program as the
+service's user, with its credentials. Messages name it for every command that writes state."""
+
 
 class ExitCode(enum.IntEnum):
     """Process exit codes, after sysexits(3); documented in the README."""
 
     OK = 0
     FAILED = 1  # at least one pair failed; the others ran
+    MISSING = 3  # status: every pair ran, but appointments in the window are not on a phone
     USAGE = 64
     UNAVAILABLE = 69
     TEMPFAIL = 75

@@ -14,7 +14,7 @@ from typing import Any
 
 from sanitizer.cli import common
 from sanitizer.cli.discover_microsoft365 import discover_mailbox
-from sanitizer.errors import ConfigError
+from sanitizer.errors import ADMIN, ConfigError
 from sanitizer.service import credentials
 from sanitizer.service.config import Account, Config, load_config, parse_config
 from sanitizer.service.connections import transport_for
@@ -83,7 +83,8 @@ def render(account: Account, found: Discovery) -> str:
     lines += [f"{c.name:<{width}}  {_events(c):>6}  {_access(c):<10}  {c.url}"
               for c in found.calendars]
     lines += ["", "Paste into a [[pairs]] block: the work calendar as source, an empty calendar "
-              "the phone login may read as target (or a new name: it is created).", ""]
+              f"the phone login may read as target (or a new name, then `{ADMIN} "
+              "create-target PAIR`).", ""]
     lines += [paste_line(account, c) for c in found.calendars]
     return "\n".join(lines)
 

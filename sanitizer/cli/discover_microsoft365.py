@@ -10,7 +10,7 @@ import json
 import unicodedata
 
 from sanitizer.cli import common
-from sanitizer.errors import ExitCode, SanitizerError, SecretError, StoreError
+from sanitizer.errors import ADMIN, ExitCode, SanitizerError, SecretError, StoreError
 from sanitizer.service import credentials
 from sanitizer.service.config import Config
 from sanitizer.service.connections import open_graph, read_secret
@@ -82,7 +82,7 @@ def render(name: str, user: str, calendars: list[tuple[str, bool | None]]) -> st
     lines += [f"{text:<{width}}  {access}" for text, access in shown]
     lines += ["", "Paste into a [[pairs]] block: the advocate's work calendar as source, a "
               "calendar in the phone's own mailbox as target (run discover for that mailbox, "
-              "or write a new name: it is created).", ""]
+              f"or write a new name and run `{ADMIN} create-target PAIR`).", ""]
     for calendar, can_edit in calendars:
         lines += paste_lines(user, calendar, can_edit)
     return "\n".join(lines)

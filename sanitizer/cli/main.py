@@ -19,9 +19,11 @@ from sanitizer import __version__
 from sanitizer.cli import (
     check,
     common,
+    create_target,
     discover,
     phone_setup,
     policy_text,
+    recover,
     run,
     set_password,
     status,
@@ -72,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_parser(commands, shared)
     policy_text.add_parser(commands, shared)
     phone_setup.add_parser(commands, shared)
+    create_target.add_parser(commands, shared)
+    recover.add_parser(commands, shared)  # confirm-empty, remove-orphans
     return parser
 
 
@@ -176,4 +180,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": status.cmd_status,
     "wipe": wipe.cmd_wipe,
     "resume": wipe.cmd_resume,
+    "create-target": create_target.cmd_create_target,
+    "confirm-empty": recover.cmd_confirm_empty,
+    "remove-orphans": recover.cmd_remove_orphans,
 }

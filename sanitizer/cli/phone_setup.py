@@ -3,6 +3,12 @@
 Step by step for DAVx5 (Android) and iOS with the pair's exact URL and the phone's own login
 (`phone_user`), and optionally an Apple configuration profile (.mobileconfig) with a CalDAV
 account payload. The profile holds a password only when asked to, read from standard input.
+
+Phones find their calendar by discovery: the server, then the login's principal, then its
+calendar home. In the layouts docs/phones.md recommends the phone calendar sits directly in the
+phone login's principal (Radicale: `maria-phone/phone/`), so the profile's principal URL is the
+calendar's parent, and the phone login sees exactly that one calendar. A plain http:// URL is
+warned about: the phone's password and every entry would cross the network readable.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from sanitizer.cli import common
 from sanitizer.cli.common import UsageError
@@ -47,6 +53,11 @@ def cmd_phone_setup(args: argparse.Namespace) -> int:
     if args.with_password and not args.mobileconfig:
         raise UsageError("--with-password needs --mobileconfig FILE")
     sys.stdout.write(instructions(pair, index) + "\n")
+    if urlsplit(phone_url(pair)).scheme == "http":
+        sys.stderr.write(f"{common.PROG}: WARNING: {phone_url(pair)} is plain http: the phone "
+                         "would send its password and receive every entry unencrypted. Give "
+                         "the phone an https:// address (pairs.phone_url) before it leaves "
+                         "the building.\n")
     if args.mobileconfig:
         secret = _read_password() if args.with_password else None
         write_profile(Path(args.mobileconfig), pair, secret)
@@ -61,13 +72,26 @@ def phone_url(pair: Pair) -> str:
     return pair.phone_url or pair.target_url
 
 
+def server_url(pair: Pair) -> str:
+    """The server's root, where a phone's discovery starts."""
+    parts = urlsplit(phone_url(pair))
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+def principal_url(pair: Pair) -> str:
+    """The phone login's principal in the recommended layouts: the phone calendar's parent."""
+    return urljoin(phone_url(pair), "..")
+
+
 def instructions(pair: Pair, index: int) -> str:
     """DAVx5 and iOS steps with this pair's URL and login."""
     url = phone_url(pair)
     user = pair.phone_user or PLACEHOLDER
     parts = urlsplit(url)
     lines = [f"Phone setup for pair {pair.name}", "",
-             f"  server URL:  {url}", f"  login:       {user}",
+             f"  server:      {server_url(pair)}",
+             f"  principal:   {principal_url(pair)}",
+             f"  calendar:    {url}", f"  login:       {user}",
              "  password:    the phone login's own password (never the work login's)", ""]
     if pair.phone_user is None:
         lines += [f"The phone login is not in the config: add `phone_user = \"...\"` to "
@@ -88,7 +112,8 @@ def instructions(pair: Pair, index: int) -> str:
               "     Add CalDAV Account.",
               f"  2. Server: {parts.netloc}; User Name: {user}; Password: the phone login's "
               "password; Description: e.g. 'Work appointments'.",
-              f"  3. If iOS cannot find the account: Advanced Settings > Account URL: {url}",
+              "  3. If iOS cannot find the account: Advanced Settings > Account URL: "
+              f"{principal_url(pair)}",
               "  4. Turn off Contacts and Reminders for this account if offered.",
               "  (Or install the profile from --mobileconfig instead of steps 1-3.)"]
     return "\n".join(lines)
@@ -110,7 +135,7 @@ def profile(pair: Pair, password: str | None) -> dict[str, Any]:
         "CalDAVAccountDescription": "Work appointments",
         "CalDAVHostName": parts.hostname or "",
         "CalDAVPort": parts.port or (443 if https else 80),
-        "CalDAVPrincipalURL": url, "CalDAVUseSSL": https,
+        "CalDAVPrincipalURL": principal_url(pair), "CalDAVUseSSL": https,
         "CalDAVUsername": pair.phone_user or "",
     }
     if password is not None:

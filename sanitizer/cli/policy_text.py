@@ -12,6 +12,7 @@ from typing import Any
 from sanitizer.cli import common
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Rule
+from sanitizer.errors import ADMIN
 from sanitizer.service.config import Config, Pair
 
 NEVER_COPIED = (
@@ -64,12 +65,12 @@ def render(config: Config, now: datetime) -> str:
               "as it is. Changes at work (moves, cancellations, deletions) reach the phone at "
               "the next sync.", "", "## When a phone is lost or stolen", "",
               "1. Tell the IT contact at once, whatever the time.",
-              "2. The IT contact runs `calendar-sanitizer wipe NAME --yes` (NAME is the "
+              f"2. The IT contact runs `{ADMIN} wipe NAME --yes` (NAME is the "
               "advocate's name above): every entry on that phone calendar is deleted from the "
               "server, and the phone removes them the next time it connects.",
               "3. The IT contact changes the password of the phone's calendar login, so the "
               "phone cannot read the calendar again.",
-              "4. With a new phone, the IT contact runs `calendar-sanitizer resume NAME` and "
+              f"4. With a new phone, the IT contact runs `{ADMIN} resume NAME` and "
               "sets the phone up again (`calendar-sanitizer phone-setup NAME`)."]
     return "\n".join(lines)
 

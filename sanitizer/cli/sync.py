@@ -90,7 +90,7 @@ REASON_EXIT = {
     "password-rejected": ExitCode.NOPERM, "access-token-refused": ExitCode.NOPERM,
     "tls-verification-failed": ExitCode.UNAVAILABLE, "connection-failed": ExitCode.UNAVAILABLE,
     "timeout": ExitCode.UNAVAILABLE, "authority-unreachable": ExitCode.UNAVAILABLE,
-    "password-missing": ExitCode.CONFIG,
+    "password-missing": ExitCode.CONFIG, "target-missing": ExitCode.CONFIG,
 }
 """Reasons that, when every pair failed for them, name the whole run's exit code."""
 

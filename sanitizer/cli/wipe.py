@@ -17,8 +17,8 @@ from sanitizer.cli import common
 from sanitizer.core.identity import Ownership, is_owned
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine import ledger, sync_state
-from sanitizer.errors import ExitCode, PreconditionFailed, StoreError
-from sanitizer.service import credentials, lock, status
+from sanitizer.errors import ADMIN, ExitCode, PreconditionFailed, StoreError
+from sanitizer.service import credentials, lock, retirement, status
 from sanitizer.service.config import Config, Pair
 from sanitizer.service.connections import Connection, open_connection
 from sanitizer.service.runtime import account_urls
@@ -63,12 +63,13 @@ def cmd_wipe(args: argparse.Namespace) -> int:
             ours = ownership(config, pair.target_url, pair.name)
             deleted, foreign, remaining = wipe_target(target, ours.owns)
             sync_state.forget(state_dir, pair.name)  # what it remembers of the phone is gone
+            status.clear(state_dir, pair.name, "wiped", datetime.now(UTC))
             if not remaining:
                 ledger.note_entries(state_dir, pair.target_url, {})
     finally:
         close()
     common.say(f"pair {pair.name}: wiped deleted={deleted} foreign={foreign} (left alone) "
-               f"not-deleted={remaining}; paused until `calendar-sanitizer resume {pair.name}`")
+               f"not-deleted={remaining}; paused until `{ADMIN} resume {pair.name}`")
     if remaining:
         common.say(f"pair {pair.name}: {remaining} entries changed while deleting; "
                    "run the wipe again")
@@ -85,6 +86,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         common.say(f"pair {name}: was not paused")
         return 0
     status.resume(state_dir, name)
+    sync_state.forget(state_dir, name)  # whatever the phone holds now, the next cycle reads it all
     common.say(f"pair {name}: resumed; the next cycle syncs it "
                "(`systemctl reload calendar-sanitizer` to run one now)")
     return 0
@@ -151,7 +153,7 @@ def ownership(config: Config, target_url: str, pair: str | None) -> Ownership:
 def _confirm(name: str, targets: list[str], retired: bool) -> None:
     if not sys.stdin.isatty():
         raise common.UsageError("wipe: standard input is not a terminal; add --yes to confirm")
-    after = ("" if retired else f"and pauses pair {name} until `calendar-sanitizer resume "
+    after = ("" if retired else f"and pauses pair {name} until `{ADMIN} resume "
              f"{name}`.\n")
     sys.stdout.write(f"This deletes every entry calendar-sanitizer made in {', '.join(targets)}\n"
                      f"{after}Type the pair name to confirm: ")
@@ -185,6 +187,7 @@ def _wipe_retired_target(config: Config, url: str, record: ledger.Record) -> boo
     finally:
         connection.close()
     if not remaining:
+        retirement.forget_pair(config, record.pair)
         ledger.cleaned(config.service.state_dir, url)
     common.say(f"retired pair {record.pair}: wiped {url} deleted={deleted} foreign={foreign} "
                f"(left alone) not-deleted={remaining}")

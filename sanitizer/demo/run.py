@@ -23,6 +23,7 @@ from sanitizer.demo.data import demo_config, sample_events
 from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
 from sanitizer.engine.desired import read_target, window_for
 from sanitizer.engine.report import PairReport
+from sanitizer.service import targets
 from sanitizer.service.config import load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
 from sanitizer.service.runtime import Runtime, open_runtime, run_cycle
@@ -65,6 +66,10 @@ def run_demo(interval: float = 5.0, cycles: int = 0) -> int:
         config_path = _write_setup(workdir, server, zone_name)
         config = load_config(config_path)
         runtime = open_runtime(config)
+        for pair in config.pairs:  # what `calendar-sanitizer create-target PAIR` does
+            target = runtime.target(pair)
+            if target is not None:
+                targets.create(target, pair.target_url)
         print(f"Radicale is running at {server.url} (store: {server.store_dir})")
         _loop(runtime, work_url, server, zone, today, interval=interval, cycles=cycles)
         runtime.close()

@@ -22,6 +22,10 @@ from sanitizer.stores.base import RawObject
 
 MARGIN = timedelta(days=1)  # how far past the window a full read looks, to know what comes next
 ARRIVAL = timedelta(seconds=1)  # the window is half-open: an instance enters just after this
+# Servers are asked for more than the window: they evaluate floating and all-day times as UTC
+# (off by up to 14 hours) and may misread a time zone by an hour. What is in the window is
+# decided here, by the sanitizer's own expansion in the agency's zone, never by their filter.
+SERVER_SLACK = timedelta(hours=15)
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Desired:
     events: dict[str, SanitizedEvent] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)  # target uid -> source href
     phone_entries: int = 0  # source objects that are phone entries: the target is the source
+    skips: dict[str, Counter[str]] = field(default_factory=dict)  # source href -> skip reasons
 
     def adopt(self, present: Collection[str]) -> list[str]:
         """Give wanted entries the legacy UIDs they already have in `present` (the target's
@@ -55,6 +60,13 @@ def window_for(pair: Policy, now: datetime) -> Window:
     return Window(now - pair.retention, now + pair.lookahead)
 
 
+def query_window(pair: Policy, now: datetime) -> Window:
+    """What a full read asks the source for: the window, MARGIN past it, SERVER_SLACK both
+    sides."""
+    window = window_for(pair, now)
+    return Window(window.start - SERVER_SLACK, window.end + MARGIN + SERVER_SLACK)
+
+
 def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: datetime,
                   zone: tzinfo, skipped: Counter[str]) -> Desired:
     """The phone entries the objects produce, and the next time the window alone changes them."""
@@ -65,7 +77,7 @@ def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: d
         try:
             instances = _instances(obj, wide, zone)
         except SkipObject as skip:
-            skipped[skip.reason] += 1
+            _skip(desired, skipped, obj.href, skip.reason)
             continue
         if any(is_owned(instance.source_uid) for instance in instances):
             desired.phone_entries += 1  # never read our own output as input
@@ -77,14 +89,22 @@ def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: d
                 continue
             event = sanitize(instance, classify(instance, pair.rules), pair, key)
             if event is None:
-                skipped["cancelled" if instance.status == "CANCELLED" else "rule-skip"] += 1
+                reason = "cancelled" if instance.status == "CANCELLED" else "rule-skip"
+                _skip(desired, skipped, obj.href, reason)
             elif event.uid in desired.events:
-                skipped["duplicate-uid"] += 1
+                _skip(desired, skipped, obj.href, "duplicate-uid")
             else:
                 desired.events[event.uid] = event
                 desired.origins[event.uid] = obj.href
                 desired.boundary = min(desired.boundary, max(end, start) + pair.retention)
     return desired
+
+
+def _skip(desired: Desired, skipped: Counter[str], href: str, reason: str) -> None:
+    """Count a skip in the cycle's total and against the object it came from, so that a quiet
+    cycle can still report the skips of the objects that are still there."""
+    skipped[reason] += 1
+    desired.skips.setdefault(href, Counter())[reason] += 1
 
 
 def _instances(obj: RawObject, wide: Window, zone: tzinfo) -> list[Instance]:

@@ -14,21 +14,22 @@ source that cannot be read leaves the target untouched. Reports carry counts and
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from sanitizer.core.identity import Ownership, is_owned
-from sanitizer.core.model import Delete, Entry, Plan, SanitizedEvent, Window, instant
+from sanitizer.core.model import Delete, Entry, Plan, SanitizedEvent, instant
 from sanitizer.core.phone_format import serialize
 from sanitizer.core.plan import plan, plan_changes
 from sanitizer.core.policy import Policy
 from sanitizer.engine import sync_state
-from sanitizer.engine.desired import MARGIN, Desired, desired_state, read_target, window_for
+from sanitizer.engine.desired import Desired, desired_state, query_window, read_target
 from sanitizer.engine.execute import WriteResult, execute
 from sanitizer.engine.report import PairReport
 from sanitizer.engine.sync_state import PairState
-from sanitizer.errors import StoreError
+from sanitizer.errors import ADMIN, StoreError
 from sanitizer.stores.base import Changes, RawObject, SourceCalendar, TargetCalendar
 
 log = logging.getLogger(__name__)
@@ -49,21 +50,25 @@ class CycleInputs:
     zone: tzinfo
     workers: int
     ours: Ownership  # which UIDs in the target this installation wrote
+    emptied: bool = False  # the admin confirmed the source is empty: the guard stands aside
 
 
 def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry point
         pair: Policy, source: SourceCalendar, target: TargetCalendar, *, key: bytes,
         now: datetime, zone: tzinfo, dry_run: bool = False, workers: int = 4,
         state: PairState | None = None, full_every: timedelta = timedelta(hours=1),
-        force_full: bool = False, known: Collection[str] = ()) -> PairReport:
+        force_full: bool = False, known: Collection[str] = (),
+        emptied: bool = False) -> PairReport:
     """Run one cycle; never raises for store errors (they land in the report).
 
     `report.state` is what to remember for the next cycle (None after a dry run). `known` are
     UIDs this installation recorded writing to the target (the ledger), besides the state's.
+    `emptied`: the admin confirmed (`confirm-empty`) that the source really is empty, so this
+    cycle's mass-deletion guard stands aside.
     """
     fingerprint = sync_state.fingerprint(pair, zone, key)
     recorded = [*known, *(state.entries if state is not None else ())]
-    cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded))
+    cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded), emptied)
     if (state is not None and not dry_run and not force_full
             and state.allows_quiet(fingerprint, now, full_every)):
         try:
@@ -85,15 +90,13 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
           report: PairReport, fingerprint: str) -> PairReport:
     pair, now, zone = cycle.pair, cycle.now, cycle.zone
     try:
-        window = window_for(pair, now)
-        objects, token = source.read(Window(window.start, window.end + MARGIN),
-                                     with_token=not report.dry_run)
+        objects, token = source.read(query_window(pair, now), with_token=not report.dry_run)
         source_empty = not objects
         desired = desired_state(objects, pair, cycle.key, now, zone, report.skipped)
         del objects  # the raw source data is not needed again: one answer in memory at a time
         if desired.phone_entries:
             return _holds_phone_entries(report, desired.phone_entries)
-        listed = _list_or_create(target, report.dry_run)
+        listed = _list_target(target, pair.name, report.dry_run)
     except StoreError as exc:
         failed = _failed(pair.name, exc, None)
         failed.dry_run = report.dry_run
@@ -104,7 +107,7 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     ours = cycle.ours.with_legacy(desired.adopt({i.uid for i in existing if i.uid is not None}))
     report.desired = sorted(desired.events.values(), key=lambda e: (str(e.start), e.uid))
     the_plan = plan(desired.events, existing, now=now, retention=pair.retention, zone=zone,
-                    source_empty=source_empty, ours=ours.owns)
+                    source_empty=source_empty and not cycle.emptied, ours=ours.owns)
     if report.dry_run:
         report.count(the_plan)
         results: list[WriteResult] = []
@@ -122,8 +125,9 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
         fingerprint=fingerprint, token=token, last_full=now,
         next_boundary=desired.boundary, entries=entries, foreign=report.foreign,
         other_installations=report.other_installations,
-        clean=_clean(report, entries),
+        clean=_clean(report, entries), skipped=_skips(cycle.key, desired),
     )
+    _warn_missing(report)
     return report
 
 
@@ -137,6 +141,7 @@ def _quiet(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     report.foreign, report.other_installations = state.foreign, state.other_installations
     if not changes.changed and not changes.removed:
         report.unchanged = len(state.entries)
+        report.skipped.update(_total(state.skipped))
         report.state = replace(state, token=changes.token)
         return report
     report.mode = "incremental"
@@ -159,8 +164,12 @@ def _incremental(cycle: CycleInputs, source: SourceCalendar, target: TargetCalen
                     if isinstance(a, Delete) and r.error is not None})  # still there
     entries.update(_written(cycle.key, the_plan, results, desired))
     boundary = min(state.next_boundary, desired.boundary)
+    skips = {origin: reasons for origin, reasons in state.skipped.items()
+             if origin not in _touched(cycle.key, changes)}
+    skips.update(_skips(cycle.key, desired))
+    report.skipped = _total(skips)
     report.state = replace(state, token=changes.token, entries=entries, next_boundary=boundary,
-                           clean=_clean(report, entries))
+                           clean=_clean(report, entries), skipped=skips)
     return report
 
 
@@ -168,7 +177,7 @@ def _changed(cycle: CycleInputs, source: SourceCalendar, state: PairState, chang
              report: PairReport) -> tuple[Desired, dict[str, Entry]]:
     """The entries the changed objects now produce, and the remembered entries they produced
     before; NeedFull where only a full reconcile can decide."""
-    touched = {sync_state.keyed(cycle.key, "href", h) for h in (*changes.changed, *changes.removed)}
+    touched = _touched(cycle.key, changes)
     known = {entry.origin for entry in state.entries.values()}
     if known and known <= touched:
         # Every object the phone's entries came from is said to have changed or gone. Either
@@ -195,6 +204,34 @@ def _written(key: bytes, the_plan: Plan, results: Sequence[WriteResult],
             for action, result in zip(the_plan.actions, results, strict=True)
             if not isinstance(action, Delete) and result.error is None
             and result.href is not None}
+
+
+def _touched(key: bytes, changes: Changes) -> set[str]:
+    """The keyed hashes of the source objects that changed or went."""
+    return {sync_state.keyed(key, "href", h) for h in (*changes.changed, *changes.removed)}
+
+
+def _skips(key: bytes, desired: Desired) -> dict[str, dict[str, int]]:
+    """The skip reasons per source object, by its keyed hash: what the state remembers."""
+    return {sync_state.keyed(key, "href", href): dict(reasons)
+            for href, reasons in desired.skips.items()}
+
+
+def _total(skips: Mapping[str, Mapping[str, int]]) -> Counter[str]:
+    """The skips of every remembered source object, by reason."""
+    total: Counter[str] = Counter()
+    for reasons in skips.values():
+        total.update({reason: int(count) for reason, count in reasons.items()})
+    return total
+
+
+def _warn_missing(report: PairReport) -> None:
+    """Every full cycle says, loudly, which appointments in the window are not on the phone."""
+    missing = report.missing
+    if missing:
+        log.warning("pair %s: %d appointment(s) in the window are not on the phone (%s)",
+                    report.pair, sum(missing.values()),
+                    ", ".join(f"{k}={v}" for k, v in sorted(missing.items())))
 
 
 def _holds_phone_entries(report: PairReport, count: int) -> PairReport:
@@ -237,13 +274,18 @@ def _inside(listed: Sequence[RawObject], target: TargetCalendar,
     return inside
 
 
-def _list_or_create(target: TargetCalendar, dry_run: bool) -> list[RawObject]:
-    """A missing target is created (in a dry run, only assumed empty)."""
+def _list_target(target: TargetCalendar, pair: str, dry_run: bool) -> list[RawObject]:
+    """What the target holds. A missing target fails the pair: a cycle never creates a calendar
+    (a typo in `target` would make one and leave the real phone calendar behind); only
+    `create-target` does, on purpose. A dry run assumes it empty, to show what would go there."""
     try:
         return target.list()
     except StoreError as exc:
         if exc.status != 404:
             raise
-    if not dry_run:
-        target.create_calendar()
+        if not dry_run:
+            raise StoreError(operation=exc.operation, url=exc.url, reason="target-missing",
+                             status=404, hint="the phone calendar does not exist and a cycle "
+                             f"never creates one: if the name is right, run `{ADMIN} "
+                             f"create-target {pair}`") from None
     return []

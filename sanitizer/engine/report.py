@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING
 
 from sanitizer.core.model import Create, Delete, Plan, SanitizedEvent, Update
 from sanitizer.engine.sync_state import PairState
+from sanitizer.errors import ADMIN
 
 if TYPE_CHECKING:
     from sanitizer.engine.execute import WriteResult
 
 log = logging.getLogger(__name__)
+# Skips that are the point, not a loss: a cancelled instance, a rule's `skip`, a task or journal.
+# Every other skip is an appointment in the window that is not on the phone.
+INTENDED_SKIPS = frozenset({"cancelled", "rule-skip", "not-an-event"})
 
 
 @dataclass
@@ -45,6 +49,11 @@ class PairReport:
         real_errors = {k: v for k, v in self.write_errors.items() if k != "conflict"}
         return self.error is None and not real_errors and not self.held_back
 
+    @property
+    def missing(self) -> Counter[str]:
+        """Appointments in the window that are not on the phone, by reason code."""
+        return missing(self.skipped)
+
     def status_line(self) -> str:
         """One line, for the CLI and the log."""
         if self.error is not None:
@@ -59,8 +68,12 @@ class PairReport:
             parts.append(f"(of other installations: {self.other_installations})")
         if self.skipped:
             parts.append("(" + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) + ")")
+        if self.missing:
+            parts.append(f"MISSING={sum(self.missing.values())} not on the phone")
         if self.held_back:
-            parts.append(f"held-back={self.held_back} (source returned nothing)")
+            parts.append(f"held-back={self.held_back} (source returned nothing; if the work "
+                         f"calendar really is empty: `{ADMIN} confirm-empty "
+                         f"{self.pair}`)")
         if self.write_errors:
             parts.append("write-errors: " + ", ".join(
                 f"{k}={v}" for k, v in sorted(self.write_errors.items())))
@@ -98,3 +111,9 @@ class PairReport:
         for result in results or ():
             if result.error is not None:
                 self.write_errors[result.error] += 1
+
+
+def missing(skipped: Counter[str] | dict[str, int]) -> Counter[str]:
+    """Of the skips by reason, those that leave an appointment off the phone."""
+    return Counter({reason: int(count) for reason, count in skipped.items()
+                    if reason not in INTENDED_SKIPS and count})

@@ -3,9 +3,10 @@
 Per pair, in `state_dir/pairs/NAME.json`: the source's sync token, when the last full reconcile ran,
 the next time the window's contents change by time alone (an instance entering the lookahead or
 passing retention), and the owned phone entries (UID, href, ETag, a digest of what was written, its
-end time, and a keyed hash of the source object it came from). No text from any event is stored:
-digests and source hashes are keyed with the installation's secret, so they link to nothing
-without it.
+end time, and a keyed hash of the source object it came from), and the skip reasons of the source
+objects that were skipped, by the same keyed hash, so a quiet cycle still reports them. No text
+from any event is stored: digests and source hashes are keyed with the installation's secret, so
+they link to nothing without it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class PairState:
     foreign: int = 0
     clean: bool = True
     other_installations: int = 0
+    skipped: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # origin -> reasons
 
     def allows_quiet(self, fingerprint: str, now: datetime, full_every: timedelta) -> bool:
         """Whether the next cycle may ask only what changed: the last cycle left nothing in
@@ -81,6 +83,8 @@ def load(state_dir: Path, pair: str) -> PairState | None:
             entries={uid: Entry(**entry) for uid, entry in data["entries"].items()},
             foreign=int(data["foreign"]), clean=bool(data["clean"]),
             other_installations=int(data.get("other_installations", 0)),
+            skipped={str(origin): {str(k): int(v) for k, v in reasons.items()}
+                     for origin, reasons in data.get("skipped", {}).items()},
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -100,6 +104,7 @@ def save(state_dir: Path, pair: str, state: PairState) -> None:
         "entries": {uid: asdict(entry) for uid, entry in sorted(state.entries.items())},
         "foreign": state.foreign, "clean": state.clean,
         "other_installations": state.other_installations,
+        "skipped": {origin: dict(reasons) for origin, reasons in sorted(state.skipped.items())},
     }
     write_json(path_for(state_dir, pair), data)
 

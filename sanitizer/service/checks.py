@@ -4,7 +4,8 @@ Every finding is one table row: what was checked, the result, and what to do abo
 code is the most fundamental problem found: 78 (config, permissions, passwords) before 77 (the
 server refused us) before 69 (the server could not be reached). Nothing is written anywhere: the
 source is read with one calendar-query that asks for ETags only, the target is only PROPFINDed
-(it exists and is a calendar, or its parent exists so MKCALENDAR can make it).
+(it exists and is a calendar; a missing one is a problem naming the calendars that exist and
+`create-target`, since no cycle creates one).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from sanitizer.core.model import Action
-from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
+from sanitizer.errors import ADMIN, ConfigError, ExitCode, SecretError, StoreError
 from sanitizer.service import checks_microsoft365 as m365
 from sanitizer.service import credentials, rejected, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
 from sanitizer.service.connections import transport_for
-from sanitizer.service.runtime import account_urls
+from sanitizer.service.runtime import account_urls, require_runnable
 from sanitizer.stores.caldav import (
     CALDAV,
     DAV,
@@ -82,6 +83,7 @@ def run_checks(config_path: Path) -> list[Finding]:
     findings = list(file_permissions(config_path, None))
     try:
         config = load_config(config_path)
+        require_runnable(config)
     except ConfigError as exc:
         return findings + [Finding("config", "invalid", f"{problem} (fix it in {config_path})",
                                    ExitCode.CONFIG) for problem in exc.problems]
@@ -416,7 +418,7 @@ def parent_result(transport: Transport, pair: Pair, where: str) -> tuple[str, st
                 f"{pair.target_account.name} may not create it in {parent}: create the "
                 "calendar on the server or grant access", ExitCode.NOPERM)
     existing = ", ".join(c.url[len(parent):] for c in list_calendars(transport, parent)[:10])
-    return ("warning", f"{pair.target_url} does not exist yet; the first cycle creates it "
-            f"(MKCALENDAR). Calendars in {parent}: {existing or 'none'}. If {where}.target "
-            "has a typo, fix it before the first sync (`calendar-sanitizer discover "
-            f"{pair.target_account.name}` lists them)", ExitCode.OK)
+    return ("target-missing", f"{pair.target_url} does not exist, and no cycle creates it. "
+            f"Calendars in {parent}: {existing or 'none'}. If {where}.target has a typo, fix "
+            f"it; if the name is right, run `{ADMIN} create-target {pair.name}`",
+            ExitCode.CONFIG)

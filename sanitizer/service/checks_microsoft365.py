@@ -2,7 +2,7 @@
 
 The account check asks the authority for an app token (credential, tenant and client id in one
 request); the pair check finds the source calendar and reads one minute of it (ids only), and
-finds the target calendar or says it will be created. Nothing is written.
+finds the target calendar or says how to create it (no cycle does). Nothing is written.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sanitizer.errors import ExitCode, StoreError
+from sanitizer.errors import ADMIN, ExitCode, StoreError
 from sanitizer.service.config import Account, Pair
 from sanitizer.service.connections import open_graph
 
@@ -84,7 +84,8 @@ def source_problem(graph: Any, pair: Pair, where: str) -> tuple[str, str, ExitCo
 
 
 def target_result(graph: Any, pair: Pair, where: str) -> tuple[str, str, ExitCode]:
-    """The target calendar exists, or will be created on the first cycle; it is no source."""
+    """The target calendar exists and is no source; a missing one is a problem: no cycle
+    creates it."""
     from sanitizer.stores.microsoft365.mailbox import find_calendar  # noqa: PLC0415
     from sanitizer.stores.microsoft365.names import parse_calendar_url  # noqa: PLC0415
 
@@ -102,6 +103,8 @@ def target_result(graph: Any, pair: Pair, where: str) -> tuple[str, str, ExitCod
             return ("target-name-taken", f"mailbox {user} has a calendar whose name differs "
                     f"from {name!r} only in case; Exchange cannot make a second one, and a "
                     f"target must be named exactly: fix {where}.target", ExitCode.CONFIG)
-        return "ok", f"target will be created in mailbox {user} on the first cycle", ExitCode.OK
+        return ("target-missing", f"no calendar {name!r} in mailbox {user}, and no cycle creates "
+                f"it: if {where}.target has a typo, fix it; if the name is right, run "
+                f"`{ADMIN} create-target {pair.name}`", ExitCode.CONFIG)
     return ("ok", "target calendar found (write permission shows on the first cycle; run "
             "`preview` first)", ExitCode.OK)

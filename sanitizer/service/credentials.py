@@ -147,8 +147,41 @@ def select_backend(pinned: str | None, prompt: bool = True) -> keyring.backend.K
             return SystemdCredentialsKeyring()  # type: ignore[no-untyped-call] # keyring's base
         return keyring.get_keyring()
     backend = _load(pinned)
-    _unlock(backend, prompt)
+    if _file_missing(backend):
+        backend = EmptyKeyring()  # type: ignore[no-untyped-call] # keyring's base class
+    else:
+        _unlock(backend, prompt)
     return CredentialsFirst(backend) if under_systemd else backend
+
+
+class EmptyKeyring(keyring.backend.KeyringBackend):
+    """A pinned file keyring whose file does not exist yet holds no password. Reading it this
+    way writes nothing: unlocking a new encrypted file would create it in $HOME, and `check`,
+    a dry run and every reader must leave no file behind. `set-password` creates it."""
+
+    priority = 0.0
+
+    def get_password(self, service: str, username: str) -> str | None:
+        """Nothing is stored yet."""
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        """Readers never store."""
+        raise keyring.errors.PasswordSetError("read only")
+
+    def delete_password(self, service: str, username: str) -> None:
+        """Nothing to delete."""
+        raise keyring.errors.PasswordDeleteError("read only")
+
+
+def _file_missing(backend: keyring.backend.KeyringBackend) -> bool:
+    """A file-backed keyring (keyrings.cryptfile) whose file is not there."""
+    if not hasattr(type(backend), "file_path"):
+        return False
+    try:
+        return not Path(str(backend.file_path)).exists()  # type: ignore[attr-defined]
+    except OSError:
+        return False
 
 
 def _load(pinned: str) -> keyring.backend.KeyringBackend:

@@ -1,8 +1,10 @@
 """An optional metrics file in the Prometheus text format, for node_exporter's textfile collector.
 
-Per pair: when its last cycle succeeded, how many entries its phone calendar holds, failures by
-reason code (counted across restarts, in `metrics.json` in the state directory) and how long its
-last cycle took. Written with prometheus_client, atomically, after every cycle that wrote status.
+Per pair: when its last cycle succeeded, how many entries its phone calendar holds, the
+appointments in the window that are not on the phone (by reason code, as the last cycle that got
+through saw them), failures by reason code (counted across restarts, in `metrics.json` in the
+state directory) and how long its last cycle took. Written with prometheus_client, atomically,
+after every cycle that wrote status.
 Pair names and reason codes only, like every other file here.
 """
 
@@ -67,6 +69,8 @@ def update(kept: dict[str, Any], reports: Sequence[PairReport], durations: Mappi
         failures = entry.get("failures")
         failures = dict(failures) if isinstance(failures, dict) else {}
         entry["duration"] = float(durations.get(report.pair, 0.0))
+        if report.error is None or "missing" not in entry:
+            entry["missing"] = dict(report.missing)
         if report.ok:
             entry["last_success"] = now.timestamp()
             entry["entries"] = report.created + report.updated + report.unchanged
@@ -96,6 +100,12 @@ def write_textfile(path: Path, kept: Mapping[str, Any]) -> None:
                     ["pair"], registry=registry)
     duration = Gauge(f"{PREFIX}_cycle_duration_seconds", "How long the pair's last cycle took",
                      ["pair"], registry=registry)
+    missing = Gauge(f"{PREFIX}_missing_appointments",
+                    "Appointments in the window that are not on the pair's phone",
+                    ["pair"], registry=registry)
+    missing_by = Gauge(f"{PREFIX}_missing_appointments_by_reason",
+                       "Appointments in the window that are not on the pair's phone, by reason",
+                       ["pair", "reason"], registry=registry)
     failures = Counter(f"{PREFIX}_failures", "Failed cycles of the pair, by reason code",
                        ["pair", "reason"], registry=registry)
     for pair, entry in sorted(kept.items()):
@@ -103,6 +113,10 @@ def write_textfile(path: Path, kept: Mapping[str, Any]) -> None:
             last.labels(pair).set(float(entry["last_success"]))
             entries.labels(pair).set(int(entry.get("entries", 0)))
         duration.labels(pair).set(float(entry.get("duration", 0.0)))
+        found = {str(k): int(v) for k, v in dict(entry.get("missing") or {}).items()}
+        missing.labels(pair).set(sum(found.values()))
+        for reason, count in sorted(found.items()):
+            missing_by.labels(pair, reason).set(count)
         for reason, count in sorted(dict(entry.get("failures") or {}).items()):
             failures.labels(pair, reason).inc(int(count))
     path.parent.mkdir(parents=True, exist_ok=True)

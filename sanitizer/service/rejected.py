@@ -15,6 +15,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
+from sanitizer.errors import ADMIN
 from sanitizer.files import write_json
 from sanitizer.service.config import Account
 
@@ -80,4 +81,4 @@ def message(account: str) -> str:
     """Why a pair was not tried, and what to do: one line."""
     return (f"account {account}: its password was rejected before and is not sent again "
             "(to avoid locking the account); store the right one with `calendar-sanitizer "
-            f"set-password {account}` or a new credential, or run `calendar-sanitizer check`")
+            f"set-password {account}` or a new credential, or run `{ADMIN} check`")

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sanitizer.core.identity import Ownership
-from sanitizer.engine import ledger
+from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.retire import Cleanup, clean_target
+from sanitizer.service import status
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Config
 from sanitizer.stores.base import TargetCalendar
@@ -76,6 +77,10 @@ def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
     done = []
     for url, record in sorted(ledger.retired(ledger.load(state_dir),
                                              lambda u: not is_retired(config, u)).items()):
+        if waits_for_new_target(config, record.pair):
+            log.info("retired pair %s: %s is cleaned once the pair's new target has synced",
+                     record.pair, url)
+            continue
         if _not_yet(record.retry_at, now):
             done.append(Retirement(record.pair, url, 0, len(record.entries),
                                    record.error or "retry-later", attempted=False))
@@ -83,6 +88,25 @@ def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
         result = _clean(config, key, target_at, url, record)
         done.append(_note(config, url, record, result, now))
     return done
+
+
+def waits_for_new_target(config: Config, pair: str) -> bool:
+    """A pair still configured whose target changed keeps its old calendar until a cycle has
+    succeeded on the new one: a typo in `target` must not empty the real phone calendar."""
+    for configured in config.pairs:
+        if configured.name == pair:
+            done = status.success_target(config.service.state_dir, pair)
+            return done is None or not matching(done, [configured.target_url])
+    return False
+
+
+def forget_pair(config: Config, pair: str) -> None:
+    """A retired pair's entries are gone: forget its sync state and status too, so a pair put
+    back under that name starts with a full reconcile and shows no counts of deleted entries.
+    A pair still configured (its target changed) keeps both: they describe its new target."""
+    if pair not in {p.name for p in config.pairs}:
+        sync_state.forget(config.service.state_dir, pair)
+        status.forget(config.service.state_dir, pair)
 
 
 def _not_yet(retry_at: str | None, now: datetime) -> bool:
@@ -108,6 +132,7 @@ def _note(config: Config, url: str, record: ledger.Record, result: Cleanup,
           now: datetime) -> Retirement:
     state_dir = config.service.state_dir
     if result.done:
+        forget_pair(config, record.pair)
         ledger.cleaned(state_dir, url)
         log.info("retired pair %s: deleted %d entries from %s; it holds nothing of ours now",
                  record.pair, result.deleted, url)

@@ -20,8 +20,16 @@ from sanitizer.core.policy import Policy
 from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.engine.report import PairReport
-from sanitizer.errors import SecretError
-from sanitizer.service import credentials, lock, metrics, rejected, retirement, status
+from sanitizer.errors import ADMIN, SecretError
+from sanitizer.service import (
+    credentials,
+    lock,
+    metrics,
+    rejected,
+    retirement,
+    status,
+    targets,
+)
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
 from sanitizer.service.connections import Connection, DavConnection, connect, read_secret
@@ -103,13 +111,19 @@ def warn_unverified(pair: Pair) -> None:
                         "ca_file instead", account.name, account.url)
 
 
+def require_runnable(config: Config) -> None:
+    """What a valid config file still needs before anything can run (ConfigError, exit 78):
+    one place, which `check` calls too, so it refuses whatever `run` and `sync` refuse."""
+    metrics.require_library(config.service.metrics_file)
+
+
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
                  dry_run: bool = False) -> Runtime:
     """Read the UID key and the secrets of the accounts the chosen pairs use.
 
     A dry run makes nothing: without a key it uses a throwaway one (`runtime.throwaway_key`).
     """
-    metrics.require_library(config.service.metrics_file)
+    require_runnable(config)
     state_dir = config.service.state_dir
     found = credentials.existing_uid_key(state_dir) if dry_run else credentials.uid_key(state_dir)
     runtime = Runtime(config, found or credentials.throwaway_uid_key(), throwaway_key=not found)
@@ -165,12 +179,15 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
         ledger.note_target(service.state_dir, pair.target_url, pair.name,
                            pair.target_account.name)
     known = ledger.load(service.state_dir).get(pair.target_url)
-    report = sync_pair(
+    emptied = status.empty_confirmed(service.state_dir, pair.name)
+    report = targets.explain_missing(sync_pair(
         pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
-        known=known.entries.keys() if known is not None else (),
-    )
+        known=known.entries.keys() if known is not None else (), emptied=emptied,
+    ), pair, runtime.transport(pair.target_account))
+    if emptied and not dry_run and report.ok and report.mode == "full":
+        status.empty_done(service.state_dir, pair.name)
     if report.state is not None:
         sync_state.save(service.state_dir, pair.name, report.state)
         ledger.note_entries(service.state_dir, pair.target_url,
@@ -192,9 +209,10 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
     reports = []
     durations: dict[str, float] = {}
     state_dir = runtime.config.service.state_dir
+    targets = {pair.name: pair.target_url for pair in runtime.config.pairs}
     for pair in pairs:
         if status.is_paused(state_dir, pair.name):
-            log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name, pair.name)
+            log.info("pair %s: paused (run `%s resume %s`)", pair.name, ADMIN, pair.name)
             continue
         warn_unverified(pair)
         started = time.monotonic()
@@ -207,7 +225,8 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
     with _STATUS_LOCK:  # pairs may run at once: one writer of status, metrics and the ledger
         if reports:
             status.record(state_dir, reports, ran_at or now,
-                          as_of=now if ran_at is not None and ran_at != now else None)
+                          as_of=now if ran_at is not None and ran_at != now else None,
+                          targets=targets)
             metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
                            ran_at or now)
         runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))

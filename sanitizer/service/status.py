@@ -2,8 +2,11 @@
 
 `status.json` holds, per pair, the last cycle's time (`time`, when it really ran, by the clock),
 the time it reconciled as of when that was another (`as_of`, from `sync --now`), its result and
-counts, the time of the last successful cycle (`last_success`), and (from the daemon) the next run
-and the count of failures in a row, so `status` can answer without talking to a server.
+counts, the appointments in the window that are not on the phone (`missing`, by reason code), the
+time of the last successful cycle (`last_success`) and the target it wrote then, when the pair was
+first seen (`since`, from which a pair that never succeeds turns stale), and (from the daemon) the
+next run and the count of failures in a row, so `status` can answer without talking to a server.
+When the entries a pair's counts describe are gone (wiped, retired), so are the counts.
 A pair is paused (after `wipe`) while `paused/PAIR` exists; the file says when and why.
 """
 
@@ -11,7 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +50,24 @@ def read_status(state_dir: Path) -> dict[str, Any]:
 
 
 def record(state_dir: Path, reports: list[PairReport], ran_at: datetime,
-           as_of: datetime | None = None) -> None:
+           as_of: datetime | None = None, targets: Mapping[str, str] | None = None) -> None:
     """Merge this cycle's reports into the status file, atomically. `ran_at` is the clock's
-    time of the run; `as_of` the time it reconciled as of, when that was another."""
+    time of the run; `as_of` the time it reconciled as of, when that was another; `targets`
+    the calendar each pair wrote. A cycle that did not get through keeps the last known
+    missing appointments: they are not back on the phone because a server was down."""
     data = read_status(state_dir)
     when = ran_at.isoformat(timespec="seconds")
     for report in reports:
         entry = data.get(report.pair)
         data[report.pair] = entry = dict(entry) if isinstance(entry, dict) else {}
+        entry.pop("cleared", None)
+        entry.setdefault("since", when)
         if report.ok:
             entry["last_success"] = when
+            if targets and report.pair in targets:
+                entry["success_target"] = targets[report.pair]
+        if report.error is None or not isinstance(entry.get("missing"), dict):
+            entry["missing"] = dict(report.missing)
         if as_of is None:
             entry.pop("as_of", None)
         else:
@@ -79,9 +91,54 @@ def record_schedule(state_dir: Path, schedule: dict[str, tuple[datetime, int]]) 
     for pair, (next_run, failures) in schedule.items():
         entry = data.get(pair)
         data[pair] = entry = dict(entry) if isinstance(entry, dict) else {}
+        entry.setdefault("since", datetime.now(UTC).isoformat(timespec="seconds"))
         entry["next_run"] = next_run.isoformat(timespec="seconds")
         entry["failures"] = failures
     write_json(state_dir / STATUS_FILE, data)
+
+
+def clear(state_dir: Path, pair: str, why: str, now: datetime) -> None:
+    """The pair's phone entries are gone (`why`: wiped, retired): drop the counts that described
+    them; when it was first seen and last succeeded stay, so staleness still counts."""
+    data = read_status(state_dir)
+    entry = data.get(pair)
+    if not isinstance(entry, dict):
+        return
+    data[pair] = {key: entry[key] for key in ("since", "last_success") if key in entry}
+    data[pair]["cleared"] = {"at": now.isoformat(timespec="seconds"), "why": why}
+    write_json(state_dir / STATUS_FILE, data)
+
+
+def forget(state_dir: Path, pair: str) -> None:
+    """A retired pair whose entries are all deleted: nothing of it is left to show."""
+    data = read_status(state_dir)
+    if data.pop(pair, None) is not None:
+        write_json(state_dir / STATUS_FILE, data)
+
+
+def success_target(state_dir: Path, pair: str) -> str | None:
+    """The target the pair's last successful cycle wrote, if recorded."""
+    entry = read_status(state_dir).get(pair)
+    target = entry.get("success_target") if isinstance(entry, dict) else None
+    return target if isinstance(target, str) else None
+
+
+EMPTIED_DIR = "emptied"
+
+
+def confirm_empty(state_dir: Path, pair: str, now: datetime) -> None:
+    """The admin says the pair's source really is empty: its next cycle may empty the phone."""
+    write_json(named(state_dir / EMPTIED_DIR, pair), {"since": now.isoformat(timespec="seconds")})
+
+
+def empty_confirmed(state_dir: Path, pair: str) -> bool:
+    """Whether an emptied source was confirmed and not yet acted on."""
+    return named(state_dir / EMPTIED_DIR, pair).exists()
+
+
+def empty_done(state_dir: Path, pair: str) -> None:
+    """A cycle got through with the confirmation: it is used up (the guard is back)."""
+    named(state_dir / EMPTIED_DIR, pair).unlink(missing_ok=True)
 
 
 def pause(state_dir: Path, pair: str, reason: str, now: datetime) -> None:

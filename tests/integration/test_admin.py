@@ -53,22 +53,40 @@ def test_admin_commands_are_registered() -> None:
 # check ---------------------------------------------------------------------------------------
 
 def test_check_good_setup(pair) -> None:
-    _, _, phone, setup = pair
+    _, _, _, setup = pair
     result = setup.run("check")
     assert result.code == 0, result.output
     assert re.search(r"^account main\s+ok\s+password accepted", result.stdout, re.M)
-    target_row = row(result.stdout, "pair advocate")
-    assert target_row.split()[2] == "warning" and "does not exist yet" in target_row
-    assert "creates it (MKCALENDAR)" in target_row
-    listed = target_row.split(f"Calendars in {phone.rsplit('/', 2)[0]}/: ", 1)[1]
-    assert listed.split(". ")[0].split(", ")[0].endswith("/")  # calendars that do exist
+    assert "target is a writable calendar" in row(result.stdout, "pair advocate")
     assert row(result.stdout, "permissions").split()[1] == "ok"
-    assert result.stdout.rstrip().splitlines()[-1].startswith("all good (1 warning")
-    server = pair[0]
+    assert result.stdout.rstrip().splitlines()[-1] == "all good"
+
+
+def test_a_missing_target_is_made_only_by_create_target(calendars, make_setup) -> None:
+    server = calendars.server
+    work = calendars.new("work")
+    phone = work.replace("/work", "/phone")
+    setup = make_setup(server, [("advocate", work, phone)], create_targets=False)
+    setup.config_path.chmod(0o600)
+    put(server, work + "a.ics", vevent("a", "20300304T130000Z", "20300304T140000Z", "Jane Doe"))
+    checked = setup.run("check")
+    assert checked.code == 78, checked.output  # before: "warning ... the first cycle creates it"
+    target_row = row(checked.stdout, "pair advocate")
+    assert "target-missing" in target_row and "no cycle creates it" in target_row
+    assert "calendar-sanitizer-admin create-target advocate" in target_row
+    listed = target_row.split(f"Calendars in {phone.rsplit('/', 2)[0]}/: ", 1)[1]
+    assert work.rsplit("/", 2)[1] + "/" in listed.split(". ")[0].split(", ")  # what does exist
+    synced = setup.run("sync", "--now", NOW)
+    assert synced.code == 78, synced.output  # before: 0, and MKCALENDAR made it
+    assert "FAILED no calendar at " + phone in synced.stdout
+    assert work.rsplit("/", 2)[1] + "/" in synced.stdout
+    assert "create-target advocate" in synced.stdout and "Jane" not in synced.output
     assert server.request("PROPFIND", phone, headers={"Depth": "0"}).status == 404  # not made
-    assert setup.run("sync", "--now", NOW).code == 0
-    again = setup.run("check")
-    assert again.code == 0 and "target is a writable calendar" in again.stdout
+    made = setup.run("create-target", "advocate")
+    assert made.code == 0 and f"pair advocate: created {phone}" in made.stdout, made.output
+    assert "exists already" in setup.run("create-target", "advocate").stdout
+    assert setup.run("check").code == 0
+    assert "created=1" in setup.run("sync", "--now", NOW).stdout
 
 
 def test_check_missing_password(pair) -> None:

@@ -391,7 +391,7 @@ def test_policy_describes_the_example_config(tmp_path) -> None:
     assert "**How far ahead the phone sees:** 14 days" in out
     assert "**How long past entries stay:** 24 hours after they end" in out
     assert "## Never copied to any phone" in out and "## When a phone is lost" in out
-    assert "calendar-sanitizer wipe NAME --yes" in out
+    assert "calendar-sanitizer-admin wipe NAME --yes" in out
     text = subprocess.run([sys.executable, "-m", "sanitizer", "--config", example, "policy",
                            "--format", "text"], capture_output=True, text=True, timeout=60,
                           check=False).stdout
@@ -429,7 +429,8 @@ def test_phone_setup_prints_the_url_and_login_and_writes_a_profile(pair, tmp_pat
     assert account["PayloadType"] == "com.apple.caldav.account"
     assert account["CalDAVHostName"] == "127.0.0.1" and account["CalDAVUseSSL"] is False
     assert account["CalDAVPort"] == int(phone.split(":")[2].split("/")[0])
-    assert account["CalDAVPrincipalURL"] == phone
+    assert account["CalDAVPrincipalURL"] == phone.rstrip("/").rsplit("/", 1)[0] + "/"
+    assert "WARNING" in result.stderr and "plain http" in result.stderr  # loopback, but a phone
     assert account["CalDAVUsername"] == "maria-phone"
     assert "CalDAVPassword" not in account
     again = setup.run_process("phone-setup", "advocate", "--mobileconfig", str(profile_path),

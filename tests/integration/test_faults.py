@@ -333,7 +333,7 @@ def test_transient_faults_are_retried(bench: Bench, proxy: FaultProxy, kind: str
     result = sync(setup)
     elapsed = time.monotonic() - started
     assert result.code == 0, result.output
-    assert source_reports(proxy, bench) == 3  # two faults, then the answer
+    assert source_reports(proxy, bench) == 4  # two faults, the answer, the series' ETags
     assert proxy.stats().faults == {kind: 2}
     assert phone_state(bench.server, bench.target).owned == bench.reference_state().owned
     if kind == "429":
@@ -368,7 +368,7 @@ def test_faults_that_cannot_heal_by_retrying_are_not_retried(
     proxy.force(kind, 1, methods=["REPORT"])
     failed = sync(setup)
     if kind == "401-once" and bench.server.name == "google":  # a refused token is minted again
-        assert failed.code == 0 and source_reports(proxy, bench) == 2, failed.output
+        assert failed.code == 0 and source_reports(proxy, bench) == 3, failed.output
         return
     assert failed.code == code and "FAILED" in failed.stdout, failed.output
     assert source_reports(proxy, bench) == 1

@@ -63,9 +63,15 @@ def test_check_preview_sync_status_wipe(sim: GraphSim, tmp_path: Path) -> None:
     for i in range(3):
         sim.add_event(calendar, now + i * HOUR, now + i * HOUR + HOUR / 2, subject="Secret-subject")
     setup = m365_setup(tmp_path, sim)
+    missing = setup.run("check")
+    assert missing.code == 78 and "create-target maria" in missing.stdout, missing.output
+    assert setup.run("sync", "--now", NOW.isoformat()).code == 78  # no cycle creates it
+    assert not any(sim.calendars[c].name == "Appointments" for c in sim.mailboxes.get(PHONE, []))
+    made = setup.run("create-target", "maria")
+    assert made.code == 0 and "created" in made.stdout, made.output
     check = setup.run("check")
     assert check.code == 0, check.output
-    assert "app token issued" in check.stdout and "will be created" in check.stdout
+    assert "app token issued" in check.stdout and "target calendar found" in check.stdout
     preview = setup.run("preview", "--now", now.isoformat())
     assert preview.code == 0 and sim.events(PHONE, "Appointments") == []
     sync = setup.run("sync", "--now", now.isoformat())
@@ -115,6 +121,7 @@ def test_the_daemon_syncs_a_microsoft365_pair(sim: GraphSim, tmp_path: Path) -> 
     soon = datetime.now(UTC).replace(microsecond=0) + 24 * HOUR
     sim.add_event(calendar, soon, soon + HOUR, subject="Secret-subject")
     setup = m365_setup(tmp_path, sim)
+    assert setup.run("create-target", "maria").code == 0
     text = setup.config_path.read_text().replace("[service]\n", '[service]\ninterval = "5s"\n')
     setup.config_path.write_text(text)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
@@ -232,6 +239,7 @@ def test_discover_pasted_lines_make_a_pair_that_check_accepts(sim: GraphSim,
     source = next(line for line in out.splitlines() if line.startswith("source = "))
     text = setup.config_path.read_text().replace(f'source = "{ADVOCATE}/Calendar"', source)
     setup.config_path.write_text(text)
+    assert setup.run("create-target", "maria").code == 0
     check = setup.run("check")
     assert check.code == 0, check.output
 

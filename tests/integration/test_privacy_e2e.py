@@ -314,7 +314,9 @@ def test_nothing_identifying_reaches_the_phone_the_logs_or_the_disk(
     dry = timed(setup, runs, "sync --dry-run", "sync", "--dry-run", "--now", NOW)
     assert dry.code == 0 and f"unchanged={entries} " in dry.stdout, dry.output
     status = timed(setup, runs, "status", "status")
-    assert status.code == 0 and "result=ok" in status.stdout, status.output
+    # the corpus's broken events are appointments that cannot reach the phone: exit 3, by reason
+    assert status.code == 3 and "result=ok" in status.stdout, status.output
+    assert "MISSING=" in status.stdout and "unknown-timezone=" in status.stdout
     check = timed(setup, runs, "check", "check")
     assert "account main" in check.stdout and "pair advocate" in check.stdout, check.output
     quiet = timed(setup, runs, "quiet sync", "sync", "--now", NOW)

@@ -290,6 +290,8 @@ class Rig:
         self.calendar = sim.add_calendar(ADVOCATE, "Calendar")
         if PHONE not in sim.mailboxes:
             sim.add_calendar(PHONE, "Calendar")
+        if not any(sim.calendars[c].name == "Appointments" for c in sim.mailboxes[PHONE]):
+            sim.add_calendar(PHONE, "Appointments")  # made on purpose, as create-target does
         self.pair = Policy(name="maria", source_url=calendar_url(sim.graph_url, ADVOCATE,
                                                                   "Calendar"),
                            target_url=calendar_url(sim.graph_url, PHONE, "Appointments"),

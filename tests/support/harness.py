@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 from xml.etree import ElementTree
 
 import pytest
@@ -92,8 +93,12 @@ class Setup:
 
 def write_setup(root: Path, server: CalDAVServer, pairs: list[tuple[str, str, str]], *,
                 url: str | None = None, pair_extra: str = "", rules: str = "",
-                service_extra: str = "", timezone: str = "UTC") -> Setup:
-    """Write a config with one account on `server` (or `url`, e.g. a proxy in front of it)."""
+                service_extra: str = "", timezone: str = "UTC",
+                create_targets: bool = True) -> Setup:
+    """Write a config with one account on `server` (or `url`, e.g. a proxy in front of it).
+
+    Each pair's target is made first (MKCALENDAR, as `create-target` does), unless
+    `create_targets` is False: no cycle creates a calendar."""
     root.mkdir(parents=True, exist_ok=True)
     state = root / "state"
     credentials = root / "credentials"
@@ -109,7 +114,16 @@ def write_setup(root: Path, server: CalDAVServer, pairs: list[tuple[str, str, st
                  f'target = "{target}"\n{pair_extra}\n{rules}\n')
     path = root / "config.toml"
     path.write_text(text, encoding="utf-8")
+    for _, _, target in pairs if create_targets else ():
+        make_calendar(server, urljoin(url or server.url, target))
     return Setup(root, path, state, credentials)
+
+
+def make_calendar(server: CalDAVServer, url: str) -> None:
+    """MKCALENDAR at `url` (a calendar there already answers 405; a server that cannot be
+    reached, as some tests want it, is left alone)."""
+    with contextlib.suppress(OSError):
+        server.request("MKCALENDAR", url)
 
 
 @pytest.fixture

@@ -57,7 +57,10 @@ def test_a_pair_is_stale_unless_its_last_good_cycle_is_recent(age, ok, limit) ->
     entry = {"time": (NOW - timedelta(seconds=age)).isoformat(), "ok": ok}
     assert is_stale(entry, NOW, timedelta(seconds=limit)) == (not ok or age > limit)
     assert is_stale({}, NOW, timedelta(seconds=limit))  # a status file without this pair
-    assert not is_stale(None, NOW, timedelta(seconds=limit))  # no cycle has run anywhere yet
+    assert is_stale(None, NOW, timedelta(seconds=limit))  # never seen, written when unknown
+    seen = NOW - timedelta(seconds=age)  # never ran: stale once `limit` passed since first seen
+    assert is_stale(None, NOW, timedelta(seconds=limit), seen) == (age > limit)
+    assert is_stale({"since": seen.isoformat()}, NOW, timedelta(seconds=limit)) == (age > limit)
 
 
 @given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
