@@ -22,7 +22,6 @@ from sanitizer.engine.reconcile import sync_pair
 from sanitizer.engine.report import PairReport
 from sanitizer.errors import SecretError
 from sanitizer.service import credentials, lock, metrics, rejected, retirement, status
-from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
 from sanitizer.service.connections import Connection, DavConnection, connect, read_secret
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
@@ -50,6 +49,11 @@ class Runtime:
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
     retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
     fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
+    swept: datetime | None = None  # the cycle (its `now`) whose retired targets were looked at
+    targets: retirement.Targets = field(init=False)  # the config's calendars, normalised once
+
+    def __post_init__(self) -> None:
+        self.targets = retirement.Targets.of(self.config)
 
     def source(self, pair: Pair, until: float | None = None) -> SourceCalendar | None:
         """The pair's source store (no request past `until`, monotonic), or None if its
@@ -85,13 +89,15 @@ def reads_titles(pair: Policy) -> bool:
                for rule in pair.rules)
 
 
-def account_urls(config: Config, account: Account) -> list[str]:
+def account_urls(config: Config, account: Account,
+                 known: ledger.Ledger | None = None) -> list[str]:
     """Every calendar URL the config or the ledger places on this account: requests may go
-    there (and below the account URL), nowhere else."""
+    there (and below the account URL), nowhere else. `known`: the ledger, when the caller
+    has read it already (once for all accounts)."""
+    known = ledger.load(config.service.state_dir) if known is None else known
     urls = [p.source_url for p in config.pairs if p.source_account.name == account.name]
     urls += [p.target_url for p in config.pairs if p.target_account.name == account.name]
-    return urls + [url for url, record in ledger.load(config.service.state_dir).items()
-                   if record.account == account.name]
+    return urls + [url for url, record in known.items() if record.account == account.name]
 
 
 def warn_unverified(pair: Pair) -> None:
@@ -116,8 +122,9 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     backend = credentials.select_backend(config.service.keyring_backend)
     accounts = {a.name: a for p in (pairs or config.pairs)
                 for a in (p.source_account, p.target_account)}
+    known = ledger.load(state_dir)  # read once for every account
     if not dry_run:  # the accounts of retired targets, so that their clean-up can run
-        for record in ledger.load(state_dir).values():
+        for record in known.values():
             if record.account in config.accounts:
                 accounts.setdefault(record.account, config.accounts[record.account])
     timeout = config.service.timeout.total_seconds()
@@ -125,7 +132,7 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
         try:
             secret = read_secret(account, backend)
             runtime.connections[name] = connect(account, secret, timeout,
-                                                bases=account_urls(config, account))
+                                                bases=account_urls(config, account, known))
         except SecretError as exc:
             runtime.missing[name] = str(exc)
             continue
@@ -133,10 +140,12 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     return runtime
 
 
-def target_clash(config: Config, pair: Pair) -> PairReport | None:
-    """A failed report if the pair's target is some pair's source under another name."""
-    for other in config.pairs:
-        if matching(pair.target_url, [other.source_url]):
+def target_clash(runtime: Runtime, pair: Pair) -> PairReport | None:
+    """A failed report if the pair's target is some pair's source under another name (one
+    lookup in the sources normalised once, whatever the number of pairs)."""
+    clashes = set(runtime.targets.sources.matching(pair.target_url))
+    for other in runtime.config.pairs if clashes else ():
+        if other.source_url in clashes:
             return PairReport.failed(
                 pair.name, "target-is-a-source",
                 f"the target {pair.target_url} is the same calendar as the source of pair "
@@ -156,14 +165,14 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
             runtime.missing.get(account.name, f"account {account.name}: no password"),
             dry_run=dry_run)
     service = runtime.config.service
-    clash = target_clash(runtime.config, pair)
+    clash = target_clash(runtime, pair)
     if clash is not None:
         clash.dry_run = dry_run
         return clash
-    if not dry_run:  # before the first write, so a crash cannot hide the target
-        ledger.note_target(service.state_dir, pair.target_url, pair.name,
-                           pair.target_account.name)
-    known = ledger.load(service.state_dir).get(pair.target_url)
+    # Before the first write, so a crash cannot hide the target; one target's file only.
+    known = (ledger.record(service.state_dir, pair.target_url) if dry_run else
+             ledger.note_target(service.state_dir, pair.target_url, pair.name,
+                                pair.target_account.name))
     report = sync_pair(
         pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
@@ -202,14 +211,17 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
             status.record(state_dir, reports, now)
             metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
                            now)
-        runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
+        if runtime.swept != now:  # once per cycle (one `now`), not once per pair
+            runtime.swept = now
+            runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
 
 
 def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirement]:
     """Clean the targets no configured pair wants any more; a failure never stops the pairs."""
     try:
-        return retirement.retire_abandoned(runtime.config, runtime.key, runtime.target_at, now)
+        return retirement.retire_abandoned(runtime.config, runtime.key, runtime.target_at, now,
+                                           runtime.targets)
     except Exception as exc:  # noqa: BLE001 - the pairs' results stand whatever happens here
         log.error("retired targets: internal error (%s)", type(exc).__name__)
         return []

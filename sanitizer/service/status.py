@@ -59,7 +59,7 @@ def record(state_dir: Path, reports: list[PairReport], now: datetime) -> None:
             "held_back": report.held_back, "skipped": dict(report.skipped),
             "write_errors": dict(report.write_errors),
         })
-    write_json(state_dir / STATUS_FILE, data)
+    write_json(state_dir / STATUS_FILE, data, compact=True)
 
 
 def record_schedule(state_dir: Path, schedule: dict[str, tuple[datetime, int]]) -> None:
@@ -70,7 +70,7 @@ def record_schedule(state_dir: Path, schedule: dict[str, tuple[datetime, int]]) 
         data[pair] = entry = dict(entry) if isinstance(entry, dict) else {}
         entry["next_run"] = next_run.isoformat(timespec="seconds")
         entry["failures"] = failures
-    write_json(state_dir / STATUS_FILE, data)
+    write_json(state_dir / STATUS_FILE, data, compact=True)
 
 
 def pause(state_dir: Path, pair: str, reason: str, now: datetime) -> None:
