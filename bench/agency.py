@@ -103,6 +103,8 @@ def run_agency(bench: Bench, n_pairs: int, events: int) -> dict[str, Any]:
         return result
     result = daemon_phase(bench, setup, interval, size, note)
     result["events"] = events
+    if "first_cycle" not in result:  # a one-shot run would do the rest of the first cycle
+        return result
     row = bench.measure("pairs quiet", size, PRODUCT,
                         lambda: ours.sync(datetime.now(UTC), "pairs-quiet"),
                         tools.Sanitizer.counts)
