@@ -261,7 +261,9 @@ def log_problems(log_path: Path) -> dict[str, int]:
 def measure_latency(bench: Bench, setup: PairsSetup, interval: timedelta,
                     edits: int) -> dict[str, Any]:
     """Edit one source event in each of `edits` pairs at random moments over two intervals;
-    for each, the time until the proxy sees the daemon PUT into that pair's target."""
+    for each, the time until the proxy sees the daemon write (PUT or DELETE) into that pair's
+    target. The k-th edit moves its appointment by 15 (k + 1) minutes, so that it stays in
+    the window whatever the number of pairs."""
     rng = random.Random(7)
     n = len(setup.sources)
     chosen = [(i * n) // edits for i in range(min(edits, n))]
@@ -279,7 +281,7 @@ def measure_latency(bench: Bench, setup: PairsSetup, interval: timedelta,
             entries = bench.proxy.log_entries()
             now = time.monotonic()
             for entry in entries[seen:]:
-                if entry.method != "PUT" or entry.status not in (200, 201, 204):
+                if entry.method not in ("PUT", "DELETE") or entry.status not in (200, 201, 204):
                     continue
                 with lock:
                     for path, t0 in pending.items():
@@ -292,12 +294,12 @@ def measure_latency(bench: Bench, setup: PairsSetup, interval: timedelta,
     watcher.start()
     begin = time.monotonic()
     log(f"latency: {len(chosen)} edits over {span:.0f}s (interval {interval.total_seconds():.0f}s)")
-    for pair_index, offset in zip(chosen, offsets, strict=True):
+    for ordinal, (pair_index, offset) in enumerate(zip(chosen, offsets, strict=True)):
         delay = begin + offset - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         cal = setup.calendars[pair_index]
-        spec = cal.specs[cal.editable].moved(15 * (pair_index + 1))
+        spec = cal.specs[cal.editable].moved(15 * (ordinal + 1))
         path = urlsplit(bench.proxied_url(setup.targets[pair_index])).path
         data = calgen.render(spec, bench.now)
         bench.direct.put(bench.direct_url(setup.sources[pair_index]) + cal.editable, data)
