@@ -28,7 +28,8 @@ def write_json(path: Path, data: Any, *, compact: bool = False) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             if compact:
-                handle.write(json.dumps(data, sort_keys=True))
+                text = json.dumps(data, sort_keys=True)
+                handle.write(text)
             else:
                 json.dump(data, handle, indent=1, sort_keys=True)
             handle.flush()
