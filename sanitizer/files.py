@@ -20,13 +20,18 @@ def named(directory: Path, name: str, suffix: str = "") -> Path:
     return directory / (name + suffix)
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write a 0600 JSON file by rename, creating its 0700 directory if needed."""
+def write_json(path: Path, data: Any, *, compact: bool = False) -> None:
+    """Write a 0600 JSON file by rename, creating its 0700 directory if needed. `compact` is
+    for files rewritten often: no indentation, so the C encoder writes it in one pass."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
+            if compact:
+                text = json.dumps(data, sort_keys=True)
+                handle.write(text)
+            else:
+                json.dump(data, handle, indent=1, sort_keys=True)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)

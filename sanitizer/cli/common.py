@@ -78,8 +78,9 @@ def known_pair(config: Config, name: str) -> str:
 
 def retired_records(config: Config) -> dict[str, ledger.Record]:
     """The ledger's targets that no configured pair writes any more."""
+    targets = retirement.Targets.of(config)
     return ledger.retired(ledger.load(config.service.state_dir),
-                          lambda url: not retirement.is_retired(config, url))
+                          lambda url: not targets.is_retired(url))
 
 
 def account(config: Config, name: str) -> Account:

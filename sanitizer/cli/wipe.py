@@ -141,7 +141,7 @@ def ownership(config: Config, target_url: str, pair: str | None) -> Ownership:
     """What this installation may delete in a target: its tag, and legacy UIDs it recorded."""
     state_dir = config.service.state_dir
     key = credentials.existing_uid_key(state_dir)
-    record = ledger.load(state_dir).get(target_url)
+    record = ledger.record(state_dir, target_url)
     known = list(record.entries) if record is not None else []
     state = sync_state.load(state_dir, pair) if pair is not None else None
     known += list(state.entries) if state is not None else []

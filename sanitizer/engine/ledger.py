@@ -1,15 +1,19 @@
 """The ledger: every target calendar this installation has written, whatever the config says now.
 
-`state_dir/ledger.json` holds, per target URL, the pair and account that wrote it and the owned
-entries there (UID -> href), and for a target no configured pair wants any more ("retired"), how
-its clean-up went: failures in a row, when to try again, the last reason code. A target is noted
-before the first write to it, so a crash cannot hide it; it leaves the ledger only once it holds
-nothing of ours. No event text is stored: UIDs and hrefs are ours and keyed.
+`state_dir/ledger/` holds one small file per target URL: the pair and account that wrote it and
+the owned entries there (UID -> href), and for a target no configured pair wants any more
+("retired"), how its clean-up went: failures in a row, when to try again, the last reason code.
+One file per target, so that a pair's cycle reads and writes only its own target's record,
+whatever the number of pairs; only the once-per-cycle retirement check reads them all. A target is
+noted before the first write to it, so a crash cannot hide it; it leaves the ledger only once it
+holds nothing of ours. No event text is stored: UIDs and hrefs are ours and keyed. A single
+`ledger.json` of an earlier version is split into the directory the first time it is read.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -23,8 +27,10 @@ from typing import Any
 from sanitizer.files import write_json
 
 log = logging.getLogger(__name__)
-VERSION = 1
-LEDGER_FILE = "ledger.json"
+VERSION = 2
+LEGACY_VERSION = 1
+LEDGER_DIR = "ledger"
+LEDGER_FILE = "ledger.json"  # the single file of version 1, split on first read
 LOCK_FILE = "ledger.lock"
 DAMAGED_SUFFIX = ".damaged"
 
@@ -45,26 +51,50 @@ class Record:
 Ledger = dict[str, Record]  # target URL -> record
 
 
+def path_for(state_dir: Path, url: str) -> Path:
+    """The file of one target's record: named by a hash of its URL, so any URL is safe."""
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return state_dir / LEDGER_DIR / f"{digest}.json"
+
+
 def load(state_dir: Path) -> Ledger:
-    """The ledger (empty if there is none yet); a damaged one is reported and read as empty."""
-    return _read(state_dir)[0]
+    """Every target's record (empty if there are none yet); a damaged file is reported and
+    skipped (it is kept aside when its target is next written)."""
+    _split_legacy(state_dir)
+    found: Ledger = {}
+    try:
+        names = sorted(os.listdir(state_dir / LEDGER_DIR))
+    except FileNotFoundError:
+        return found
+    for name in names:
+        if name.endswith(".json"):
+            url, record = _read_file(state_dir / LEDGER_DIR / name)
+            if url is not None and record is not None:
+                found[url] = record
+    return found
 
 
-def _read(state_dir: Path) -> tuple[Ledger, bool]:
-    """(the ledger, whether a file was there but could not be read)."""
-    path = state_dir / LEDGER_FILE
+def record(state_dir: Path, url: str) -> Record | None:
+    """One target's record, reading only its own file."""
+    _split_legacy(state_dir)
+    found, item = _read_file(path_for(state_dir, url))
+    return item if found == url else None
+
+
+def _read_file(path: Path) -> tuple[str | None, Record | None]:
+    """(URL, record) of one file; (None, None) if there is none or it is unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("version") != VERSION:
             raise ValueError("unknown version")
-        return {str(url): _record(item) for url, item in data["targets"].items()}, False
+        return str(data["url"]), _record(data)
     except FileNotFoundError:
-        return {}, False
+        return None, None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        log.warning("the ledger %s is unreadable; retired targets are not cleaned until it is "
-                    "restored (a new one is started, the old one kept as %s)", path,
+        log.warning("the ledger file %s is unreadable; its target is not cleaned until it is "
+                    "restored (it is kept as %s when the target is written again)", path,
                     DAMAGED_SUFFIX)
-        return {}, True
+        return None, None
 
 
 def _record(item: Any) -> Record:
@@ -74,9 +104,37 @@ def _record(item: Any) -> Record:
                   error=item.get("error"), last_try=item.get("last_try"))
 
 
-def _save(state_dir: Path, ledger: Ledger) -> None:
-    targets = {url: asdict(record) for url, record in sorted(ledger.items())}
-    write_json(state_dir / LEDGER_FILE, {"version": VERSION, "targets": targets})
+def _split_legacy(state_dir: Path) -> None:
+    """A version-1 `ledger.json`: one file per target from it, then it goes; a damaged one is
+    kept aside as `ledger.json.damaged`, never overwritten."""
+    legacy = state_dir / LEDGER_FILE
+    if not legacy.exists():
+        return
+    with _locked(state_dir):
+        try:
+            data = json.loads(legacy.read_text(encoding="utf-8"))
+            if data.get("version") != LEGACY_VERSION:
+                raise ValueError("unknown version")
+            old = {str(url): _record(item) for url, item in data["targets"].items()}
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            log.warning("the ledger %s is unreadable; retired targets are not cleaned until it "
+                        "is restored (it is kept as %s)", legacy, DAMAGED_SUFFIX)
+            legacy.replace(legacy.with_name(LEDGER_FILE + DAMAGED_SUFFIX))
+            return
+        for url, item in old.items():
+            if not path_for(state_dir, url).exists():
+                _save(state_dir, url, item)
+        legacy.unlink()
+
+
+def _save(state_dir: Path, url: str, item: Record | None) -> None:
+    path = path_for(state_dir, url)
+    if item is None:
+        path.unlink(missing_ok=True)
+        return
+    write_json(path, {"version": VERSION, "url": url, **asdict(item)}, compact=True)
 
 
 @contextmanager
@@ -91,57 +149,61 @@ def _locked(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def update(state_dir: Path, change: Callable[[Ledger], None]) -> Ledger:
-    """Read, change and write the ledger under its lock; written only if something changed."""
+def update(state_dir: Path, url: str,
+           change: Callable[[Record | None], Record | None]) -> Record | None:
+    """Read, change and write one target's record under the lock; written only if it changed
+    (None: the target leaves the ledger)."""
+    _split_legacy(state_dir)
+    path = path_for(state_dir, url)
     with _locked(state_dir):
-        ledger, damaged = _read(state_dir)
-        before = dict(ledger)
-        change(ledger)
-        if ledger != before:
-            if damaged:  # kept for the admin to restore from, never overwritten
-                path = state_dir / LEDGER_FILE
-                path.replace(path.with_name(LEDGER_FILE + DAMAGED_SUFFIX))
-            _save(state_dir, ledger)
-        return ledger
+        found, old = _read_file(path)
+        if found != url:
+            old = None
+        new = change(old)
+        if new != old:
+            if found != url and path.exists():  # damaged (or a hash clash): kept, not lost
+                path.replace(path.with_name(path.name + DAMAGED_SUFFIX))
+            _save(state_dir, url, new)
+        return new
 
 
-def note_target(state_dir: Path, url: str, pair: str, account: str) -> None:
-    """Before the first write to a target: remember it, so it is cleaned if it is ever retired."""
-    def change(ledger: Ledger) -> None:
-        old = ledger.get(url)
+def note_target(state_dir: Path, url: str, pair: str, account: str) -> Record:
+    """Before the first write to a target: remember it, so it is cleaned if it is ever retired.
+    Returns the record (with the entries known from earlier cycles)."""
+    def change(old: Record | None) -> Record:
         if old is None:
-            ledger[url] = Record(pair, account)
-        elif (old.pair, old.account, old.failures) != (pair, account, 0):
-            ledger[url] = Record(pair, account, old.entries)
-    update(state_dir, change)
+            return Record(pair, account)
+        if (old.pair, old.account, old.failures) != (pair, account, 0):
+            return Record(pair, account, old.entries)
+        return old
+    noted = update(state_dir, url, change)
+    return noted if noted is not None else Record(pair, account)
 
 
 def note_entries(state_dir: Path, url: str, entries: Mapping[str, str]) -> None:
     """After a cycle: the owned entries the target holds now (UID -> href)."""
-    def change(ledger: Ledger) -> None:
-        old = ledger.get(url)
+    def change(old: Record | None) -> Record | None:
         if old is not None and dict(old.entries) != dict(entries):
-            ledger[url] = replace(old, entries=dict(sorted(entries.items())))
-    update(state_dir, change)
+            return replace(old, entries=dict(sorted(entries.items())))
+        return old
+    update(state_dir, url, change)
 
 
 def cleaned(state_dir: Path, url: str) -> None:
     """A retired target holds nothing of ours any more: forget it."""
-    def change(ledger: Ledger) -> None:
-        ledger.pop(url, None)
-    update(state_dir, change)
+    update(state_dir, url, lambda old: None)
 
 
 def clean_up_failed(state_dir: Path, url: str, *, entries: Mapping[str, str], error: str,
                     now: datetime, retry_at: datetime) -> None:
     """A retired target could not be cleaned: what is left, why, and when to try again."""
-    def change(ledger: Ledger) -> None:
-        old = ledger.get(url)
-        if old is not None:
-            ledger[url] = replace(old, entries=dict(entries), failures=old.failures + 1,
-                                  error=error, retry_at=retry_at.isoformat(timespec="seconds"),
-                                  last_try=now.isoformat(timespec="seconds"))
-    update(state_dir, change)
+    def change(old: Record | None) -> Record | None:
+        if old is None:
+            return None
+        return replace(old, entries=dict(entries), failures=old.failures + 1, error=error,
+                       retry_at=retry_at.isoformat(timespec="seconds"),
+                       last_try=now.isoformat(timespec="seconds"))
+    update(state_dir, url, change)
 
 
 def retired(ledger: Ledger, wanted: Callable[[str], bool]) -> Ledger:

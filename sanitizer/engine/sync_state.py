@@ -1,6 +1,8 @@
 """What a pair remembers between cycles, so that a quiet cycle costs one cheap request.
 
-Per pair, in `state_dir/pairs/NAME.json`: the source's sync token, when the last full reconcile ran,
+Per pair, in `state_dir/pairs/NAME.json`: the source's sync token (for a CalDAV source with a
+getctag, that ctag too and how many quiet cycles until it is checked again: stores/ctag.py, so
+that a quiet cycle costs one PROPFIND), when the last full reconcile ran,
 the next time the window's contents change by time alone (an instance entering the lookahead or
 passing retention), and the owned phone entries (UID, href, ETag, a digest of what was written, its
 end time, and a keyed hash of the source object it came from), and the skip reasons of the source
@@ -97,7 +99,7 @@ def bounded(token: object) -> str | None:
 
 
 def save(state_dir: Path, pair: str, state: PairState) -> None:
-    """Write the state atomically (0600)."""
+    """Write the state atomically (0600), compactly: every pair writes it every cycle."""
     data: dict[str, Any] = {
         "version": VERSION, "fingerprint": state.fingerprint, "token": bounded(state.token),
         "last_full": state.last_full.isoformat(), "next_boundary": state.next_boundary.isoformat(),
@@ -106,7 +108,7 @@ def save(state_dir: Path, pair: str, state: PairState) -> None:
         "other_installations": state.other_installations,
         "skipped": {origin: dict(reasons) for origin, reasons in sorted(state.skipped.items())},
     }
-    write_json(path_for(state_dir, pair), data)
+    write_json(path_for(state_dir, pair), data, compact=True)
 
 
 def forget(state_dir: Path, pair: str) -> None:

@@ -64,3 +64,23 @@ def same_calendar(first: str, second: str) -> bool:
 def matching(url: str, others: Iterable[str]) -> list[str]:
     """The URLs among `others` that may name the same calendar as `url`."""
     return [other for other in others if same_calendar(url, other)]
+
+
+class CalendarIndex:
+    """Calendar URLs normalised once and filed by path and port, so that asking whether a URL
+    names one of them is a dict lookup plus a host comparison, not a parse of every URL."""
+
+    def __init__(self, urls: Iterable[str]) -> None:
+        self._by_place: dict[tuple[int | None, str], list[tuple[str, str]]] = {}
+        for url in urls:
+            name = CalendarName.of(url)
+            self._by_place.setdefault((name.port, name.path), []).append((name.host, url))
+
+    def matching(self, url: str) -> list[str]:
+        """The indexed URLs that may name the same calendar as `url` (as same_calendar)."""
+        name = CalendarName.of(url)
+        return [other for host, other in self._by_place.get((name.port, name.path), ())
+                if host == name.host or bool(addresses(host) & addresses(name.host))]
+
+    def __contains__(self, url: object) -> bool:
+        return isinstance(url, str) and bool(self.matching(url))

@@ -2,7 +2,9 @@
 
 A pair removed from the config, or a target corrected, leaves entries in a calendar nobody wants
 them in. Each cycle deletes them (only ours, see engine/retire.py); a target that cannot be
-reached is tried again with backoff and shows as failing until it is clean.
+reached is tried again with backoff and shows as failing until it is clean. Which targets are
+retired is decided once per cycle over all pairs, against the configured targets normalised once
+(`Targets`), so the check costs the same per pair whatever the number of pairs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sanitizer.core.identity import Ownership
 from sanitizer.engine import ledger, sync_state
 from sanitizer.engine.retire import Cleanup, clean_target
 from sanitizer.service import status
-from sanitizer.service.calendars import matching
+from sanitizer.service.calendars import CalendarIndex, matching
 from sanitizer.service.config import Config
 from sanitizer.stores.base import TargetCalendar
 
@@ -57,26 +59,36 @@ def merge(earlier: list[Retirement], later: list[Retirement]) -> list[Retirement
     return [merged[target] for target in sorted(merged)]
 
 
-def wanted_targets(config: Config) -> list[str]:
-    """The targets of the configured pairs."""
-    return [pair.target_url for pair in config.pairs]
+@dataclass(frozen=True)
+class Targets:
+    """The configured pairs' targets and sources, each normalised once."""
 
+    wanted: CalendarIndex
+    sources: CalendarIndex
 
-def is_retired(config: Config, url: str) -> bool:
-    """True if no configured pair writes this target (under any spelling of its URL)."""
-    return not matching(url, wanted_targets(config))
+    @classmethod
+    def of(cls, config: Config) -> Targets:
+        """From the config's pairs."""
+        return cls(CalendarIndex(pair.target_url for pair in config.pairs),
+                   CalendarIndex(pair.source_url for pair in config.pairs))
+
+    def is_retired(self, url: str) -> bool:
+        """True if no configured pair writes this target (under any spelling of its URL)."""
+        return url not in self.wanted
 
 
 TargetAt = Callable[[str, str], TargetCalendar | None]  # (account, url) -> store, None if no secret
 
 
-def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
-                     now: datetime) -> list[Retirement]:
-    """Clean every retired target that is due; record what is left and when to try again."""
+def retire_abandoned(config: Config, key: bytes, target_at: TargetAt, now: datetime,
+                     targets: Targets | None = None) -> list[Retirement]:
+    """Clean every retired target that is due; record what is left and when to try again.
+    The ledger is read once; `targets` (built once per config) says which are retired."""
     state_dir = config.service.state_dir
+    targets = targets or Targets.of(config)
     done = []
     for url, record in sorted(ledger.retired(ledger.load(state_dir),
-                                             lambda u: not is_retired(config, u)).items()):
+                                             lambda u: not targets.is_retired(u)).items()):
         if waits_for_new_target(config, record.pair):
             log.info("retired pair %s: %s is cleaned once the pair's new target has synced",
                      record.pair, url)
@@ -85,7 +97,7 @@ def retire_abandoned(config: Config, key: bytes, target_at: TargetAt,
             done.append(Retirement(record.pair, url, 0, len(record.entries),
                                    record.error or "retry-later", attempted=False))
             continue
-        result = _clean(config, key, target_at, url, record)
+        result = _clean(config, key, target_at, url, record, targets)
         done.append(_note(config, url, record, result, now))
     return done
 
@@ -118,8 +130,8 @@ def _not_yet(retry_at: str | None, now: datetime) -> bool:
 
 
 def _clean(config: Config, key: bytes, target_at: TargetAt, url: str,
-           record: ledger.Record) -> Cleanup:
-    if matching(url, [pair.source_url for pair in config.pairs]):
+           record: ledger.Record, targets: Targets) -> Cleanup:
+    if url in targets.sources:
         return Cleanup(left=dict(record.entries), error="retired-target-is-a-source")
     target = target_at(record.account, url)
     if target is None:

@@ -30,7 +30,6 @@ from sanitizer.service import (
     status,
     targets,
 )
-from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
 from sanitizer.service.connections import Connection, DavConnection, connect, read_secret
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
@@ -58,6 +57,11 @@ class Runtime:
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
     retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
     fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
+    swept: datetime | None = None  # the cycle (its `now`) whose retired targets were looked at
+    targets: retirement.Targets = field(init=False)  # the config's calendars, normalised once
+
+    def __post_init__(self) -> None:
+        self.targets = retirement.Targets.of(self.config)
 
     def source(self, pair: Pair, until: float | None = None) -> SourceCalendar | None:
         """The pair's source store (no request past `until`, monotonic), or None if its
@@ -93,13 +97,15 @@ def reads_titles(pair: Policy) -> bool:
                for rule in pair.rules)
 
 
-def account_urls(config: Config, account: Account) -> list[str]:
+def account_urls(config: Config, account: Account,
+                 known: ledger.Ledger | None = None) -> list[str]:
     """Every calendar URL the config or the ledger places on this account: requests may go
-    there (and below the account URL), nowhere else."""
+    there (and below the account URL), nowhere else. `known`: the ledger, when the caller
+    has read it already (once for all accounts)."""
+    known = ledger.load(config.service.state_dir) if known is None else known
     urls = [p.source_url for p in config.pairs if p.source_account.name == account.name]
     urls += [p.target_url for p in config.pairs if p.target_account.name == account.name]
-    return urls + [url for url, record in ledger.load(config.service.state_dir).items()
-                   if record.account == account.name]
+    return urls + [url for url, record in known.items() if record.account == account.name]
 
 
 def warn_unverified(pair: Pair) -> None:
@@ -130,8 +136,9 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     backend = credentials.select_backend(config.service.keyring_backend)
     accounts = {a.name: a for p in (pairs or config.pairs)
                 for a in (p.source_account, p.target_account)}
+    known = ledger.load(state_dir)  # read once for every account
     if not dry_run:  # the accounts of retired targets, so that their clean-up can run
-        for record in ledger.load(state_dir).values():
+        for record in known.values():
             if record.account in config.accounts:
                 accounts.setdefault(record.account, config.accounts[record.account])
     timeout = config.service.timeout.total_seconds()
@@ -139,7 +146,7 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
         try:
             secret = read_secret(account, backend)
             runtime.connections[name] = connect(account, secret, timeout,
-                                                bases=account_urls(config, account),
+                                                bases=account_urls(config, account, known),
                                                 sources=[p.source_url for p in config.pairs])
         except SecretError as exc:
             runtime.missing[name] = str(exc)
@@ -148,10 +155,12 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     return runtime
 
 
-def target_clash(config: Config, pair: Pair) -> PairReport | None:
-    """A failed report if the pair's target is some pair's source under another name."""
-    for other in config.pairs:
-        if matching(pair.target_url, [other.source_url]):
+def target_clash(runtime: Runtime, pair: Pair) -> PairReport | None:
+    """A failed report if the pair's target is some pair's source under another name (one
+    lookup in the sources normalised once, whatever the number of pairs)."""
+    clashes = set(runtime.targets.sources.matching(pair.target_url))
+    for other in runtime.config.pairs if clashes else ():
+        if other.source_url in clashes:
             return PairReport.failed(
                 pair.name, "target-is-a-source",
                 f"the target {pair.target_url} is the same calendar as the source of pair "
@@ -171,14 +180,14 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
             runtime.missing.get(account.name, f"account {account.name}: no password"),
             dry_run=dry_run)
     service = runtime.config.service
-    clash = target_clash(runtime.config, pair)
+    clash = target_clash(runtime, pair)
     if clash is not None:
         clash.dry_run = dry_run
         return clash
-    if not dry_run:  # before the first write, so a crash cannot hide the target
-        ledger.note_target(service.state_dir, pair.target_url, pair.name,
-                           pair.target_account.name)
-    known = ledger.load(service.state_dir).get(pair.target_url)
+    # Before the first write, so a crash cannot hide the target; one target's file only.
+    known = (ledger.record(service.state_dir, pair.target_url) if dry_run else
+             ledger.note_target(service.state_dir, pair.target_url, pair.name,
+                                pair.target_account.name))
     emptied = status.empty_confirmed(service.state_dir, pair.name)
     report = targets.explain_missing(sync_pair(
         pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
@@ -209,7 +218,8 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
     reports = []
     durations: dict[str, float] = {}
     state_dir = runtime.config.service.state_dir
-    targets = {pair.name: pair.target_url for pair in runtime.config.pairs}
+    pairs = list(pairs)
+    target_urls = {pair.name: pair.target_url for pair in pairs}  # this call's pairs only
     for pair in pairs:
         if status.is_paused(state_dir, pair.name):
             log.info("pair %s: paused (run `%s resume %s`)", pair.name, ADMIN, pair.name)
@@ -226,17 +236,20 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         if reports:
             status.record(state_dir, reports, ran_at or now,
                           as_of=now if ran_at is not None and ran_at != now else None,
-                          targets=targets)
+                          targets=target_urls)
             metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
                            ran_at or now)
-        runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
+        if runtime.swept != now:  # once per cycle (one `now`), not once per pair
+            runtime.swept = now
+            runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
 
 
 def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirement]:
     """Clean the targets no configured pair wants any more; a failure never stops the pairs."""
     try:
-        return retirement.retire_abandoned(runtime.config, runtime.key, runtime.target_at, now)
+        return retirement.retire_abandoned(runtime.config, runtime.key, runtime.target_at, now,
+                                           runtime.targets)
     except Exception as exc:  # noqa: BLE001 - the pairs' results stand whatever happens here
         log.error("retired targets: internal error (%s)", type(exc).__name__)
         return []

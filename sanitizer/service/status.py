@@ -82,7 +82,7 @@ def record(state_dir: Path, reports: list[PairReport], ran_at: datetime,
             "held_back": report.held_back, "skipped": dict(report.skipped),
             "write_errors": dict(report.write_errors),
         })
-    write_json(state_dir / STATUS_FILE, data)
+    write_json(state_dir / STATUS_FILE, data, compact=True)
 
 
 def record_schedule(state_dir: Path, schedule: dict[str, tuple[datetime, int]]) -> None:
@@ -94,7 +94,7 @@ def record_schedule(state_dir: Path, schedule: dict[str, tuple[datetime, int]]) 
         entry.setdefault("since", datetime.now(UTC).isoformat(timespec="seconds"))
         entry["next_run"] = next_run.isoformat(timespec="seconds")
         entry["failures"] = failures
-    write_json(state_dir / STATUS_FILE, data)
+    write_json(state_dir / STATUS_FILE, data, compact=True)
 
 
 def clear(state_dir: Path, pair: str, why: str, now: datetime) -> None:

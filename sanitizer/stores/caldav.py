@@ -17,6 +17,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
+from sanitizer.stores import ctag
 from sanitizer.stores.base import Changes, RawObject
 from sanitizer.stores.http import (
     TRANSIENT_STATUSES,
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
+CS = "{http://calendarserver.org/ns/}"
 XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 ICS_HEADERS = {"Content-Type": "text/calendar; charset=utf-8"}
 __all__ = [
@@ -66,6 +68,14 @@ _SERIES = """<?xml version="1.0" encoding="utf-8"?>
 </C:calendar-query>"""
 _PROPFIND_SYNC_STATE = """<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>"""
+
+_PROPFIND_TOKENS = """<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><D:sync-token/>
+  <CS:getctag/></D:prop></D:propfind>"""
+
+_PROPFIND_CTAG = """<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><CS:getctag/>
+  </D:prop></D:propfind>"""
 
 _SYNC_COLLECTION = """<?xml version="1.0" encoding="utf-8"?>
 <D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>
@@ -165,8 +175,9 @@ def _range(window: Window) -> str:
 class CalDAVSource:
     """A work calendar, read with one calendar-query per full cycle. It has no write method.
 
-    Between full cycles, a sync-collection REPORT with the last token says whether anything
-    changed (one cheap request), and a calendar-multiget fetches only what did.
+    Between full cycles, the collection's getctag says whether anything changed (one cheap
+    request; see ctag.py), a sync-collection REPORT with the last token says what, and a
+    calendar-multiget fetches only that. Without a usable getctag the REPORT is the probe.
     """
 
     def __init__(self, transport: Requester, url: str) -> None:
@@ -174,22 +185,65 @@ class CalDAVSource:
         self.url = url
 
     def sync_token(self) -> str | None:
-        """The collection's current sync token, or None if the server has none (RFC 6578)."""
-        reply = self.transport.request("PROPFIND", self.url, _PROPFIND_SYNC_STATE.encode(),
+        """The collection's current sync token (with its getctag, in the same request, where
+        the server has one we may trust), or None if the server has none (RFC 6578)."""
+        found = self._properties(_PROPFIND_TOKENS, (DAV + "sync-token", CS + "getctag"))
+        token = found.get(DAV + "sync-token")
+        if not token:
+            return None
+        tag = ctag.usable(found.get(CS + "getctag")) if self._ctag_probe() else None
+        return ctag.ProbeToken(token.strip(), tag).encode()
+
+    def _ctag_probe(self) -> bool:
+        return self.transport.differences.ctag_probe and ctag.trusted(self.url)
+
+    def _properties(self, body: str, names: Sequence[str]) -> dict[str, str]:
+        """Depth-0 PROPFIND of the collection: the named properties it answered."""
+        reply = self.transport.request("PROPFIND", self.url, body.encode(),
                                        {"Depth": "0", **XML_HEADERS})
         if reply.status == 404:
             raise StoreError(operation="PROPFIND", url=self.url, reason="source-not-found",
                              status=404)
+        found: dict[str, str] = {}
         if reply.status != 207:
-            return None
+            return found
         for _, status, prop in multistatus(reply, self.url, "PROPFIND"):
-            token = prop.findtext(DAV + "sync-token") if prop is not None else None
-            if status == 200 and token:
-                return str(token).strip()
-        return None
+            for name in names:
+                value = prop.findtext(name) if prop is not None and status == 200 else None
+                if value and name not in found:
+                    found[name] = str(value)
+        return found
 
     def changes(self, token: str) -> Changes:
-        """What changed since `token`; TokenRejected when the server forgot it."""
+        """What changed since `token`: by the ctag alone when it did not move (one PROPFIND),
+        else by sync-collection; TokenRejected when the server forgot the token."""
+        point = ctag.ProbeToken.decode(token)
+        if point.ctag is None or not self._ctag_probe():
+            return self._sync_collection(point.sync)
+        if point.left == 0:
+            return self._checked(point)
+        now = ctag.usable(self._properties(_PROPFIND_CTAG, (CS + "getctag",)).get(CS + "getctag"))
+        if now == point.ctag:
+            return Changes(point.probed().encode(), (), ())
+        found = self._sync_collection(point.sync)
+        kept = ctag.ProbeToken(found.token, now).encode() if now else found.token
+        return replace(found, token=kept)  # `now` was read before the REPORT's token
+
+    def _checked(self, point: ctag.ProbeToken) -> Changes:
+        """The REPORT that checks the ctag: if it shows changes the ctag did not, the ctag of
+        this calendar is not trusted again."""
+        found = self._sync_collection(point.sync)
+        if found.changed or found.removed:
+            after = self._properties(_PROPFIND_CTAG, (CS + "getctag",)).get(CS + "getctag")
+            if ctag.usable(after) == point.ctag:
+                ctag.distrust(self.url)
+                log.info("%s: its getctag did not change with its contents; probing it with "
+                         "sync-collection only", self.url)
+                return found
+        return replace(found, token=ctag.ProbeToken(found.token, point.ctag).encode())
+
+    def _sync_collection(self, token: str) -> Changes:
+        """What changed since the server's sync `token` (RFC 6578)."""
         body = _SYNC_COLLECTION.format(token=_xml_text(token)).encode()
         reply = self.transport.request("REPORT", self.url, body, XML_HEADERS)
         if reply.status in self.transport.differences.forgotten_token_statuses:

@@ -20,6 +20,7 @@ class ServerDifferences:
     makes_calendars: bool = True  # MKCALENDAR works; else the target must exist beforehand
     honours_if_none_match: bool = True  # else a create looks before it PUTs, never overwriting
     forgotten_token_statuses: frozenset[int] = RFC_FORGOTTEN_TOKEN  # answers to an old token
+    ctag_probe: bool = True  # a quiet cycle may ask getctag first (checked: see ctag.py)
     rate_limit_403: bool = False  # a 403 naming a usage limit is a rate limit, not a refusal
     missing_calendar_advice: str = ""  # what `check` tells an admin when the target is missing
     forbidden_advice: str = ""  # what `check` tells an admin when a calendar answers 403

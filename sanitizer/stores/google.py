@@ -42,6 +42,7 @@ GOOGLE = ServerDifferences(
     # 410 Gone (fullSyncRequired), and RFC 6578 servers 403/409/412 with DAV:valid-sync-token.
     forgotten_token_statuses=RFC_FORGOTTEN_TOKEN | {410},
     rate_limit_403=True,  # "rateLimitExceeded errors can return either 403 or 429"
+    ctag_probe=False,  # its guide asks for sync-collection after the first sync, not ctag polling
     missing_calendar_advice=(
         "Google cannot create calendars over CalDAV: create the phone calendar in Google "
         "Calendar as the impersonated user (Settings > Add calendar > Create new calendar), "

@@ -12,6 +12,7 @@ here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -220,8 +221,20 @@ def test_a_duplicate_uid_keeps_the_first_object_by_href() -> None:
 
 def canned_source(objects: dict[str, bytes], encoding: str = "utf-8",
                   source_path: str = "") -> Callable[[Seen], Answer | None]:
-    """Answer the source's calendar-query with `objects`; forward everything else."""
+    """Answer the source's REPORTs with `objects`, and its depth-0 PROPFIND with a sync token
+    and a getctag that follow them (the real calendar behind never changes, so its ctag would
+    say nothing changed); forward everything else."""
+    tag = hashlib.sha256(b"".join(sorted(objects.values()))).hexdigest()[:16]
+
     def answer(seen: Seen) -> Answer | None:
+        if seen.method == "PROPFIND" and seen.path == source_path:
+            props = (f"<D:sync-token>canned-{tag}</D:sync-token>"
+                     f'<CS:getctag xmlns:CS="http://calendarserver.org/ns/">{tag}</CS:getctag>')
+            return 207, {"Content-Type": 'application/xml; charset="utf-8"'}, (
+                '<?xml version="1.0" encoding="utf-8"?><D:multistatus xmlns:D="DAV:">'
+                f"<D:response><D:href>{source_path}</D:href><D:propstat><D:prop>{props}"
+                "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+                "</D:multistatus>").encode()
         if seen.method == "REPORT" and seen.path == source_path:
             hrefs = {f"{source_path}{name}": data for name, data in objects.items()}
             return 207, {"Content-Type": f'application/xml; charset="{encoding}"'}, \

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -291,7 +292,7 @@ def test_entries_from_before_tags_are_adopted_in_place(calendars, make_setup) ->
                                                  "20300306T110000Z", "Appointment"))
     for path in (setup.state_dir / "pairs").iterdir():
         path.unlink()  # the old version's state would list legacy UIDs; start from none
-    (setup.state_dir / "ledger.json").unlink()
+    shutil.rmtree(setup.state_dir / "ledger")
     before = {h: e for h, (e, _) in list_objects(server, phone).items()}
 
     result = setup.run("sync", "--full", "--now", NOW)

@@ -93,6 +93,24 @@ def answer_source_reports(where: Bench, body: bytes,
     return answer
 
 
+def with_a_new_ctag(where: Bench,
+                    reports: Callable[[Seen], Answer | None]) -> Callable[[Seen], Answer | None]:
+    """`reports`, and the source's depth-0 PROPFIND answered with a ctag (and sync token) it
+    never had, so that a quiet cycle asks the REPORT too."""
+    path = where.source[len(where.server.url) - 1:]
+    props = ('<D:sync-token>stub-1</D:sync-token><CS:getctag xmlns:CS='
+             '"http://calendarserver.org/ns/">stub-1</CS:getctag>')
+    answer = (f'<?xml version="1.0" encoding="utf-8"?><D:multistatus xmlns:D="DAV:"><D:response>'
+              f"<D:href>{path}</D:href><D:propstat><D:prop>{props}</D:prop><D:status>"
+              "HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>").encode()
+
+    def both(seen: Seen) -> Answer | None:
+        if seen.method == "PROPFIND" and seen.path == path:
+            return 207, dict(XML), answer
+        return reports(seen)
+    return both
+
+
 @pytest.mark.servers("plain-http")
 def test_an_empty_207_does_not_empty_the_phone(bench: Bench) -> None:
     fill(bench.server, bench.source, build_source(random.Random(5), 10))
@@ -100,7 +118,7 @@ def test_an_empty_207_does_not_empty_the_phone(bench: Bench) -> None:
         setup = bench.setup(url=stub.url)
         assert sync(setup).code == 0
         before = list_objects(bench.server, bench.target)
-        stub.answer = answer_source_reports(bench, EMPTY)
+        stub.answer = with_a_new_ctag(bench, answer_source_reports(bench, EMPTY))
         for extra in ((), ("--full",)):
             result = sync(setup, *extra)
             assert result.code == 1 and "held-back=" in result.stdout, result.output

@@ -133,7 +133,10 @@ def test_requests_sent_by_a_first_and_a_second_sync_of_100_events(caldav_server,
     assert first.code == 0 and "created=100" in first.stdout, first.output
     assert second.code == 0 and "unchanged=100" in second.stdout, second.output
     assert counts_first.get("PUT") == 100 and not counts_first.get("DELETE")
-    assert counts_second == {"REPORT": 1}, counts_second  # one sync-collection, nothing else
+    # one request, nothing else: the getctag where the server has one, else sync-collection
+    assert counts_second in ({"PROPFIND": 1}, {"REPORT": 1}), counts_second
+    if server.name in ("radicale", "xandikos"):
+        assert counts_second == {"PROPFIND": 1}, counts_second
     print(f"\n[{server.name}] first sync: {counts_first}; second sync: {counts_second}")
 
 

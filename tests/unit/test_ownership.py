@@ -154,4 +154,5 @@ def test_a_damaged_ledger_is_kept_aside_not_overwritten(tmp_path) -> None:
     kept = tmp_path / (ledger.LEDGER_FILE + ledger.DAMAGED_SUFFIX)
     assert kept.read_text(encoding="utf-8") == "{not json"
     assert ledger.load(tmp_path)["http://h/phone/"].entries == {"csan-x": "/phone/x.ics"}
-    assert oct((tmp_path / ledger.LEDGER_FILE).stat().st_mode & 0o777) == "0o600"
+    path = ledger.path_for(tmp_path, "http://h/phone/")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
