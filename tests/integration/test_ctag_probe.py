@@ -18,11 +18,10 @@ pytestmark = pytest.mark.integration
 NOW = "2030-03-04T09:00:00+00:00"
 
 
+@pytest.mark.servers("plain-http")
 def test_a_quiet_cycle_asks_only_the_ctag_and_an_edit_still_follows(fresh_calendars,
                                                                      make_setup) -> None:
     server = fresh_calendars.server
-    if server.ca_file:
-        pytest.skip("the counting proxy speaks plain HTTP")
     source = fresh_calendars.new("work")
     target = source.replace("/work", "/phone")
     for i in range(3):
