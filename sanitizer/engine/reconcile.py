@@ -26,6 +26,7 @@ from sanitizer.core.policy import Policy
 from sanitizer.engine import sync_state
 from sanitizer.engine.desired import MARGIN, Desired, desired_state, read_target, window_for
 from sanitizer.engine.execute import WriteResult, execute
+from sanitizer.engine.expire import expire
 from sanitizer.engine.report import PairReport
 from sanitizer.engine.sync_state import PairState
 from sanitizer.errors import StoreError
@@ -64,16 +65,40 @@ def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry
     fingerprint = sync_state.fingerprint(pair, zone, key)
     recorded = [*known, *(state.entries if state is not None else ())]
     cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded))
-    if (state is not None and not dry_run and not force_full
-            and state.allows_quiet(fingerprint, now, full_every)):
+    before = PairReport(pair.name, dry_run=dry_run)
+    if state is not None and not dry_run:  # retention first: it never waits for the source
+        state = expire(state, target, now, pair.retention, before, workers)
+    quiet = (state is not None and not dry_run and not force_full
+             and state.allows_quiet(fingerprint, now, full_every))
+    return _kept(_cycle(cycle, source, target, state if quiet else None, fingerprint, dry_run),
+                 before, state)
+
+
+def _cycle(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
+           quiet: PairState | None, fingerprint: str, dry_run: bool) -> PairReport:
+    """The quiet path from the state `quiet` when it may decide, else the full one."""
+    state = quiet
+    if state is not None:
         try:
             return _quiet(cycle, source, target, state)
         except NeedFull:
             pass
         except StoreError as exc:
             if exc.reason not in TOKEN_LOST:
-                return _failed(pair.name, exc, replace(state, clean=False))
-    return _full(cycle, source, target, PairReport(pair.name, dry_run=dry_run), fingerprint)
+                return _failed(cycle.pair.name, exc, replace(state, clean=False))
+    return _full(cycle, source, target, PairReport(cycle.pair.name, dry_run=dry_run),
+                 fingerprint)
+
+
+def _kept(report: PairReport, before: PairReport, state: PairState | None) -> PairReport:
+    """The cycle's report with what retention did first; a cycle that failed before reaching
+    the target keeps the entries recorded so far (their ends drive retention next time)."""
+    report.deleted += before.deleted
+    report.expired += before.expired
+    report.write_errors.update(before.write_errors)
+    if report.state is None and state is not None and not report.dry_run:
+        report.state = replace(state, clean=False)
+    return report
 
 
 def _failed(pair: str, exc: StoreError, state: PairState | None) -> PairReport:
@@ -115,9 +140,9 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     report.other_installations = sum(is_owned(i.uid) and not ours.owns(i.uid) for i in existing)
     if report.dry_run:
         return report
-    entries = {item.uid: _entry(cycle.key, item.href, item.etag, desired, item.uid)
+    entries = {item.uid: _entry(cycle, item.href, item.etag, desired, item.uid)
                for item in existing if item.uid is not None and item.uid in desired.events}
-    entries.update(_written(cycle.key, the_plan, results, desired))
+    entries.update(_written(cycle, the_plan, results, desired))
     report.state = PairState(
         fingerprint=fingerprint, token=token, last_full=now,
         next_boundary=desired.boundary, entries=entries, foreign=report.foreign,
@@ -157,7 +182,7 @@ def _incremental(cycle: CycleInputs, source: SourceCalendar, target: TargetCalen
     entries.update({uid: e for uid, e in old.items() if uid in desired.events})
     entries.update({a.uid: old[a.uid] for a, r in zip(the_plan.actions, results, strict=True)
                     if isinstance(a, Delete) and r.error is not None})  # still there
-    entries.update(_written(cycle.key, the_plan, results, desired))
+    entries.update(_written(cycle, the_plan, results, desired))
     boundary = min(state.next_boundary, desired.boundary)
     report.state = replace(state, token=changes.token, entries=entries, next_boundary=boundary,
                            clean=_clean(report, entries))
@@ -188,10 +213,10 @@ def _changed(cycle: CycleInputs, source: SourceCalendar, state: PairState, chang
     return desired, old
 
 
-def _written(key: bytes, the_plan: Plan, results: Sequence[WriteResult],
+def _written(cycle: CycleInputs, the_plan: Plan, results: Sequence[WriteResult],
              desired: Desired) -> dict[str, Entry]:
     """The entries the plan's successful creates and updates left on the phone."""
-    return {action.event.uid: _entry(key, result.href, result.etag, desired, action.event.uid)
+    return {action.event.uid: _entry(cycle, result.href, result.etag, desired, action.event.uid)
             for action, result in zip(the_plan.actions, results, strict=True)
             if not isinstance(action, Delete) and result.error is None
             and result.href is not None}
@@ -219,11 +244,14 @@ def _digest(key: bytes, event: SanitizedEvent) -> str:
     return sync_state.keyed(key, "entry", serialize(event))
 
 
-def _entry(key: bytes, href: str, etag: str | None, desired: Desired, uid: str) -> Entry:
+def _entry(cycle: CycleInputs, href: str, etag: str | None, desired: Desired,
+           uid: str) -> Entry:
+    """An entry as recorded; its end is the instant the full path expires it at (all-day
+    entries end at midnight in the agency's zone)."""
     event = desired.events[uid]
-    return Entry(href=href, etag=etag, digest=_digest(key, event),
-                 end=instant(event.end, UTC).isoformat(),
-                 origin=sync_state.keyed(key, "href", desired.origins[uid]))
+    return Entry(href=href, etag=etag, digest=_digest(cycle.key, event),
+                 end=instant(event.end, cycle.zone).astimezone(UTC).isoformat(),
+                 origin=sync_state.keyed(cycle.key, "href", desired.origins[uid]))
 
 
 def _inside(listed: Sequence[RawObject], target: TargetCalendar,

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Policy
@@ -24,7 +26,13 @@ from sanitizer.errors import SecretError
 from sanitizer.service import credentials, lock, metrics, rejected, retirement, status
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
-from sanitizer.service.connections import Connection, DavConnection, connect, read_secret
+from sanitizer.service.connections import (
+    Connection,
+    DavConnection,
+    GraphConnection,
+    connect,
+    read_secret,
+)
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
 from sanitizer.stores.caldav import Transport
 
@@ -50,6 +58,22 @@ class Runtime:
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
     retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
     fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # account -> its secret
+
+    def connect(self) -> None:
+        """A connection per account whose secret was read (nothing is sent yet). Each token
+        source is keyed by its account, so a worker can hand its token to the next one."""
+        timeout = self.config.service.timeout.total_seconds()
+        for name, secret in sorted(self.secrets.items()):
+            account = self.config.accounts[name]
+            try:
+                connection = connect(account, secret, timeout,
+                                     bases=account_urls(self.config, account))
+            except SecretError as exc:
+                self.missing[name] = str(exc)
+                continue
+            share_tokens(connection, name)
+            self.connections[name] = connection
 
     def source(self, pair: Pair, until: float | None = None) -> SourceCalendar | None:
         """The pair's source store (no request past `until`, monotonic), or None if its
@@ -103,9 +127,21 @@ def warn_unverified(pair: Pair) -> None:
                         "ca_file instead", account.name, account.url)
 
 
+def share_tokens(connection: Connection, account: str) -> None:
+    """Name the connection's token source (if it has one) after its account, for handoff.py."""
+    tokens: Any = None
+    if isinstance(connection, DavConnection):
+        tokens = connection.transport.credentials.bearer
+    elif isinstance(connection, GraphConnection):
+        tokens = connection.graph.auth
+    if tokens is not None:
+        tokens.handoff_key = account
+
+
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
-                 dry_run: bool = False) -> Runtime:
-    """Read the UID key and the secrets of the accounts the chosen pairs use.
+                 dry_run: bool = False, connect: bool = True) -> Runtime:
+    """Read the UID key and the secrets of the accounts the chosen pairs use; with `connect`,
+    a connection per account (the supervisor only hands the secrets to its workers).
 
     A dry run makes nothing: without a key it uses a throwaway one (`runtime.throwaway_key`).
     """
@@ -120,16 +156,16 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
         for record in ledger.load(state_dir).values():
             if record.account in config.accounts:
                 accounts.setdefault(record.account, config.accounts[record.account])
-    timeout = config.service.timeout.total_seconds()
     for name, account in sorted(accounts.items()):
         try:
             secret = read_secret(account, backend)
-            runtime.connections[name] = connect(account, secret, timeout,
-                                                bases=account_urls(config, account))
         except SecretError as exc:
             runtime.missing[name] = str(exc)
             continue
+        runtime.secrets[name] = secret
         runtime.fingerprints[name] = rejected.fingerprint(runtime.key, account, secret)
+    if connect:
+        runtime.connect()
     return runtime
 
 
@@ -146,8 +182,18 @@ def target_clash(config: Config, pair: Pair) -> PairReport | None:
 
 def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
              force_full: bool = False) -> PairReport:
-    """One cycle of one pair, isolated from the others; its state is read and saved here."""
-    until = time.monotonic() + cycle_budget(runtime.config.service.timeout.total_seconds())
+    """One cycle of one pair in this process; its state is read and saved here."""
+    report = cycle_one(runtime, pair, now, dry_run, force_full)
+    persist(runtime.config.service.state_dir, pair, report)
+    return report
+
+
+def cycle_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
+              force_full: bool = False, budget: float | None = None) -> PairReport:
+    """One cycle of one pair, isolated from the others: its state is read here, and what to
+    save is in the report (persist() saves it). No request runs past `budget` seconds."""
+    timeout = runtime.config.service.timeout.total_seconds()
+    until = time.monotonic() + (cycle_budget(timeout) if budget is None else budget)
     source, target = runtime.source(pair, until), runtime.target(pair, until)
     if source is None or target is None:
         account = pair.source_account if source is None else pair.target_account
@@ -164,19 +210,26 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
         ledger.note_target(service.state_dir, pair.target_url, pair.name,
                            pair.target_account.name)
     known = ledger.load(service.state_dir).get(pair.target_url)
-    report = sync_pair(
+    return sync_pair(
         pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
         known=known.entries.keys() if known is not None else (),
     )
-    if report.state is not None:
-        sync_state.save(service.state_dir, pair.name, report.state)
-        ledger.note_entries(service.state_dir, pair.target_url,
-                            {uid: entry.href for uid, entry in report.state.entries.items()})
-    elif not dry_run:
-        sync_state.forget(service.state_dir, pair.name)
-    return report
+
+
+def persist(state_dir: Path, pair: Pair, report: PairReport) -> None:
+    """Save what a cycle leaves for the next one; a cycle that left nothing (it failed before
+    reaching the target, or its worker died) keeps the entries known so far, and the next cycle
+    is a full one."""
+    if report.dry_run:
+        return
+    if report.state is None:
+        sync_state.mark_unclean(state_dir, pair.name)
+        return
+    sync_state.save(state_dir, pair.name, report.state)
+    ledger.note_entries(state_dir, pair.target_url,
+                        {uid: entry.href for uid, entry in report.state.entries.items()})
 
 
 def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
@@ -218,22 +271,37 @@ def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirem
 def _guarded_sync(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool,
                   force_full: bool) -> PairReport:
     """sync_one, unless an account's password was rejected before; a new rejection is kept."""
-    state_dir = runtime.config.service.state_dir
-    for account in {pair.source_account.name, pair.target_account.name}:
-        fingerprint = runtime.fingerprints.get(account)
-        if fingerprint and rejected.is_rejected(state_dir, account, fingerprint):
-            return PairReport.failed(pair.name, rejected.REASON, rejected.message(account),
-                                     dry_run=dry_run)
+    refusal = refused(runtime, pair, dry_run)
+    if refusal is not None:
+        return refusal
     try:
         report = sync_one(runtime, pair, now, dry_run, force_full)
     except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
         report = PairReport.internal_error(pair.name, exc, dry_run=dry_run)
-    if report.error_code == "auth-rejected" and not dry_run:
-        for account in _rejected_accounts(pair, report.error or ""):
-            fingerprint = runtime.fingerprints.get(account)
-            if fingerprint:
-                rejected.remember(state_dir, account, fingerprint, now)
+    note_rejection(runtime, pair, report, now)
     return report
+
+
+def refused(runtime: Runtime, pair: Pair, dry_run: bool) -> PairReport | None:
+    """A failed report if an account of the pair has a password the server rejected before
+    (nothing is sent with it until it changes), else None."""
+    for account in {pair.source_account.name, pair.target_account.name}:
+        fingerprint = runtime.fingerprints.get(account)
+        if fingerprint and rejected.is_rejected(runtime.config.service.state_dir, account,
+                                                fingerprint):
+            return PairReport.failed(pair.name, rejected.REASON, rejected.message(account),
+                                     dry_run=dry_run)
+    return None
+
+
+def note_rejection(runtime: Runtime, pair: Pair, report: PairReport, now: datetime) -> None:
+    """Remember a password the server rejected, so that it is not sent again."""
+    if report.error_code != "auth-rejected" or report.dry_run:
+        return
+    for account in _rejected_accounts(pair, report.error or ""):
+        fingerprint = runtime.fingerprints.get(account)
+        if fingerprint:
+            rejected.remember(runtime.config.service.state_dir, account, fingerprint, now)
 
 
 def _rejected_accounts(pair: Pair, error: str) -> set[str]:

@@ -11,6 +11,7 @@ config allows) is given to msal as https and sent as http by this client, for th
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from sanitizer.errors import StoreError
+from sanitizer.stores import handoff
 from sanitizer.stores.microsoft365.names import SCOPE
 
 MAX_TOKEN_ANSWER = 256 * 1024
@@ -119,6 +121,7 @@ class GraphAuth:
         self.http = AuthorityHttp(login)
         self._lock = threading.Lock()
         self._app: Any = None
+        self.handoff_key: str | None = None  # set by the service: share tokens across workers
 
     def _application(self) -> Any:
         """msal's app, made on first use: its constructor already asks the authority."""
@@ -150,6 +153,10 @@ class GraphAuth:
     def token(self, refresh: bool = False) -> str:
         """A bearer token for Graph; after a 401, `refresh` drops the cached one first."""
         with self._lock:
+            handed = None if refresh else handoff.take(self.handoff_key)
+            if handed is not None:
+                return handed
+            handoff.drop(self.handoff_key)
             app = self._application()
             if refresh:
                 app.remove_tokens_for_client()
@@ -160,6 +167,9 @@ class GraphAuth:
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str) or not token:
             raise self._error("auth-rejected", 401)
+        lifetime = result.get("expires_in")
+        if isinstance(lifetime, int | float):
+            handoff.keep(self.handoff_key, token, time.time() + float(lifetime))
         return token
 
     def close(self) -> None:
