@@ -69,6 +69,7 @@ class Running:
     deadline: float
     outcome: Outcome | None = None
     timed_out: bool = False
+    closed: bool = False  # the worker closed its end of the pipe: wait on its exit only
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,13 @@ class Pool:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(PRELOAD)
         self.running: list[Running] = []
+
+    def warm_up(self) -> None:
+        """Start the fork server now and wait until it has imported the libraries (about a
+        second), so that the first worker does not hold up the loop and its watchdog pings."""
+        process = self._context.Process(target=_nothing, name="warm-up", daemon=True)
+        process.start()
+        process.join()
 
     def start(self, job: Job) -> Running:
         """Fork a worker for the job."""
@@ -110,7 +118,7 @@ class Pool:
                 run.process.kill()
         if self.running:
             timeout = min(timeout, max(0.0, min(r.deadline for r in self.running) - now))
-        sources: list[object] = [r.conn for r in self.running] + [
+        sources: list[object] = [r.conn for r in self.running if not r.closed] + [
             r.process.sentinel for r in self.running]
         if wake is not None:
             sources.append(wake)
@@ -124,14 +132,16 @@ class Pool:
 
     def _read(self, run: Running) -> None:
         """Every message the worker sent so far: log records, then its outcome."""
-        with contextlib.suppress(EOFError, OSError):
-            while run.conn.poll():
+        try:
+            while not run.closed and run.conn.poll():
                 message = run.conn.recv()
                 if message[0] == "log":
                     _, level, name, text = message
                     logging.getLogger(name).log(level, "%s", text)
                 elif message[0] == "done":
                     run.outcome = message[1]
+        except (EOFError, OSError):
+            run.closed = True
 
     def _finish(self, run: Running) -> Finished:
         run.process.join()
@@ -158,6 +168,10 @@ class Pool:
         if callable(stop):
             with contextlib.suppress(OSError, ChildProcessError):
                 stop()
+
+
+def _nothing() -> None:
+    """A worker that does nothing (warm_up)."""
 
 
 def _died(run: Running, seconds: float) -> PairReport:

@@ -32,7 +32,7 @@ from sanitizer.service.runtime import (
     target_clash,
     warn_unverified,
 )
-from sanitizer.service.worker import CYCLE, EXPIRE, RETIRE, Bounds, Job
+from sanitizer.service.worker import CYCLE, RETIRE, Bounds, Job
 from sanitizer.stores import handoff
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,9 @@ class Supervisor:
         self.pool.start(job)
         return True
 
-    def finish(self, done: Finished) -> PairReport | None:
-        """Save what the worker answered; the pair's report (None for the retired targets)."""
+    def finish(self, done: Finished, note: bool = True) -> PairReport | None:
+        """Save what the worker answered; the pair's report (None for the retired targets).
+        Without `note` (a worker stopped with the service) the status file is left as it was."""
         job, outcome = done.job, done.outcome
         stack = self.locks.pop(job.pair or "", None) if job.kind != RETIRE else None
         self.tokens.update(outcome.tokens)
@@ -114,7 +115,7 @@ class Supervisor:
         try:
             pair = job.config.pair(job.pair or "")
             persist(job.config.service.state_dir, pair, report)
-            if job.kind == CYCLE:
+            if job.kind == CYCLE and note:
                 self.note(pair, report, job.now, done.seconds)
         finally:
             if stack is not None:
@@ -196,10 +197,12 @@ def _drain(boss: Supervisor, queue: list[Job], reports: dict[str, PairReport],
             except lock.PairBusy as exc:
                 reports[ready.pair or ""] = PairReport.failed(ready.pair or "", "pair-busy",
                                                               str(exc))
+            except OSError as exc:  # the pair's lock file: the state directory is not ours
+                reports[ready.pair or ""] = PairReport.failed(
+                    ready.pair or "", "state-dir-unwritable",
+                    f"cannot take the pair's lock ({exc.strerror})")
         for done in boss.pool.wait(60.0):
             report = boss.finish(done)
             if report is not None:
                 reports[report.pair] = report
 
-
-__all__ = ["EXPIRE", "Supervisor", "bounds", "has_expired", "run_all"]

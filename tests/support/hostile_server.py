@@ -4,9 +4,11 @@ By default it behaves like a tiny CalDAV server: calendars are dicts of name -> 
 calendar lists every object (no sync token, so every cycle is a full one), PUT/DELETE/MKCALENDAR
 work with If-None-Match. A test scripts it per (method, path): a fixed answer or a function of the
 request, whose body may be an iterator of chunks streamed without Content-Length (trickles, answers
-of any size generated on the fly, never held in memory). Listings can carry extra entries with
-hostile hrefs. Every request is recorded (method, path, port, whether it carried Authorization), so
-a test can prove what was never sent. A second instance on another port stands for another host.
+of any size generated on the fly, never held in memory); status RAW sends the body's chunks as
+the whole answer, status line and headers included (headers trickled a byte at a time). Listings
+can carry extra entries with hostile hrefs. Every request is recorded (method, path, port, whether
+it carried Authorization), so a test can prove what was never sent. A second instance on another
+port stands for another host.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +31,7 @@ Answer = tuple[int, dict[str, str], Body]
 Script = Answer | Callable[["Seen"], Answer | None]
 XML = {"Content-Type": 'application/xml; charset="utf-8"'}
 PASSWORD = "hostile-test-password"
+RAW = 0  # the status of an answer whose body is the raw bytes to send, status line included
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,10 @@ class HostileServer:
                             "Authorization" in self.headers, self.rfile.read(length))
                 server.seen.append(seen)
                 status, headers, body = server.answer(seen)
+                if status == RAW:
+                    self.close_connection = True
+                    self._raw(body)
+                    return
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -180,6 +188,14 @@ class HostileServer:
                 except OSError:
                     pass  # the client gave up, as it should
 
+            def _raw(self, body: Body) -> None:
+                try:
+                    for chunk in [body] if isinstance(body, bytes) else body:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except OSError:
+                    pass
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         if self.tls is not None:
@@ -194,6 +210,18 @@ class HostileServer:
         assert self._server is not None
         self._server.shutdown()
         self._server.server_close()
+
+
+def trickled_headers(seconds: float, every: float = 0.5) -> Iterator[bytes]:
+    """A status line and headers sent one byte every `every` seconds, for `seconds`: each byte
+    comes well inside any read timeout, and the answer never starts."""
+    text = b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nX-Slow: " + b"a" * 10_000
+    end = time.monotonic() + seconds
+    for byte in text:
+        if time.monotonic() >= end:
+            return
+        yield bytes([byte])
+        time.sleep(every)
 
 
 def stream(head: bytes, repeat: bytes, count: int, tail: bytes) -> Iterator[bytes]:
