@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sanitizer.service import runtime, status, supervise
+from sanitizer.service import runtime, status
 from sanitizer.stores.http import MIB
 from tests.integration.test_daemon import INTERVAL, NotifySocket, Process, soon
 from tests.support.harness import Setup, vevent
@@ -80,7 +80,7 @@ def test_a_worker_past_its_deadline_is_killed_and_fails_its_pair_alone(
         server: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "BUDGET_MIN", 1.0)
     monkeypatch.setattr(runtime, "BUDGET_TIMEOUTS", 0)
-    monkeypatch.setattr(supervise, "WALL_SLACK", 1.0)
+    monkeypatch.setattr("sanitizer.service.supervise.WALL_SLACK", 1.0)
     server.script("REPORT", "/slow-casework/", lambda seen: (RAW, {}, trickled_headers(60)))
     setup = configure(tmp_path, server, service='timeout = "1s"', pairs=("slow", "p"))
     started = time.monotonic()
@@ -97,7 +97,7 @@ def test_a_worker_over_its_memory_limit_fails_its_pair_alone(
     """19 MiB of 1 MiB objects, each under every cap: with 64 MiB for each worker, the big
     pair's worker runs out of memory (the XML parser's allocations fail, or Python's), its
     cycle fails with nothing written, and the other pair syncs."""
-    monkeypatch.setattr(supervise, "worker_data", lambda parallel: 64 * MIB)
+    monkeypatch.setattr("sanitizer.service.supervise.worker_data", lambda parallel: 64 * MIB)
     big = vevent("big", "20300305T100000Z", "20300305T110000Z", "x",
                  "DESCRIPTION:" + "y" * (MIB - 400) + "\r\n").encode()
     one = response_xml("/slow-casework/big.ics", big).encode()
