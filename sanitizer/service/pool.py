@@ -185,8 +185,8 @@ def _died(run: Running, seconds: float) -> PairReport:
         reason, why = "worker-killed", f"was killed by signal {-code}"
     else:
         reason, why = "worker-crashed", f"ended without an answer (exit {code})"
-    report = PairReport.failed(run.job.pair or "", reason, f"the cycle's worker was {why}",
-                               dry_run=run.job.dry_run)
+    report = PairReport.failed(run.job.pair or "", reason,
+                               f"{reason}: the cycle's worker {why}", dry_run=run.job.dry_run)
     log.error("pair %s: %s", report.pair, report.error)
     return report
 

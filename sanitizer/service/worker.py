@@ -111,8 +111,9 @@ def main(job: Job, conn: Connection) -> None:
     try:
         outcome = run(job)
     except MemoryError:
-        outcome = Outcome(PairReport.failed(job.pair or "", MEMORY_REASON,
-                                            "the worker ran out of memory", dry_run=job.dry_run))
+        outcome = Outcome(PairReport.failed(
+            job.pair or "", MEMORY_REASON, f"{MEMORY_REASON}: the cycle's worker ran out of "
+            "memory", dry_run=job.dry_run))
     outcome.tokens = {k: v for k, v in handoff.held().items() if k in job.secrets}
     conn.send(("done", outcome))
     conn.close()
