@@ -27,10 +27,17 @@ from sanitizer.engine import sync_state
 from sanitizer.engine.desired import MARGIN, Desired, desired_state, read_target, window_for
 from sanitizer.engine.execute import WriteResult, execute
 from sanitizer.engine.expire import expire
+from sanitizer.engine.poison import Poison
 from sanitizer.engine.report import PairReport
 from sanitizer.engine.sync_state import PairState
 from sanitizer.errors import StoreError
-from sanitizer.stores.base import Changes, RawObject, SourceCalendar, TargetCalendar
+from sanitizer.stores.base import (
+    Changes,
+    ListingSource,
+    RawObject,
+    SourceCalendar,
+    TargetCalendar,
+)
 
 log = logging.getLogger(__name__)
 TOKEN_LOST = ("sync-token-rejected", "no-sync-token")  # the quiet path gives way to the full one
@@ -50,28 +57,31 @@ class CycleInputs:
     zone: tzinfo
     workers: int
     ours: Ownership  # which UIDs in the target this installation wrote
+    poison: Poison | None = None  # source objects known to break a budget or a cap
 
 
 def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry point
         pair: Policy, source: SourceCalendar, target: TargetCalendar, *, key: bytes,
         now: datetime, zone: tzinfo, dry_run: bool = False, workers: int = 4,
         state: PairState | None = None, full_every: timedelta = timedelta(hours=1),
-        force_full: bool = False, known: Collection[str] = ()) -> PairReport:
+        force_full: bool = False, known: Collection[str] = (),
+        poison: Poison | None = None) -> PairReport:
     """Run one cycle; never raises for store errors (they land in the report).
 
     `report.state` is what to remember for the next cycle (None after a dry run). `known` are
     UIDs this installation recorded writing to the target (the ledger), besides the state's.
+    `poison` (remembered objects) is updated and handed back in `report.poison`.
     """
     fingerprint = sync_state.fingerprint(pair, zone, key)
     recorded = [*known, *(state.entries if state is not None else ())]
-    cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded))
+    cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded), poison)
     before = PairReport(pair.name, dry_run=dry_run)
     if state is not None and not dry_run:  # retention first: it never waits for the source
         state = expire(state, target, now, pair.retention, before, workers)
     quiet = (state is not None and not dry_run and not force_full
              and state.allows_quiet(fingerprint, now, full_every))
     return _kept(_cycle(cycle, source, target, state if quiet else None, fingerprint, dry_run),
-                 before, state)
+                 before, state, poison)
 
 
 def _cycle(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
@@ -90,12 +100,14 @@ def _cycle(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
                  fingerprint)
 
 
-def _kept(report: PairReport, before: PairReport, state: PairState | None) -> PairReport:
+def _kept(report: PairReport, before: PairReport, state: PairState | None,
+          poison: Poison | None) -> PairReport:
     """The cycle's report with what retention did first; a cycle that failed before reaching
     the target keeps the entries recorded so far (their ends drive retention next time)."""
     report.deleted += before.deleted
     report.expired += before.expired
     report.write_errors.update(before.write_errors)
+    report.poison = poison
     if report.state is None and state is not None and not report.dry_run:
         report.state = replace(state, clean=False)
     return report
@@ -111,10 +123,11 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     pair, now, zone = cycle.pair, cycle.now, cycle.zone
     try:
         window = window_for(pair, now)
-        objects, token = source.read(Window(window.start, window.end + MARGIN),
-                                     with_token=not report.dry_run)
+        objects, token = _read(cycle, source, Window(window.start, window.end + MARGIN),
+                               not report.dry_run)
         source_empty = not objects
-        desired = desired_state(objects, pair, cycle.key, now, zone, report.skipped)
+        desired = desired_state(objects, pair, cycle.key, now, zone, report.skipped,
+                                poison=cycle.poison)
         del objects  # the raw source data is not needed again: one answer in memory at a time
         if desired.phone_entries:
             return _holds_phone_entries(report, desired.phone_entries)
@@ -150,6 +163,21 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
         clean=_clean(report, entries),
     )
     return report
+
+
+def _read(cycle: CycleInputs, source: SourceCalendar, window: Window,
+          with_token: bool) -> tuple[list[RawObject], str | None]:
+    """The source's window; objects known to be poison are not fetched where the store can
+    list ETags first. The poison list forgets what the calendar no longer holds."""
+    poison = cycle.poison
+    if poison is not None and poison.known and isinstance(source, ListingSource):
+        objects, token = source.read_listed(
+            window, with_token=with_token, skip=lambda h, e: poison.reason(h, e) is not None)
+    else:
+        objects, token = source.read(window, with_token=with_token)
+    if poison is not None:
+        poison.keep_only([obj.href for obj in objects])
+    return objects, token
 
 
 def _quiet(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
@@ -203,7 +231,7 @@ def _changed(cycle: CycleInputs, source: SourceCalendar, state: PairState, chang
         raise NeedFull
     objects = source.multiget(list(changes.changed)) if changes.changed else []
     desired = desired_state(objects, cycle.pair, cycle.key, cycle.now, cycle.zone,
-                            report.skipped)
+                            report.skipped, poison=cycle.poison)
     if desired.phone_entries:
         raise NeedFull  # the full path fails the pair and says why
     desired.adopt(state.entries.keys())

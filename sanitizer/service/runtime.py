@@ -19,7 +19,7 @@ from typing import Any
 
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Policy
-from sanitizer.engine import ledger, sync_state
+from sanitizer.engine import ledger, poison, sync_state
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.engine.report import PairReport
 from sanitizer.errors import SecretError
@@ -215,6 +215,7 @@ def cycle_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
         known=known.entries.keys() if known is not None else (),
+        poison=poison.load(service.state_dir, pair.name, runtime.key),
     )
 
 
@@ -224,6 +225,8 @@ def persist(state_dir: Path, pair: Pair, report: PairReport) -> None:
     is a full one."""
     if report.dry_run:
         return
+    if report.poison is not None:
+        poison.save(state_dir, pair.name, report.poison)
     if report.state is None:
         sync_state.mark_unclean(state_dir, pair.name)
         return

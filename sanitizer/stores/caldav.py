@@ -10,11 +10,12 @@ response body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from sanitizer.core.expand import MAX_OBJECT_BYTES
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.stores.base import Changes, RawObject
@@ -31,6 +32,7 @@ from sanitizer.stores.http import (
 from sanitizer.stores.urls import object_url
 
 log = logging.getLogger(__name__)
+LISTED_BATCH = 100  # objects per multiget when a calendar is fetched object by object
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
@@ -42,6 +44,13 @@ __all__ = ["TRANSIENT_STATUSES", "BudgetedTransport", "CalDAVSource", "CalDAVTar
 _QUERY = """<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
   <D:prop><D:getetag/><C:calendar-data/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}</C:comp-filter>
+  </C:comp-filter></C:filter>
+</C:calendar-query>"""
+
+_ETAGS = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/></D:prop>
   <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}</C:comp-filter>
   </C:comp-filter></C:filter>
 </C:calendar-query>"""
@@ -211,13 +220,75 @@ class CalDAVSource:
         return self.fetch(window), token
 
     def fetch(self, window: Window) -> list[RawObject]:
-        """Every VEVENT object with an instance in the window, with its ETag and data."""
+        """Every VEVENT object with an instance in the window, with its ETag and data. An answer
+        over the size cap (a few huge invitations) gives way to an ETag listing and a fetch of
+        each object on its own, so the others still arrive."""
         body = _QUERY.format(range=_range(window)).encode()
-        reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
+        try:
+            reply = self.transport.request("REPORT", self.url, body,
+                                           {"Depth": "1", **XML_HEADERS})
+        except StoreError as exc:
+            if exc.reason != "answer-too-large":
+                raise
+            log.warning("%s: the answer is over the size cap; fetching its objects one batch "
+                        "at a time", self.url)
+            return self.fetch_listed(self.etags(window))
         if reply.status == 404:
             raise StoreError(operation="REPORT", url=self.url, reason="source-not-found",
                              status=404)
         return _objects(reply, self.url, "REPORT")
+
+    def etags(self, window: Window) -> list[tuple[str, str | None]]:
+        """(href, ETag) of every VEVENT object with an instance in the window, without data."""
+        body = _ETAGS.format(range=_range(window)).encode()
+        reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
+        if reply.status == 404:
+            raise StoreError(operation="REPORT", url=self.url, reason="source-not-found",
+                             status=404)
+        listed = []
+        for href, status, prop in multistatus(reply, self.url, "REPORT"):
+            _truncated(href, status, self.url, "REPORT")
+            if status == 200 and prop is not None and not _is_collection(href, self.url):
+                etag = prop.findtext(DAV + "getetag")
+                listed.append((href, etag.strip() if etag else None))
+        return listed
+
+    def read_listed(self, window: Window, *, with_token: bool,
+                    skip: Callable[[str, str | None], bool]) -> tuple[list[RawObject], str | None]:
+        """read(), but the objects `skip` names by (href, ETag) are listed and not fetched: they
+        come back without data, for the caller to count."""
+        token = self.sync_token() if with_token else None
+        listed = self.etags(window)
+        wanted = [(h, e) for h, e in listed if not skip(h, e)]
+        skipped = [RawObject(h, e, b"") for h, e in listed if skip(h, e)]
+        return self.fetch_listed(wanted) + skipped, token
+
+    def fetch_listed(self, listed: Sequence[tuple[str, str | None]]) -> list[RawObject]:
+        """The listed objects, fetched in batches; a batch whose answer is over the cap is split,
+        and a single object over it is skipped as too-large (its ETag is known from the list)."""
+        found: list[RawObject] = []
+        pending = [list(listed[i:i + LISTED_BATCH]) for i in range(0, len(listed), LISTED_BATCH)]
+        while pending:
+            batch = pending.pop()
+            try:
+                objects = self.multiget([href for href, _ in batch])
+            except StoreError as exc:
+                if exc.reason != "answer-too-large":
+                    raise
+                if len(batch) == 1:
+                    found.append(RawObject(batch[0][0], batch[0][1], b"", skip_reason="too-large"))
+                else:
+                    pending += [batch[:len(batch) // 2], batch[len(batch) // 2:]]
+                continue
+            found.extend(_capped(obj) for obj in objects)
+        return found
+
+
+def _capped(obj: RawObject) -> RawObject:
+    """An object over the parser's cap is dropped here, so its bytes are not held."""
+    if len(obj.data) > MAX_OBJECT_BYTES:
+        return RawObject(obj.href, obj.etag, b"", skip_reason="too-large")
+    return obj
 
 
 class CalDAVTarget:

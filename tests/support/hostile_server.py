@@ -14,6 +14,7 @@ port stands for another host.
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
 import threading
 import time
@@ -49,9 +50,10 @@ def etag(data: bytes) -> str:
     return '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
 
 
-def response_xml(href: str, data: bytes | None) -> str:
-    """One DAV:response with an ETag and, if given, calendar-data."""
-    payload = f"<C:calendar-data>{escape(data.decode())}</C:calendar-data>" if data else ""
+def response_xml(href: str, data: bytes | None, with_data: bool = True) -> str:
+    """One DAV:response with an ETag and, if given and wanted, calendar-data."""
+    payload = (f"<C:calendar-data>{escape(data.decode())}</C:calendar-data>"
+               if data and with_data else "")
     tag = etag(data) if data else '"collection"'
     return (f"<D:response><D:href>{escape(href)}</D:href><D:propstat><D:prop>"
             f"<D:getetag>{tag}</D:getetag>{payload}</D:prop>"
@@ -73,6 +75,7 @@ class HostileServer:
     extra: dict[str, list[tuple[str, bytes | None]]] = field(default_factory=dict)
     scripts: dict[tuple[str, str], Script] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
+    served: list[str] = field(default_factory=list)  # hrefs whose data a REPORT sent
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -114,12 +117,22 @@ class HostileServer:
         return (folder + "/", name) if folder + "/" in self.calendars and name else None
 
     def _report(self, seen: Seen) -> Answer:
+        """Every object, with its data if the request asks for calendar-data; a multiget gets
+        the objects it names only."""
         objects = self.calendars.get(seen.path)
         if objects is None:
             return 404, {}, b""
-        listed = [response_xml(seen.path + name, data) for name, data in sorted(objects.items())]
-        listed += [response_xml(href, data) for href, data in self.extra.get(seen.path, [])]
-        return 207, XML, multistatus(listed)
+        named = None
+        if b"calendar-multiget" in seen.body:
+            named = {h.decode() for h in re.findall(rb"<D:href>([^<]*)</D:href>", seen.body)}
+        wanted = [(seen.path + name, data) for name, data in sorted(objects.items())]
+        wanted += list(self.extra.get(seen.path, []))
+        wanted = [(href, data) for href, data in wanted if named is None or href in named]
+        with_data = b"calendar-data" in seen.body or not seen.body
+        if with_data:
+            self.served += [href for href, data in wanted if data]
+        return 207, XML, multistatus(response_xml(href, data, with_data)
+                                     for href, data in wanted)
 
     def _propfind(self, seen: Seen) -> Answer:
         kind = "<C:calendar/>" if seen.path in self.calendars else ""
