@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from sanitizer.core import expand
@@ -75,7 +76,6 @@ class Supervisor:
         return Job(kind, pair.name if pair else None, runtime.config, runtime.key,
                    {n: s for n, s in runtime.secrets.items() if n in names}, now,
                    bounds(runtime.config), dry_run=dry_run, force_full=force_full,
-                   tokens={n: t for n, t in self.tokens.items() if n in names and t.usable()},
                    log_level=logging.getLogger().getEffectiveLevel())
 
     def settled(self, pair: Pair, dry_run: bool) -> PairReport | None:
@@ -91,15 +91,16 @@ class Supervisor:
                  and n not in self.tokens}
         return any(needs & set(r.job.secrets) for r in self.pool.running)
 
-    def start(self, job: Job, wait: float = 0.0) -> bool:
-        """Take the pair's lock and start the worker; False if the pair is busy elsewhere."""
+    def start(self, job: Job, wait: float = 0.0) -> None:
+        """Take the pair's lock and start the worker with the tokens held now for its
+        accounts; PairBusy if another process writes the pair."""
         if job.pair is not None and job.kind != RETIRE and not job.dry_run:
             stack = contextlib.ExitStack()
             stack.enter_context(lock.pair_lock(self.runtime.config.service.state_dir,
                                                job.pair, timeout=wait))
             self.locks[job.pair] = stack
-        self.pool.start(job)
-        return True
+        tokens = {n: t for n, t in self.tokens.items() if n in job.secrets and t.usable()}
+        self.pool.start(replace(job, tokens=tokens))
 
     def finish(self, done: Finished, note: bool = True) -> PairReport | None:
         """Save what the worker answered; the pair's report (None for the retired targets).
