@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import resource
 import signal
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,8 @@ from sanitizer.stores import handoff
 
 CYCLE, EXPIRE, RETIRE = "cycle", "expire", "retire"
 CPU_GRACE = 5  # seconds between SIGXCPU (the soft CPU limit) and SIGKILL (the hard one)
+THREAD_STACK = 1024 * 1024  # the writer threads' stacks count against the memory limit: 1 MiB,
+# not the 8 MiB default, which is far more than a request needs
 MEMORY_REASON = "worker-memory"
 
 
@@ -101,6 +104,7 @@ def _set(which: int, soft: int, hard: int) -> None:
 def main(job: Job, conn: Connection) -> None:
     """A worker process's entry point."""
     limit(job.bounds)
+    threading.stack_size(THREAD_STACK)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # the supervisor decides when a worker stops
     root = logging.getLogger()
@@ -130,8 +134,11 @@ def run(job: Job) -> Outcome:
         try:
             if job.kind == EXPIRE:
                 return Outcome(expire_only(runtime, job))
-            return Outcome(cycle_one(runtime, pair, job.now, job.dry_run, job.force_full,
-                                     job.bounds.budget))
+            report = cycle_one(runtime, pair, job.now, job.dry_run, job.force_full,
+                               job.bounds.budget)
+            if not job.dry_run:
+                report.desired = []  # only `preview` shows them: not sent to the supervisor
+            return Outcome(report)
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug is this pair's failure, reported
