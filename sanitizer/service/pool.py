@@ -7,7 +7,10 @@ imports the libraries once, and forks each worker from that clean, single-thread
 milliseconds; a worker inherits neither the supervisor's memory (other accounts' secrets) nor its
 threads and locks, and gets only what its Job carries. ("spawn" would import every library again
 for every cycle, about half a second of CPU each; plain fork would copy the supervisor, secrets
-and all, and is unsafe in a process with threads.)
+and all, and is unsafe in a process with threads.) `sync` is the exception: a run of a few
+seconds that has imported everything already and holds only the secrets of the pairs it runs, so
+when it has no other thread it forks its workers itself instead of starting a fork server (which
+would cost more CPU than a quiet cycle).
 
 Each worker sets its own limits (worker.limit); the supervisor kills it at its wall-clock deadline.
 A worker that ends without answering is a failed cycle for its pair alone, with a reason code:
@@ -21,12 +24,14 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 from sanitizer.engine.report import PairReport
 from sanitizer.service import worker
@@ -82,11 +87,15 @@ class Finished:
 
 
 class Pool:
-    """The workers in flight; the caller decides how many to start."""
+    """The workers in flight; the caller decides how many to start. With `fork_here` (`sync`)
+    the workers are forked from this process if it has no other thread."""
 
-    def __init__(self) -> None:
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(PRELOAD)
+    def __init__(self, fork_here: bool = False) -> None:
+        if fork_here and threading.active_count() == 1:
+            self._context: Any = multiprocessing.get_context("fork")
+        else:
+            self._context = multiprocessing.get_context("forkserver")
+            self._context.set_forkserver_preload(PRELOAD)
         self.running: list[Running] = []
 
     def warm_up(self) -> None:
@@ -165,7 +174,7 @@ class Pool:
         are counted in this process's resource usage)."""
         self.kill_all()
         stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
-        if callable(stop):
+        if callable(stop) and self._context.get_start_method() == "forkserver":
             with contextlib.suppress(OSError, ChildProcessError):
                 stop()
 
