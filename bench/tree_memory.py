@@ -1,8 +1,8 @@
 """Peak memory of the whole process tree of `run` (the daemon and every process under it, RSS
 summed from /proc every 20 ms) over its first cycle, against the worst answers a server may send.
 
-Scenarios: two-graph-pairs (two Microsoft 365 pairs whose Graph answers one delta page of about
-15 MiB each, every field of every event, $select and the page size ignored, made of small JSON
+Scenarios: two-graph-pairs (two Microsoft 365 pairs whose Graph answers three delta pages of
+about 15 MiB each, every field of every event, $select and the page size ignored, made of small JSON
 objects: 500 attendees per event) and two-caldav-pairs
 (bench.hostile_memory's two pairs, each answer just under the 20 MiB cap).
 Usage: .venv/bin/python -m bench.tree_memory [SCENARIO...]
@@ -19,12 +19,15 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the tests package, when run as a script
 
 MIB = 1024 * 1024
-PAGE_BYTES = 15 * MIB + 300 * 1024  # one delta page per pair, as in the attack
+PAGE_BYTES = 15 * MIB + 300 * 1024  # each delta page, as in the attack
+PAGES = 3  # delta pages per pair
+EVENT_BYTES = 500 * 126 + 3000  # an event with 500 attendees, as JSON
 
 
 def tree_rss(root: int) -> tuple[int, int]:
@@ -67,7 +70,18 @@ def serve_graph() -> None:
     from tests.support.graph_sim import PHONE, GraphSim  # noqa: PLC0415
 
     graph_routes._Graph.shown_event = lambda self, event: event  # type: ignore[method-assign]
-    sim = GraphSim(page_size=100_000).start()
+    paged = graph_routes._Graph.page
+
+    def page(self: Any, items: list[dict[str, Any]], token: str) -> Any:
+        headers = self.headers  # the client's odata.maxpagesize is ignored
+        self.headers = _NoPrefer(headers)
+        try:
+            return paged(self, items, token)
+        finally:
+            self.headers = headers
+
+    graph_routes._Graph.page = page  # type: ignore[method-assign]
+    sim = GraphSim(page_size=PAGE_BYTES // EVENT_BYTES).start()
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     sim.add_calendar(PHONE, "Calendar")
     for user in ("maria@agency.org", "rosa@agency.org"):
@@ -75,13 +89,21 @@ def serve_graph() -> None:
         used, i = 0, 0
         attendee = {"type": "required", "status": {"response": "none", "time": "0"},
                     "emailAddress": {"name": "a", "address": "a@b"}}
-        while used < PAGE_BYTES:  # small JSON objects: each costs ten times its size parsed
+        while used < PAGES * PAGE_BYTES:  # small JSON objects: each costs ten times its size
             sim.add_event(calendar, start + timedelta(minutes=i), start + timedelta(minutes=i + 30),
                           subject=f"Client {i}", attendees=[attendee] * 500)
-            used += 500 * 110 + 1500
+            used += EVENT_BYTES
             i += 1
     print(sim.base, sim.graph_url, flush=True)
     time.sleep(3600)
+
+
+class _NoPrefer:
+    def __init__(self, headers: Any) -> None:
+        self.headers = headers
+
+    def get_all(self, name: str, default: Any = None) -> Any:
+        return default if name.lower() == "prefer" else self.headers.get_all(name, default)
 
 
 def graph_config(root: Path, base: str, graph_url: str) -> tuple[Path, dict[str, str]]:
@@ -109,8 +131,10 @@ def peak(env: dict[str, str], state: Path, pairs: int,
          limit: float = 300.0) -> tuple[int, int, int, str]:
     """(peak tree RSS, peak tree PSS, peak RSS of the daemon alone, each pair's result) over
     the first cycle of `run`."""
-    proc = subprocess.Popen([sys.executable, "-m", "sanitizer", "run"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = state.parent / "run.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sanitizer", "run"], env=env, cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT)
     top = pss = alone = 0
     end = time.monotonic() + limit
     status = state / "status.json"
@@ -128,7 +152,9 @@ def peak(env: dict[str, str], state: Path, pairs: int,
     results = json.loads(status.read_text()) if status.exists() else {}
     said = ", ".join(f"{name}: {'ok' if r.get('ok') else r.get('error')}"
                      for name, r in sorted(results.items()) if isinstance(r, dict))
-    return top, pss, alone, said or "no result"
+    if not said:
+        said = "no result: " + " | ".join(log.read_text().splitlines()[-3:])
+    return top, pss, alone, said
 
 
 def tree_rss_of(pid: int) -> int:
