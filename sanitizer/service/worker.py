@@ -89,9 +89,16 @@ class _Forward(logging.Handler):
 
 
 def limit(bounds: Bounds) -> None:
-    """Set this process's CPU and memory limits (never above the hard limits it has)."""
-    _set(resource.RLIMIT_CPU, bounds.cpu_seconds, bounds.cpu_seconds + CPU_GRACE)
-    _set(resource.RLIMIT_DATA, bounds.data_bytes, bounds.data_bytes)
+    """Set this process's CPU and memory limits (never above the hard limits it has). A
+    syscall filter that refuses them (glibc sets limits with prlimit64, which the shipped units
+    allow) leaves the deadline and the unit's MemoryMax: said loudly, every cycle."""
+    try:
+        _set(resource.RLIMIT_CPU, bounds.cpu_seconds, bounds.cpu_seconds + CPU_GRACE)
+        _set(resource.RLIMIT_DATA, bounds.data_bytes, bounds.data_bytes)
+    except (OSError, ValueError) as exc:
+        logging.getLogger(__name__).error(
+            "cannot limit the worker's CPU and memory (%s): allow prlimit64 in the unit's "
+            "SystemCallFilter", getattr(exc, "strerror", None) or type(exc).__name__)
 
 
 def _set(which: int, soft: int, hard: int) -> None:
@@ -103,13 +110,13 @@ def _set(which: int, soft: int, hard: int) -> None:
 
 def main(job: Job, conn: Connection) -> None:
     """A worker process's entry point."""
+    root = logging.getLogger()
+    root.handlers[:] = [_Forward(conn)]
+    root.setLevel(job.log_level)
     limit(job.bounds)
     threading.stack_size(THREAD_STACK)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # the supervisor decides when a worker stops
-    root = logging.getLogger()
-    root.handlers[:] = [_Forward(conn)]
-    root.setLevel(job.log_level)
     handoff.seed(job.tokens)
     expand.MAX_SECONDS = job.bounds.object_seconds
     try:
