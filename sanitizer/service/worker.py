@@ -25,7 +25,7 @@ from sanitizer.core import expand
 from sanitizer.engine import sync_state
 from sanitizer.engine.expire import expire
 from sanitizer.engine.report import PairReport
-from sanitizer.service import retirement
+from sanitizer.service import logs, retirement
 from sanitizer.service.config import Config
 from sanitizer.service.runtime import Runtime, cycle_one, retire_abandoned
 from sanitizer.stores import handoff
@@ -110,9 +110,7 @@ def _set(which: int, soft: int, hard: int) -> None:
 
 def main(job: Job, conn: Connection) -> None:
     """A worker process's entry point."""
-    root = logging.getLogger()
-    root.handlers[:] = [_Forward(conn)]
-    root.setLevel(job.log_level)
+    logs.install(_Forward(conn), job.log_level)
     limit(job.bounds)
     threading.stack_size(THREAD_STACK)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
