@@ -1,15 +1,17 @@
 """Wiring: config + secrets -> a connection per account and stores per pair; one cycle over them.
 
-One connection per account (see connections.py), shared by every pair that uses it.
-A pair whose password is missing or whose server is down fails alone; the others run. Each pair's
-cycle has a time budget: no request of it runs past the budget, so a slow server holds up its own
-pair for a bounded time only.
+One connection per account (see connections.py), shared by every pair that uses it. In the
+service a Runtime is made twice: by the supervisor, which reads the key and the secrets and makes
+no connection, and in each worker (worker.py) from the secrets its job carries. A pair whose
+password is missing or whose server is down fails alone; the others run. Each pair's cycle has a
+time budget: no request of it runs past the budget, so a slow server holds up its own pair for a
+bounded time only (and the supervisor kills a worker that outlives it). run_cycle runs pairs in
+this process, without workers, for the demo.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from sanitizer.engine import ledger, poison, sync_state
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.engine.report import PairReport
 from sanitizer.errors import SecretError
-from sanitizer.service import credentials, lock, metrics, rejected, retirement, status
+from sanitizer.service import credentials, metrics, rejected, retirement, status
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Account, Config, Pair
 from sanitizer.service.connections import (
@@ -39,7 +41,6 @@ from sanitizer.stores.caldav import Transport
 log = logging.getLogger(__name__)
 BUDGET_MIN = 60.0  # seconds: the least a pair's cycle may take before its requests are refused
 BUDGET_TIMEOUTS = 10  # ... or this many request timeouts, whichever is longer
-_STATUS_LOCK = threading.Lock()  # pairs may run at once; status.json is read, merged, written
 
 
 def cycle_budget(timeout: float) -> float:
@@ -253,12 +254,10 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         reports.append(report)
     if dry_run:
         return reports
-    with _STATUS_LOCK:  # pairs may run at once: one writer of status, metrics and the ledger
-        if reports:
-            status.record(state_dir, reports, now)
-            metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
-                           now)
-        runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
+    if reports:
+        status.record(state_dir, reports, now)
+        metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations, now)
+    runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
 
 
@@ -315,17 +314,3 @@ def _rejected_accounts(pair: Pair, error: str) -> set[str]:
     named = {a.name for a, url in ((source, pair.source_url), (target, pair.target_url))
              if url in error}
     return named or {source.name, target.name}
-
-
-def run_locked(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
-               force_full: bool = False, wait: float = 30.0) -> list[PairReport]:
-    """One cycle per pair, each under the pair's lock, so a `wipe` never interleaves with it."""
-    reports: list[PairReport] = []
-    state_dir = runtime.config.service.state_dir
-    for pair in pairs:
-        try:
-            with lock.pair_lock(state_dir, pair.name, timeout=wait):
-                reports.extend(run_cycle(runtime, [pair], now, force_full=force_full))
-        except lock.PairBusy as exc:
-            reports.append(PairReport.failed(pair.name, "pair-busy", str(exc)))
-    return reports
