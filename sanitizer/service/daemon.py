@@ -26,8 +26,7 @@ import logging
 import os
 import signal
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -42,7 +41,7 @@ from sanitizer.service.config import Config, Pair, load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
 from sanitizer.service.pool import Finished, Pool
 from sanitizer.service.runtime import Runtime, open_runtime
-from sanitizer.service.supervise import Supervisor, has_expired
+from sanitizer.service.supervise import RETIRED, Supervisor, Sweep, has_expired, key_of
 from sanitizer.service.worker import CYCLE, EXPIRE, RETIRE, Job
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,6 @@ BACKOFF_MAX = timedelta(hours=1)
 STOP_GRACE = 8.0  # seconds; the unit's TimeoutStopSec is 15s
 JITTER_MAX = 30  # seconds
 IDLE_TICK = 60.0  # the longest the loop sleeps without a reason to wake
-RETIRED = "\0retired"  # the sweep's clean-up of retired targets, among the pairs' names
 
 
 @dataclass
@@ -100,30 +98,6 @@ def open_checked_runtime(config: Config) -> Runtime:
     if runtime.missing:
         raise ConfigError(missing_password_problems(runtime), "secrets")
     return runtime
-
-
-@dataclass
-class Sweep:
-    """One tick of the schedule: the jobs it queued that have not finished, and their counts."""
-
-    number: int
-    now: datetime
-    pending: set[str] = field(default_factory=set)
-    counts: Counter[str] = field(default_factory=Counter)
-    changes: Counter[str] = field(default_factory=Counter)
-
-    def line(self) -> str:
-        """The sweep's status line, for the log and systemd's STATUS=."""
-        counts, changes = self.counts, self.changes
-        running = f", {counts['running']} still running" if counts["running"] else ""
-        return (f"cycle {self.number}: {counts['ok']} ok, {counts['failed']} failed, "
-                f"{counts['paused']} paused, {counts['waiting']} backing off{running}; "
-                + " ".join(f"{k}={changes[k]}" for k in ("created", "updated", "deleted")))
-
-
-def key_of(job: Job) -> str:
-    """The name a job is known by while queued or in flight: one per pair at a time."""
-    return RETIRED if job.kind == RETIRE else job.pair or ""
 
 
 class Daemon:

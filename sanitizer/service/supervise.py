@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sanitizer.core import expand
@@ -40,6 +41,31 @@ log = logging.getLogger(__name__)
 WALL_TIMEOUTS = 3  # the deadline: the cycle's budget plus this many request timeouts...
 WALL_SLACK = 10.0  # ... plus this many seconds (start-up, the last writes)
 TOKEN_KINDS = frozenset({"google", "microsoft365"})
+RETIRED = "\0retired"  # the sweep's clean-up of retired targets, among the pairs' names
+
+
+@dataclass
+class Sweep:
+    """One tick of the schedule: the jobs it queued that have not finished, and their counts."""
+
+    number: int
+    now: datetime
+    pending: set[str] = field(default_factory=set)
+    counts: Counter[str] = field(default_factory=Counter)
+    changes: Counter[str] = field(default_factory=Counter)
+
+    def line(self) -> str:
+        """The sweep's status line, for the log and systemd's STATUS=."""
+        counts, changes = self.counts, self.changes
+        running = f", {counts['running']} still running" if counts["running"] else ""
+        return (f"cycle {self.number}: {counts['ok']} ok, {counts['failed']} failed, "
+                f"{counts['paused']} paused, {counts['waiting']} backing off{running}; "
+                + " ".join(f"{k}={changes[k]}" for k in ("created", "updated", "deleted")))
+
+
+def key_of(job: Job) -> str:
+    """The name a job is known by while queued or in flight: one per pair at a time."""
+    return RETIRED if job.kind == RETIRE else job.pair or ""
 
 
 def bounds(config: Config) -> Bounds:
