@@ -4,6 +4,7 @@ even when the work calendar cannot be read, reached or parsed (the scripted host
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,38 @@ def test_an_expired_entry_leaves_the_phone_while_the_source_stalls(
     result = setup.run("sync", "--now", LATER)
     assert result.code != 0 and "worker-timeout" in result.output, result.output
     assert len(server.calendars["/phone/"]) == 1
+
+
+def test_a_pair_that_backs_off_still_loses_its_expired_entries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon does not run a failing pair's cycle until its backoff ends, but a sweep gives
+    it a retention-only worker when a recorded entry is past retention."""
+    from sanitizer.service import daemon, worker  # noqa: PLC0415
+    from sanitizer.service.config import load_config  # noqa: PLC0415
+    from sanitizer.service.pool import Finished  # noqa: PLC0415
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = now - timedelta(days=3)
+    with HostileServer() as server:
+        server.calendar("/casework/", {
+            "a.ics": vevent("a", f"{first + timedelta(hours=4):%Y%m%dT%H%M%SZ}",
+                            f"{first + timedelta(hours=5):%Y%m%dT%H%M%SZ}", "Jane").encode(),
+            "b.ics": vevent("b", f"{now + timedelta(days=1):%Y%m%dT%H%M%SZ}",
+                            f"{now + timedelta(days=1, hours=1):%Y%m%dT%H%M%SZ}", "x").encode()})
+        server.calendar("/phone/")
+        setup = configure(tmp_path, server)
+        assert setup.run("sync", "--now", first.isoformat()).code == 0
+        assert len(server.calendars["/phone/"]) == 2
+        for key, value in setup.environment().items():
+            monkeypatch.setenv(key, value)
+        config = load_config(setup.config_path)
+        supervisor = daemon.Daemon(setup.config_path, config, daemon.open_checked_runtime(config))
+        supervisor.states["p"] = daemon.Backoff(3, now + timedelta(hours=1))
+        supervisor._cycle()
+        jobs = [job for job in supervisor.queue if job.pair == "p"]
+        assert [job.kind for job in jobs] == [worker.EXPIRE]
+        outcome = worker.run(jobs[0])
+        supervisor.boss.finish(Finished(jobs[0], outcome, 0.0))
+        assert len(server.calendars["/phone/"]) == 1
+        state = sync_state.load(setup.state_dir, "p")
+        assert state is not None and len(state.entries) == 1
