@@ -105,8 +105,13 @@ class Supervisor:
                    log_level=logging.getLogger().getEffectiveLevel())
 
     def settled(self, pair: Pair, dry_run: bool) -> PairReport | None:
-        """A report without a worker: a rejected password, or a target that is a source."""
+        """A report without a worker: a missing or rejected password, or a target that is a
+        source."""
         warn_unverified(pair)
+        for account in (pair.source_account, pair.target_account):
+            if account.name in self.runtime.missing:
+                return PairReport.failed(pair.name, "password-missing",
+                                         self.runtime.missing[account.name], dry_run=dry_run)
         return refused(self.runtime, pair, dry_run) or target_clash(self.runtime.config, pair)
 
     def minting(self, job: Job) -> bool:

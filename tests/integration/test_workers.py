@@ -22,7 +22,6 @@ from tests.support.hostile_server import (
     configure,
     multistatus,
     response_xml,
-    stream,
     trickled_headers,
 )
 
@@ -94,15 +93,21 @@ def test_a_worker_past_its_deadline_is_killed_and_fails_its_pair_alone(
 
 def test_a_worker_over_its_memory_limit_fails_its_pair_alone(
         server: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """19 MiB of 1 MiB objects, each under every cap: with 64 MiB for each worker, the big
-    pair's worker runs out of memory (the XML parser's allocations fail, or Python's), its
-    cycle fails with nothing written, and the other pair syncs."""
+    """12,000 small appointments, each under every cap, in an answer under the 20 MiB cap: with
+    64 MiB for each worker, the big pair's worker runs out of memory (the XML parser's
+    allocations fail, or Python's), its cycle fails with nothing written, and the other pair,
+    under the same limit, syncs."""
     monkeypatch.setattr("sanitizer.service.supervise.worker_data", lambda parallel: 64 * MIB)
-    big = vevent("big", "20300305T100000Z", "20300305T110000Z", "x",
-                 "DESCRIPTION:" + "y" * (MIB - 400) + "\r\n").encode()
-    one = response_xml("/slow-casework/big.ics", big).encode()
-    head, tail = multistatus([]).split(b"</D:multistatus>")[0], b"</D:multistatus>"
-    server.script("REPORT", "/slow-casework/", lambda seen: (207, XML, stream(head, one, 19, tail)))
+
+    def many() -> Iterator[bytes]:
+        yield multistatus([]).split(b"</D:multistatus>")[0]
+        for n in range(12_000):
+            yield response_xml(f"/slow-casework/o{n}.ics", vevent(
+                f"o{n}", "20300305T100000Z", "20300305T110000Z", "Client",
+                "DESCRIPTION:" + "d" * 1200 + "\r\n").encode()).encode()
+        yield b"</D:multistatus>"
+
+    server.script("REPORT", "/slow-casework/", lambda seen: (207, XML, many()))
     setup = configure(tmp_path, server, pairs=("slow", "p"))
     result = setup.run("sync", "--now", NOW)
     assert result.code == 1, result.output
