@@ -118,3 +118,29 @@ def test_a_worker_over_its_memory_limit_fails_its_pair_alone(
 def _status(setup: Setup, pair: str) -> str:
     return str(status.read_status(setup.state_dir).get(pair, {}).get("error"))
 
+
+
+def test_a_graph_pair_that_is_told_to_wait_stops_at_its_deadline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graph answers every delta request 429 with Retry-After: 29, and its client waits as
+    told, past the cycle's budget: the worker is stopped at its deadline."""
+    from tests.integration.test_microsoft365_cli import m365_setup  # noqa: PLC0415
+    from tests.support.graph_sim import ADVOCATE, PHONE, GraphSim  # noqa: PLC0415
+
+    monkeypatch.setattr(runtime, "BUDGET_MIN", 1.0)
+    monkeypatch.setattr(runtime, "BUDGET_TIMEOUTS", 0)
+    monkeypatch.setattr("sanitizer.service.supervise.WALL_SLACK", 1.0)
+    sim = GraphSim().start()
+    try:
+        sim.add_calendar(PHONE, "Calendar")
+        sim.add_calendar(ADVOCATE, "Calendar")
+        sim.fail(429, times=1000, retry_after="29", match="/delta")
+        setup = m365_setup(tmp_path, sim)
+        text = setup.config_path.read_text().replace("[service]\n", '[service]\ntimeout = "1s"\n')
+        setup.config_path.write_text(text)
+        started = time.monotonic()
+        result = setup.run("sync", "--now", NOW)
+        assert time.monotonic() - started < 20, result.output
+        assert result.code != 0 and _status(setup, "maria") == "worker-timeout", result.output
+    finally:
+        sim.stop()
