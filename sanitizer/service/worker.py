@@ -25,7 +25,7 @@ from sanitizer.core import expand
 from sanitizer.engine import sync_state
 from sanitizer.engine.expire import expire
 from sanitizer.engine.report import PairReport
-from sanitizer.service import logs, retirement
+from sanitizer.service import hardening, logs, retirement
 from sanitizer.service.config import Config
 from sanitizer.service.runtime import Runtime, cycle_one, retire_abandoned
 from sanitizer.stores import handoff
@@ -110,6 +110,7 @@ def _set(which: int, soft: int, hard: int) -> None:
 
 def main(job: Job, conn: Connection) -> None:
     """A worker process's entry point."""
+    hardening.die_with_parent()
     logs.install(_Forward(conn), job.log_level)
     limit(job.bounds)
     threading.stack_size(THREAD_STACK)

@@ -59,7 +59,7 @@ def server() -> Iterator[HostileServer]:
 def test_trickled_headers_hold_up_neither_the_other_pair_nor_the_watchdog(
         server: HostileServer, tmp_path: Path, processes: list[Process],
         notify: NotifySocket) -> None:
-    """Response headers trickled a byte every half second (inside any read timeout, so no
+    """Response headers trickled a byte every 0.2 s (inside any read timeout, so no
     request deadline fires): the healthy pair keeps its rhythm, cycle after cycle, and the
     watchdog is pinged every half period."""
     start, end = soon()

@@ -225,7 +225,7 @@ class HostileServer:
         self._server.server_close()
 
 
-def trickled_headers(seconds: float, every: float = 0.5) -> Iterator[bytes]:
+def trickled_headers(seconds: float, every: float = 0.2) -> Iterator[bytes]:
     """A status line and headers sent one byte every `every` seconds, for `seconds`: each byte
     comes well inside any read timeout, and the answer never starts."""
     text = b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nX-Slow: " + b"a" * 10_000
