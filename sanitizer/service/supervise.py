@@ -125,13 +125,15 @@ class Supervisor:
     def start(self, job: Job, wait: float = 0.0) -> None:
         """Take the pair's lock and start the worker with the tokens held now for its
         accounts; PairBusy if another process writes the pair."""
+        stack = contextlib.ExitStack()
         if job.pair is not None and job.kind != RETIRE and not job.dry_run:
-            stack = contextlib.ExitStack()
             stack.enter_context(lock.pair_lock(self.runtime.config.service.state_dir,
                                                job.pair, timeout=wait))
-            self.locks[job.pair] = stack
         tokens = {n: t for n, t in self.tokens.items() if n in job.secrets and t.usable()}
-        self.pool.start(replace(job, tokens=tokens))
+        with stack:
+            self.pool.start(replace(job, tokens=tokens))
+            if job.pair is not None and job.kind != RETIRE:
+                self.locks[job.pair] = stack.pop_all()  # held until the worker is done
 
     def finish(self, done: Finished, note: bool = True) -> PairReport | None:
         """Save what the worker answered; the pair's report (None for the retired targets).
