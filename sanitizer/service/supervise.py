@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -102,7 +103,8 @@ class Supervisor:
         return Job(kind, pair.name if pair else None, runtime.config, runtime.key,
                    {n: s for n, s in runtime.secrets.items() if n in names}, now,
                    bounds(runtime.config), dry_run=dry_run, force_full=force_full,
-                   log_level=logging.getLogger().getEffectiveLevel())
+                   log_level=logging.getLogger().getEffectiveLevel(),
+                   environment=dict(os.environ))
 
     def settled(self, pair: Pair, dry_run: bool) -> PairReport | None:
         """A report without a worker: a missing or rejected password, or a target that is a

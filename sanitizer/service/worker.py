@@ -13,6 +13,7 @@ before the first write to it (the ledger serialises its writers with a lock).
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import signal
 import threading
@@ -63,6 +64,7 @@ class Job:
     force_full: bool = False
     tokens: Mapping[str, handoff.Handed] = field(default_factory=dict, repr=False)
     log_level: int = logging.INFO
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # the supervisor's
 
 
 @dataclass
@@ -111,6 +113,8 @@ def _set(which: int, soft: int, hard: int) -> None:
 def main(job: Job, conn: Connection) -> None:
     """A worker process's entry point."""
     hardening.die_with_parent()
+    os.environ.clear()  # the supervisor's environment now, not the fork server's at its start
+    os.environ.update(job.environment)
     logs.install(_Forward(conn), job.log_level)
     limit(job.bounds)
     threading.stack_size(THREAD_STACK)
