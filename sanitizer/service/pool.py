@@ -24,6 +24,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ DEFAULT_MEMORY_MAX = 512 * 1024 * 1024  # the shipped unit's MemoryMax, when non
 MEMORY_SHARE = 2  # all workers together stay under 1/MEMORY_SHARE of the unit's memory
 MIN_WORKER_DATA = 96 * 1024 * 1024
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+FORK_UNSAFE = frozenset({"niquests", "urllib3", "urllib3_future", "requests", "msal"})
 
 
 def memory_max() -> int:
@@ -55,6 +57,17 @@ def memory_max() -> int:
         return int(text.strip())
     except (OSError, StopIteration, ValueError):
         return DEFAULT_MEMORY_MAX
+
+
+def data_size() -> int:
+    """This process's data size (VmData: what RLIMIT_DATA counts), or a huge number."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 62
 
 
 def worker_data(parallel: int, limit: int | None = None) -> int:
@@ -87,11 +100,15 @@ class Finished:
 
 
 class Pool:
-    """The workers in flight; the caller decides how many to start. With `fork_here` (`sync`)
-    the workers are forked from this process if it has no other thread."""
+    """The workers in flight; the caller decides how many to start. With `fork_below` (`sync`)
+    the workers are forked from this process if it has no other thread, has not loaded an HTTP
+    stack (a fork copies its pools and resolvers without their threads; the supervisor never
+    talks to a server, so from the command line it has none) and holds less than `fork_below`
+    bytes of data (a worker's memory limit counts what it inherits)."""
 
-    def __init__(self, fork_here: bool = False) -> None:
-        if fork_here and threading.active_count() == 1:
+    def __init__(self, fork_below: int | None = None) -> None:
+        if (fork_below is not None and threading.active_count() == 1
+                and not FORK_UNSAFE & set(sys.modules) and data_size() < fork_below):
             self._context: Any = multiprocessing.get_context("fork")
         else:
             self._context = multiprocessing.get_context("forkserver")

@@ -191,7 +191,7 @@ def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: 
             force_full: bool = False, wait: float = 30.0) -> list[PairReport]:
     """`sync`: one cycle per pair, `service.parallel` workers at a time, then the retired
     targets' clean-up in one more worker. Reports in the pairs' order."""
-    pool = Pool(fork_here=True)
+    pool = Pool(fork_below=worker_data(runtime.config.service.parallel) // 2)
     boss = Supervisor(runtime, pool)
     reports: dict[str, PairReport] = {}
     queue: list[Job] = []
