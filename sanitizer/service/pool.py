@@ -9,8 +9,8 @@ threads and locks, and gets only what its Job carries. ("spawn" would import eve
 for every cycle, about half a second of CPU each; plain fork would copy the supervisor, secrets
 and all, and is unsafe in a process with threads.) `sync` is the exception: a run of a few
 seconds that has imported everything already and holds only the secrets of the pairs it runs, so
-when it has no other thread it forks its workers itself instead of starting a fork server (which
-would cost more CPU than a quiet cycle).
+when it has no other thread, no HTTP stack and little memory it forks its workers itself instead
+of starting a fork server (which would cost more CPU than a quiet cycle).
 
 Each worker sets its own limits (worker.limit); the supervisor kills it at its wall-clock deadline.
 A worker that ends without answering is a failed cycle for its pair alone, with a reason code:
