@@ -1,5 +1,6 @@
 """`calendar-sanitizer sync` and `preview`: one cycle over all pairs (or one), written, or shown
-as exactly what each phone calendar will hold (labels and times, never event text).
+as exactly what each phone calendar will hold (labels and times, never event text). Each pair's
+cycle runs in a worker process, bounded like the daemon's (service/supervise.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sanitizer.core.model import SanitizedEvent, Status, Transparency
 from sanitizer.engine.report import PairReport
 from sanitizer.errors import ExitCode
 from sanitizer.service import lock
-from sanitizer.service.runtime import Runtime, open_runtime, run_cycle, run_locked
+from sanitizer.service.runtime import Runtime, open_runtime
+from sanitizer.service.supervise import run_all
 
 
 def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:
@@ -53,20 +55,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     now = parse_now(args.now, config.service.timezone)
     instance = None if args.dry_run else lock.acquire(config.service.state_dir)
     try:
-        runtime = open_runtime(config, pairs, dry_run=args.dry_run)
-    except BaseException:
-        if instance is not None:
-            instance.release()
-        raise
-    _say_if_throwaway(runtime)
-    try:
-        if args.dry_run:
-            reports = run_cycle(runtime, pairs, now, dry_run=True)
-        else:
-            reports = run_locked(runtime, pairs, now, force_full=args.full,
-                                 ran_at=datetime.now(UTC) if args.now else None)
+        runtime = open_runtime(config, pairs, dry_run=args.dry_run, connect=False)
+        _say_if_throwaway(runtime)
+        reports = run_all(runtime, pairs, now, dry_run=args.dry_run, force_full=args.full,
+                          what_if=args.now is not None)
     finally:
-        runtime.close()
         if instance is not None:
             instance.release()
     for report in reports:
@@ -111,12 +104,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     config = common.load(args)
     pairs = common.pairs(config, args.pair)
     now = parse_now(args.now, config.service.timezone)
-    runtime = open_runtime(config, pairs, dry_run=True)
+    runtime = open_runtime(config, pairs, dry_run=True, connect=False)
     _say_if_throwaway(runtime)
-    try:
-        reports = run_cycle(runtime, pairs, now, dry_run=True)
-    finally:
-        runtime.close()
+    reports = run_all(runtime, pairs, now, dry_run=True)
     for report in reports:
         common.say(render_preview(report, config.service.timezone))
     return int(ExitCode.OK if all(r.error is None for r in reports) else ExitCode.FAILED)

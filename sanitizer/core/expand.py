@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-import time
 import warnings
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from types import FrameType
 from typing import Any
 
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
+from sanitizer.core.budget import CpuBudget, OutOfTime
 from sanitizer.core.model import Instance, When, Window, instant
 from sanitizer.core.rules import mail_domain
 
@@ -57,8 +55,6 @@ _CHECKED = frozenset({"VCALENDAR", "VEVENT", "VTIMEZONE", "STANDARD", "DAYLIGHT"
 _BROKEN = {"DTSTART": "bad-date", "DTEND": "bad-date", "RECURRENCE-ID": "bad-date",
            "DURATION": "bad-duration", "RRULE": "bad-recurrence", "RDATE": "bad-recurrence",
            "EXDATE": "bad-recurrence", "EXRULE": "bad-recurrence"}
-_THIS_FILE = __file__
-_CALLS = frozenset({"call", "c_call"})
 _DATE_LINE = re.compile(rb"(?:RDATE|EXDATE)[;:]", re.IGNORECASE)
 _FOLD = re.compile(rb"(?:\r?\n)+[ \t]")
 _LINE_BREAK = re.compile(rb"\r?\n")
@@ -72,53 +68,6 @@ class SkipObject(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
-
-
-class _OutOfTime(BaseException):
-    """Raised inside library code when an object's CPU budget is spent.
-
-    A BaseException, so that a library's `except Exception` cannot swallow it.
-    """
-
-
-class _TimeLimit:
-    """Interrupt library code once this thread has used `seconds` of CPU time.
-
-    The parsing and recurrence libraries loop without calling back (a rule that never matches walks
-    to the year 9999), so a deadline checked between instances is not enough. A profile hook looks
-    at the thread's CPU clock (not the wall clock: a busy machine must not skip sound objects)
-    every 1024 events; once the time is up it raises on every call into code outside
-    this module, so a library that swallows one interruption meets the next. Frames of this module
-    are never interrupted: the hook is always removed and the caller turns the interruption into a
-    SkipObject. (A contextlib context manager would run library code on exit.)
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.previous: Any = None
-
-    def __enter__(self) -> _TimeLimit:
-        deadline = time.thread_time() + self.seconds
-        events = 0
-        mask = 0x3FF
-
-        def hook(frame: FrameType, event: str, _arg: object) -> None:
-            nonlocal events, mask
-            events += 1
-            if events & mask:
-                return
-            if mask and time.thread_time() <= deadline:
-                return
-            mask = 0  # out of time: from now on, look at every event
-            if event in _CALLS and frame.f_code.co_filename != _THIS_FILE:
-                raise _OutOfTime
-
-        self.previous = sys.getprofile()
-        sys.setprofile(hook)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sys.setprofile(self.previous)
 
 
 def _precheck(data: bytes) -> None:
@@ -171,11 +120,11 @@ def expand_object(data: bytes, window: Window, zone: tzinfo, fallback_uid: str) 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with _TimeLimit(MAX_SECONDS):  # CPU: parsing and expansion share one budget
+            with CpuBudget(MAX_SECONDS):  # CPU: parsing and expansion share one budget
                 return _expand(_parse(data), window, zone, fallback_uid)
     except SkipObject:
         raise
-    except _OutOfTime:
+    except OutOfTime:
         raise SkipObject("expansion-timeout") from None
     except RecursionError:
         raise SkipObject("too-complex") from None

@@ -18,6 +18,7 @@ from sanitizer.core.phone_format import read_back
 from sanitizer.core.policy import Policy
 from sanitizer.core.rules import classify
 from sanitizer.core.sanitize import sanitize
+from sanitizer.engine.poison import Poison
 from sanitizer.stores.base import RawObject
 
 MARGIN = timedelta(days=1)  # how far past the window a full read looks, to know what comes next
@@ -68,16 +69,24 @@ def query_window(pair: Policy, now: datetime) -> Window:
 
 
 def desired_state(objects: Sequence[RawObject], pair: Policy, key: bytes, now: datetime,
-                  zone: tzinfo, skipped: Counter[str]) -> Desired:
-    """The phone entries the objects produce, and the next time the window alone changes them."""
+                  zone: tzinfo, skipped: Counter[str], *, poison: Poison | None = None) -> Desired:
+    """The phone entries the objects produce, and the next time the window alone changes them.
+    Objects `poison` knows are counted under their reason without being parsed; new ones that
+    break a budget or a cap are added to it."""
     window = window_for(pair, now)
     wide = Window(window.start, window.end + MARGIN)
     desired = Desired(boundary=now.astimezone(UTC) + MARGIN)  # what we know ends there
     for obj in sorted(objects, key=lambda o: o.href):
+        known = poison.reason(obj.href, obj.etag) if poison is not None else None
+        if known is not None:
+            _skip(desired, skipped, obj.href, known)  # still missing from the phone
+            continue
         try:
             instances = _instances(obj, wide, zone)
         except SkipObject as skip:
             _skip(desired, skipped, obj.href, skip.reason)
+            if poison is not None:
+                poison.remember(obj.href, obj.etag, skip.reason)
             continue
         if any(is_owned(instance.source_uid) for instance in instances):
             desired.phone_entries += 1  # never read our own output as input

@@ -20,17 +20,25 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from sanitizer.core.identity import Ownership, is_owned
-from sanitizer.core.model import Delete, Entry, Plan, SanitizedEvent, instant
+from sanitizer.core.model import Delete, Entry, Plan, SanitizedEvent, Window, instant
 from sanitizer.core.phone_format import serialize
 from sanitizer.core.plan import plan, plan_changes
 from sanitizer.core.policy import Policy
 from sanitizer.engine import sync_state
 from sanitizer.engine.desired import Desired, desired_state, query_window, read_target
 from sanitizer.engine.execute import WriteResult, execute
+from sanitizer.engine.expire import expire
+from sanitizer.engine.poison import Poison
 from sanitizer.engine.report import PairReport
 from sanitizer.engine.sync_state import PairState
 from sanitizer.errors import ADMIN, StoreError
-from sanitizer.stores.base import Changes, RawObject, SourceCalendar, TargetCalendar
+from sanitizer.stores.base import (
+    Changes,
+    ListingSource,
+    RawObject,
+    SourceCalendar,
+    TargetCalendar,
+)
 
 log = logging.getLogger(__name__)
 TOKEN_LOST = ("sync-token-rejected", "no-sync-token")  # the quiet path gives way to the full one
@@ -51,6 +59,7 @@ class CycleInputs:
     workers: int
     ours: Ownership  # which UIDs in the target this installation wrote
     emptied: bool = False  # the admin confirmed the source is empty: the guard stands aside
+    poison: Poison | None = None  # source objects known to break a budget or a cap
 
 
 def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry point
@@ -58,27 +67,55 @@ def sync_pair(  # noqa: PLR0913 - keyword-only options of the engine's one entry
         now: datetime, zone: tzinfo, dry_run: bool = False, workers: int = 4,
         state: PairState | None = None, full_every: timedelta = timedelta(hours=1),
         force_full: bool = False, known: Collection[str] = (),
-        emptied: bool = False) -> PairReport:
+        emptied: bool = False, poison: Poison | None = None) -> PairReport:
     """Run one cycle; never raises for store errors (they land in the report).
 
     `report.state` is what to remember for the next cycle (None after a dry run). `known` are
     UIDs this installation recorded writing to the target (the ledger), besides the state's.
     `emptied`: the admin confirmed (`confirm-empty`) that the source really is empty, so this
     cycle's mass-deletion guard stands aside.
+    `poison` (remembered objects) is updated and handed back in `report.poison`.
     """
     fingerprint = sync_state.fingerprint(pair, zone, key)
     recorded = [*known, *(state.entries if state is not None else ())]
-    cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded), emptied)
-    if (state is not None and not dry_run and not force_full
-            and state.allows_quiet(fingerprint, now, full_every)):
+    cycle = CycleInputs(pair, key, now, zone, workers, Ownership.of(key, recorded), emptied,
+                        poison)
+    before = PairReport(pair.name, dry_run=dry_run)
+    if state is not None and not dry_run:  # retention first: it never waits for the source
+        state = expire(state, target, now, pair.retention, before, workers)
+    quiet = (state is not None and not dry_run and not force_full
+             and state.allows_quiet(fingerprint, now, full_every))
+    return _kept(_cycle(cycle, source, target, state if quiet else None, fingerprint, dry_run),
+                 before, state, poison)
+
+
+def _cycle(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
+           quiet: PairState | None, fingerprint: str, dry_run: bool) -> PairReport:
+    """The quiet path from the state `quiet` when it may decide, else the full one."""
+    state = quiet
+    if state is not None:
         try:
             return _quiet(cycle, source, target, state)
         except NeedFull:
             pass
         except StoreError as exc:
             if exc.reason not in TOKEN_LOST:
-                return _failed(pair.name, exc, replace(state, clean=False))
-    return _full(cycle, source, target, PairReport(pair.name, dry_run=dry_run), fingerprint)
+                return _failed(cycle.pair.name, exc, replace(state, clean=False))
+    return _full(cycle, source, target, PairReport(cycle.pair.name, dry_run=dry_run),
+                 fingerprint)
+
+
+def _kept(report: PairReport, before: PairReport, state: PairState | None,
+          poison: Poison | None) -> PairReport:
+    """The cycle's report with what retention did first; a cycle that failed before reaching
+    the target keeps the entries recorded so far (their ends drive retention next time)."""
+    report.deleted += before.deleted
+    report.expired += before.expired
+    report.write_errors.update(before.write_errors)
+    report.poison = poison
+    if report.state is None and state is not None and not report.dry_run:
+        report.state = replace(state, clean=False)
+    return report
 
 
 def _failed(pair: str, exc: StoreError, state: PairState | None) -> PairReport:
@@ -90,9 +127,10 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
           report: PairReport, fingerprint: str) -> PairReport:
     pair, now, zone = cycle.pair, cycle.now, cycle.zone
     try:
-        objects, token = source.read(query_window(pair, now), with_token=not report.dry_run)
+        objects, token = _read(cycle, source, query_window(pair, now), not report.dry_run)
         source_empty = not objects
-        desired = desired_state(objects, pair, cycle.key, now, zone, report.skipped)
+        desired = desired_state(objects, pair, cycle.key, now, zone, report.skipped,
+                                poison=cycle.poison)
         del objects  # the raw source data is not needed again: one answer in memory at a time
         if desired.phone_entries:
             return _holds_phone_entries(report, desired.phone_entries)
@@ -118,9 +156,9 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     report.other_installations = sum(is_owned(i.uid) and not ours.owns(i.uid) for i in existing)
     if report.dry_run:
         return report
-    entries = {item.uid: _entry(cycle.key, item.href, item.etag, desired, item.uid)
+    entries = {item.uid: _entry(cycle, item.href, item.etag, desired, item.uid)
                for item in existing if item.uid is not None and item.uid in desired.events}
-    entries.update(_written(cycle.key, the_plan, results, desired))
+    entries.update(_written(cycle, the_plan, results, desired))
     report.state = PairState(
         fingerprint=fingerprint, token=token, last_full=now,
         next_boundary=desired.boundary, entries=entries, foreign=report.foreign,
@@ -129,6 +167,21 @@ def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
     )
     _warn_missing(report)
     return report
+
+
+def _read(cycle: CycleInputs, source: SourceCalendar, window: Window,
+          with_token: bool) -> tuple[list[RawObject], str | None]:
+    """The source's window; objects known to be poison are not fetched where the store can
+    list ETags first. The poison list forgets what the calendar no longer holds."""
+    poison = cycle.poison
+    if poison is not None and poison.known and isinstance(source, ListingSource):
+        objects, token = source.read_listed(
+            window, with_token=with_token, skip=lambda h, e: poison.reason(h, e) is not None)
+    else:
+        objects, token = source.read(window, with_token=with_token)
+    if poison is not None:
+        poison.keep_only([obj.href for obj in objects])
+    return objects, token
 
 
 def _quiet(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
@@ -162,7 +215,7 @@ def _incremental(cycle: CycleInputs, source: SourceCalendar, target: TargetCalen
     entries.update({uid: e for uid, e in old.items() if uid in desired.events})
     entries.update({a.uid: old[a.uid] for a, r in zip(the_plan.actions, results, strict=True)
                     if isinstance(a, Delete) and r.error is not None})  # still there
-    entries.update(_written(cycle.key, the_plan, results, desired))
+    entries.update(_written(cycle, the_plan, results, desired))
     boundary = min(state.next_boundary, desired.boundary)
     skips = {origin: reasons for origin, reasons in state.skipped.items()
              if origin not in _touched(cycle.key, changes)}
@@ -187,7 +240,7 @@ def _changed(cycle: CycleInputs, source: SourceCalendar, state: PairState, chang
         raise NeedFull
     objects = source.multiget(list(changes.changed)) if changes.changed else []
     desired = desired_state(objects, cycle.pair, cycle.key, cycle.now, cycle.zone,
-                            report.skipped)
+                            report.skipped, poison=cycle.poison)
     if desired.phone_entries:
         raise NeedFull  # the full path fails the pair and says why
     desired.adopt(state.entries.keys())
@@ -197,10 +250,10 @@ def _changed(cycle: CycleInputs, source: SourceCalendar, state: PairState, chang
     return desired, old
 
 
-def _written(key: bytes, the_plan: Plan, results: Sequence[WriteResult],
+def _written(cycle: CycleInputs, the_plan: Plan, results: Sequence[WriteResult],
              desired: Desired) -> dict[str, Entry]:
     """The entries the plan's successful creates and updates left on the phone."""
-    return {action.event.uid: _entry(key, result.href, result.etag, desired, action.event.uid)
+    return {action.event.uid: _entry(cycle, result.href, result.etag, desired, action.event.uid)
             for action, result in zip(the_plan.actions, results, strict=True)
             if not isinstance(action, Delete) and result.error is None
             and result.href is not None}
@@ -256,11 +309,14 @@ def _digest(key: bytes, event: SanitizedEvent) -> str:
     return sync_state.keyed(key, "entry", serialize(event))
 
 
-def _entry(key: bytes, href: str, etag: str | None, desired: Desired, uid: str) -> Entry:
+def _entry(cycle: CycleInputs, href: str, etag: str | None, desired: Desired,
+           uid: str) -> Entry:
+    """An entry as recorded; its end is the instant the full path expires it at (all-day
+    entries end at midnight in the agency's zone)."""
     event = desired.events[uid]
-    return Entry(href=href, etag=etag, digest=_digest(key, event),
-                 end=instant(event.end, UTC).isoformat(),
-                 origin=sync_state.keyed(key, "href", desired.origins[uid]))
+    return Entry(href=href, etag=etag, digest=_digest(cycle.key, event),
+                 end=instant(event.end, cycle.zone).astimezone(UTC).isoformat(),
+                 origin=sync_state.keyed(cycle.key, "href", desired.origins[uid]))
 
 
 def _inside(listed: Sequence[RawObject], target: TargetCalendar,

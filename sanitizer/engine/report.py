@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sanitizer.core.model import Create, Delete, Plan, SanitizedEvent, Update
+from sanitizer.engine.poison import Poison
 from sanitizer.engine.sync_state import PairState
 from sanitizer.errors import ADMIN
 
@@ -42,6 +43,7 @@ class PairReport:
     mode: str = "full"  # full, quiet (nothing changed) or incremental
     desired: list[SanitizedEvent] = field(default_factory=list, repr=False)
     state: PairState | None = field(default=None, repr=False)
+    poison: Poison | None = field(default=None, repr=False)  # objects to skip unread next time
 
     @property
     def ok(self) -> bool:

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -114,3 +114,11 @@ def save(state_dir: Path, pair: str, state: PairState) -> None:
 def forget(state_dir: Path, pair: str) -> None:
     """Drop a pair's state: its next cycle is a full reconcile (after a wipe, say)."""
     path_for(state_dir, pair).unlink(missing_ok=True)
+
+
+def mark_unclean(state_dir: Path, pair: str) -> None:
+    """Keep a pair's entries (their ends drive retention) but make its next cycle a full one:
+    the last cycle failed, or its worker died halfway."""
+    state = load(state_dir, pair)
+    if state is not None and state.clean:
+        save(state_dir, pair, replace(state, clean=False))

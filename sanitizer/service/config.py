@@ -88,6 +88,7 @@ class Service:
     full_reconcile: timedelta = timedelta(hours=1)
     timeout: timedelta = timedelta(seconds=30)
     workers: int = 4
+    parallel: int = 2  # pairs' cycles in flight at once, each in a worker process
     keyring_backend: str | None = None
     agency_domains: tuple[str, ...] = ()  # sorted, lower-case; empty when not set
     metrics_file: Path | None = None  # Prometheus text file for node_exporter, if wanted
@@ -261,7 +262,7 @@ class _Reader:
     def service(self, table: Mapping[str, Any]) -> Service:
         where = "service"
         self.known_keys(table, where, {"interval", "timezone", "state_dir", "full_reconcile",
-                                       "timeout", "workers", "keyring_backend",
+                                       "timeout", "workers", "parallel", "keyring_backend",
                                        "agency_domains", "metrics_file", "stale_after"})
         default = Service()
         interval = self.convert(table, where, "interval", parse_duration, default.interval)
@@ -275,6 +276,10 @@ class _Reader:
         workers = default.workers if workers is None else workers
         if not 1 <= workers <= 32:
             self.problem(f"{where}.workers", "must be between 1 and 32")
+        parallel = self.get(table, where, "parallel", int, default.parallel)
+        parallel = default.parallel if parallel is None else parallel
+        if not 1 <= parallel <= 16:
+            self.problem(f"{where}.parallel", "must be between 1 and 16")
         backend = self.get(table, where, "keyring_backend", str)
         timeout = self.convert(table, where, "timeout", parse_duration, default.timeout)
         if timeout < timedelta(seconds=1):
@@ -288,7 +293,7 @@ class _Reader:
             stale_after=self.convert(table, where, "stale_after", parse_duration, None),
             full_reconcile=self.convert(table, where, "full_reconcile", parse_duration,
                                         default.full_reconcile),
-            timeout=timeout, workers=workers, keyring_backend=backend,
+            timeout=timeout, workers=workers, parallel=parallel, keyring_backend=backend,
             agency_domains=self.domains(table, where, "agency_domains"),
         )
 

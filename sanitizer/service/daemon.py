@@ -1,15 +1,22 @@
-"""`calendar-sanitizer run`: a cycle every `service.interval` until SIGTERM, as a systemd service.
+"""`calendar-sanitizer run`: a supervisor that syncs every pair every `service.interval` until
+SIGTERM, as a systemd service.
 
 Start-up is all or nothing (config, the lock in state_dir, every password; then READY=1), so a
 broken installation stops at once with exit 78 or 75 instead of failing quietly every cycle. After
 that, problems belong to pairs: a pair that fails waits longer each time (doubling up to an hour)
-while the others keep their rhythm. Each pair runs in a worker thread so the main thread can answer
-signals and ping the watchdog. Pairs run side by side, PARALLEL_PAIRS at a time, so a slow server
-holds up only its own pair, for at most the pair's cycle budget (runtime.cycle_budget); a pair
-stuck far beyond that (a bug, not a server) stops the pings, and systemd restarts the service.
-SIGTERM lets the pairs in flight finish (up to STOP_GRACE seconds); SIGHUP reloads the config and
-the passwords, and keeps the old ones if the new ones are broken.
-This is the only place that reads the clock for cycles.
+while the others keep their rhythm, and while it waits, a worker still deletes its entries past
+retention.
+
+The supervisor keeps the schedule, the watchdog, the locks, the state and the status, and never
+talks to a server or parses a calendar: each pair's cycle runs in a worker process (pool.py,
+worker.py) with a CPU limit, a memory limit and a deadline, at most `service.parallel` at once, and
+a worker that is killed or dies is a failed cycle of its pair alone. The loop sleeps in one wait
+over the workers' pipes and a signal pipe, so the watchdog is pinged twice per period whatever the
+workers do, and a slow pair holds one slot, never the other pairs' rhythm. Each tick of the
+schedule (a sweep) queues the pairs that are due and not still running, and one clean-up of
+retired targets. SIGTERM lets the workers in flight finish (up to STOP_GRACE seconds) and then
+kills them; SIGHUP reloads the config and the passwords, and keeps the old ones if the new ones
+are broken. This is the only place that reads the clock for cycles.
 """
 
 from __future__ import annotations
@@ -17,10 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,17 +39,16 @@ from sanitizer.service import lock, sdnotify, status
 from sanitizer.service.checks import password_fix
 from sanitizer.service.config import Config, Pair, load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
-from sanitizer.service.runtime import Runtime, cycle_budget, open_runtime, run_cycle
+from sanitizer.service.pool import Finished, Pool
+from sanitizer.service.runtime import Runtime, open_runtime
+from sanitizer.service.supervise import RETIRED, Supervisor, Sweep, has_expired, key_of
+from sanitizer.service.worker import CYCLE, EXPIRE, RETIRE, Job
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX = timedelta(hours=1)
 STOP_GRACE = 8.0  # seconds; the unit's TimeoutStopSec is 15s
 JITTER_MAX = 30  # seconds
-PAIR_DEADLINE_MIN = 300.0  # seconds a pair may run before the watchdog is left to fire
-PAIR_DEADLINE_TIMEOUTS = 20  # ... or this many request timeouts, whichever is longer
-PARALLEL_PAIRS = 2  # pairs in flight at once: one slow server does not hold up the rest, and
-# memory stays bounded (each pair may hold one capped answer; see docs/performance.md)
 IDLE_TICK = 60.0  # the longest the loop sleeps without a reason to wake
 
 
@@ -87,22 +90,28 @@ def missing_password_problems(runtime: Runtime) -> list[str]:
 
 
 def open_checked_runtime(config: Config) -> Runtime:
-    """open_runtime, but a missing password is a configuration error (exit 78)."""
+    """open_runtime, but a missing or unusable password is a configuration error (exit 78).
+    The connections are made only to check the secrets: the workers make their own."""
     runtime = open_runtime(config)
+    runtime.close()
+    runtime.connections.clear()
     if runtime.missing:
-        problems = missing_password_problems(runtime)
-        runtime.close()
-        raise ConfigError(problems, "secrets")
+        raise ConfigError(missing_password_problems(runtime), "secrets")
     return runtime
 
 
 class Daemon:
-    """The loop; state that outlives a cycle (backoff per pair, the schedule) lives here."""
+    """The supervisor's loop; what outlives a cycle (backoff per pair, the schedule, the
+    workers in flight and the tokens they handed back) lives here."""
 
     def __init__(self, config_path: Path, config: Config, runtime: Runtime) -> None:
         self.config_path = config_path
         self.config = config
         self.runtime = runtime
+        self.pool = Pool()
+        self.boss = Supervisor(runtime, self.pool)
+        self.queue: list[Job] = []
+        self.owner: dict[str, Sweep] = {}  # queued or running job -> the sweep that queued it
         self.states: dict[str, Backoff] = {}
         self.scheduler = schedule.Scheduler()
         self.watchdog = sdnotify.watchdog_seconds()
@@ -129,19 +138,11 @@ class Daemon:
         else:
             self.stopping = True
 
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"\0")
-
-    def _wait(self, seconds: float) -> None:
-        """Sleep until the timeout, a signal (set_wakeup_fd writes to the pipe), or a finished
-        pair; a signal that came before the call has left its byte in the pipe."""
-        with contextlib.suppress(InterruptedError):
-            ready, _, _ = select.select([self._wake_r], [], [], max(seconds, 0.0))
-            if ready:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(self._wake_r, 512):
-                        pass
+    def _drain(self) -> None:
+        """Empty the wake-up pipe (its bytes only say: look at the flags)."""
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while os.read(self._wake_r, 512):
+                pass
 
     def _tick(self, seconds: float | None) -> float:
         """How long to sleep: until the next job, but pinging the watchdog twice per period."""
@@ -159,32 +160,39 @@ class Daemon:
     def serve(self) -> int:
         """Run until stopped; 0 after a clean stop."""
         service = self.config.service
+        self.pool.warm_up()
         sdnotify.notify("READY=1", f"STATUS=started with {len(self.config.pairs)} pair(s)")
-        log.info("started: %d pair(s), interval %ds, state in %s", len(self.config.pairs),
-                 self._interval(), service.state_dir)
+        log.info("started: %d pair(s), interval %ds, %d worker(s) at once, state in %s",
+                 len(self.config.pairs), self._interval(), service.parallel, service.state_dir)
         self._reschedule()
         try:
             while not self.stopping:
-                self._ping()
-                if self.reload_requested:
-                    self._reload()
-                if self.run_now:
-                    self.run_now = False
-                    self.scheduler.run_all()
-                else:
-                    self.scheduler.run_pending()
-                if self.cycle_done:
-                    self.cycle_done = False
-                    self._record_schedule()
-                # A signal during the cycle may have had its wake-up byte read while a pair
-                # ran; its flag is still set, so look at the flags before sleeping.
-                if not (self.stopping or self.reload_requested):
-                    self._wait(self._tick(self.scheduler.idle_seconds))
+                self._step()
         finally:
             sdnotify.notify("STOPPING=1", "STATUS=stopping")
             log.info("stopping")
-            self.runtime.close()
+            self._stop_workers()
         return 0
+
+    def _step(self) -> None:
+        """One turn of the loop: ping, reload, queue what is due, start workers, wait."""
+        self._ping()
+        if self.reload_requested:
+            self._reload()
+        if self.run_now:
+            self.run_now = False
+            self.scheduler.run_all()
+        else:
+            self.scheduler.run_pending()
+        self._start_jobs()
+        # A signal that came before this wait has left its byte in the pipe: the wait returns.
+        if not (self.stopping or self.reload_requested):
+            for done in self.pool.wait(self._tick(self.scheduler.idle_seconds), self._wake_r):
+                self._finish(done)
+        self._drain()
+        if self.cycle_done:
+            self.cycle_done = False
+            self._record_schedule()
 
     def _interval(self) -> int:
         return int(self.config.service.interval.total_seconds())
@@ -197,41 +205,100 @@ class Daemon:
         self.run_now = True
 
     def _cycle(self) -> None:
-        """One pass over the pairs that are due, PARALLEL_PAIRS at a time."""
+        """A sweep: queue every pair that is due and not still running, and one clean-up of
+        retired targets; a pair that backs off gets a retention-only worker if it needs one."""
         self.cycles += 1
-        counts = {"ok": 0, "failed": 0, "paused": 0, "waiting": 0}
-        changes = {"created": 0, "updated": 0, "deleted": 0}
-        due = []
-        for pair in self.config.pairs:
-            state = self.states.setdefault(pair.name, Backoff())
-            if state.retry_at is not None and datetime.now(UTC) < state.retry_at:
-                counts["waiting"] += 1
-            else:
-                due.append(pair)
         now = datetime.now(UTC)
-        reports = self._run_pairs(due, now) if due and not self.stopping else {}
-        for pair in due:
-            report = reports.get(pair.name)
-            if report is None:
-                counts["paused"] += 1
-                continue
-            for key in changes:
-                changes[key] += getattr(report, key)
-            state = self.states[pair.name]
-            if backs_off(report):
-                state.failures += 1
-                delay = backoff(self.config.service.interval, state.failures)
-                state.retry_at = now + delay
-                counts["failed"] += 1
-                log.warning("pair %s: failed %d time(s) in a row; next try in %ds",
-                            pair.name, state.failures, int(delay.total_seconds()))
-            else:
-                state.failures, state.retry_at = 0, None
-                counts["ok" if report.ok else "failed"] += 1
-        self.last_status = (
-            f"cycle {self.cycles}: {counts['ok']} ok, {counts['failed']} failed, "
-            f"{counts['paused']} paused, {counts['waiting']} backing off; "
-            + " ".join(f"{k}={v}" for k, v in changes.items()))
+        sweep = Sweep(self.cycles, now)
+        for pair in self.config.pairs:
+            self._sweep_pair(sweep, pair, now)
+        if RETIRED not in self.owner:
+            self._queue(sweep, self.boss.job(RETIRE, None, now))
+        self._close_if_done(sweep)
+
+    def _sweep_pair(self, sweep: Sweep, pair: Pair, now: datetime) -> None:
+        if pair.name in self.owner:
+            sweep.counts["running"] += 1
+            return
+        if status.is_paused(self.config.service.state_dir, pair.name):
+            log.info("pair %s: paused (run `calendar-sanitizer resume %s`)", pair.name,
+                     pair.name)
+            sweep.counts["paused"] += 1
+            return
+        state = self.states.setdefault(pair.name, Backoff())
+        if state.retry_at is not None and now < state.retry_at:
+            sweep.counts["waiting"] += 1
+            if has_expired(self.config, pair, now):
+                self._queue(sweep, self.boss.job(EXPIRE, pair, now))
+            return
+        settled = self.boss.settled(pair, dry_run=False)
+        if settled is not None:
+            self.boss.settle(pair, settled, now)
+            self._account(sweep, pair.name, settled)
+            return
+        self._queue(sweep, self.boss.job(CYCLE, pair, now))
+
+    def _queue(self, sweep: Sweep, job: Job) -> None:
+        key = key_of(job)
+        self.owner[key] = sweep
+        sweep.pending.add(key)
+        self.queue.append(job)
+
+    def _start_jobs(self) -> None:
+        """Start queued jobs while fewer than `parallel` workers run."""
+        while self.queue and len(self.pool.running) < self.config.service.parallel:
+            job = next((j for j in self.queue if not self.boss.minting(j)), None)
+            if job is None:
+                return
+            self.queue.remove(job)
+            try:
+                self.boss.start(job)
+            except lock.PairBusy:
+                log.info("pair %s: being wiped or synced by another process; skipped", job.pair)
+                self._done(job, None, paused=True)
+            except OSError as exc:  # the pair's lock file: the state directory is not ours
+                report = PairReport.failed(
+                    job.pair or "", "state-dir-unwritable",
+                    f"cannot take the pair's lock in {self.config.service.state_dir} "
+                    f"({exc.strerror})")
+                log.error("pair %s: %s", job.pair, report.error)
+                self._done(job, report)
+
+    def _finish(self, done: Finished) -> None:
+        self._done(done.job, self.boss.finish(done))
+
+    def _done(self, job: Job, report: PairReport | None, paused: bool = False) -> None:
+        """A job is over: count it in its sweep, and close the sweep when it was the last."""
+        sweep = self.owner.pop(key_of(job), None)
+        if sweep is None:
+            return
+        sweep.pending.discard(key_of(job))
+        if paused:
+            sweep.counts["paused"] += 1
+        elif report is not None and job.kind == CYCLE:
+            self._account(sweep, report.pair, report)
+        self._close_if_done(sweep)
+
+    def _account(self, sweep: Sweep, name: str, report: PairReport) -> None:
+        """A pair's report into its sweep's counts and its backoff."""
+        for key in ("created", "updated", "deleted"):
+            sweep.changes[key] += getattr(report, key)
+        state = self.states.setdefault(name, Backoff())
+        if backs_off(report):
+            state.failures += 1
+            delay = backoff(self.config.service.interval, state.failures)
+            state.retry_at = sweep.now + delay
+            sweep.counts["failed"] += 1
+            log.warning("pair %s: failed %d time(s) in a row; next try in %ds",
+                        name, state.failures, int(delay.total_seconds()))
+        else:
+            state.failures, state.retry_at = 0, None
+            sweep.counts["ok" if report.ok else "failed"] += 1
+
+    def _close_if_done(self, sweep: Sweep) -> None:
+        if sweep.pending:
+            return
+        self.last_status = sweep.line()
         log.info("%s", self.last_status)
         sdnotify.notify(f"STATUS={self.last_status}")
         self.cycle_done = True
@@ -251,78 +318,21 @@ class Daemon:
         except OSError as exc:
             log.warning("cannot write the status file (%s)", exc.strerror)
 
-    def _run_pairs(self, pairs: list[Pair], now: datetime) -> dict[str, PairReport]:
-        """Sync the pairs in worker threads, PARALLEL_PAIRS at a time, pinging the watchdog while
-        they run; a paused pair, or one being wiped, has no report."""
-        results: dict[str, PairReport] = {}
-        slots = threading.Semaphore(PARALLEL_PAIRS)
-        threads = []
-        for pair in pairs:
-            done = threading.Event()  # set before the wake-up byte, so no wake-up is missed
-            thread = threading.Thread(target=self._work, args=(pair, now, slots, results, done),
-                                      name=f"pair-{pair.name}", daemon=True)
-            threads.append((pair, thread, done))
-            thread.start()
-        timeout = self.config.service.timeout.total_seconds()
-        deadline = time.monotonic() + max(
-            PAIR_DEADLINE_MIN, PAIR_DEADLINE_TIMEOUTS * timeout,
-            cycle_budget(timeout) + 3 * timeout) * -(-len(pairs) // PARALLEL_PAIRS)
-        give_up: float | None = None
-        warned = False
-        while not all(done.is_set() for _, _, done in threads):
-            clock = time.monotonic()
-            if self.stopping and give_up is None:
-                give_up = clock + STOP_GRACE
-            if give_up is not None and clock >= give_up:
-                self._abandon(next(p for p, _, done in threads if not done.is_set()))
-            if clock < deadline:
-                self._ping()
-            elif not warned:
-                warned = True
-                log.error("pairs %s: still running long past their cycle budget; leaving it "
-                          "to the watchdog", ", ".join(
-                              p.name for p, _, done in threads if not done.is_set()))
-            self._wait(min(self._tick(None), 0.5 if self.stopping else IDLE_TICK))
-        for _, thread, _ in threads:
-            thread.join()
-        return results
-
-    def _work(self, pair: Pair, now: datetime, slots: threading.Semaphore,
-              results: dict[str, PairReport], done: threading.Event) -> None:
-        """One pair's cycle, in its own thread, once a slot is free."""
-        state_dir = self.config.service.state_dir
-        try:
-            with slots:
-                if self.stopping:
-                    return
-                with lock.pair_lock(state_dir, pair.name):
-                    reports = run_cycle(self.runtime, [pair], now)
-                if reports:
-                    results[pair.name] = reports[0]
-        except lock.PairBusy:
-            log.info("pair %s: being wiped or synced by another process; skipped", pair.name)
-        except OSError as exc:  # the pair's lock file: the state directory is not ours
-            report = PairReport.failed(
-                pair.name, "state-dir-unwritable",
-                f"cannot take the pair's lock in {state_dir} ({exc.strerror})")
-            log.error("pair %s: %s", pair.name, report.error)
-            results[pair.name] = report
-        except Exception as exc:  # noqa: BLE001 - a bug in one pair must not stop the daemon
-            results[pair.name] = PairReport.internal_error(pair.name, exc)
-        finally:
-            done.set()
-            self._wake()
-
-    def _abandon(self, pair: Pair) -> None:
-        """SIGTERM and the pair did not finish in time: leave now. Every write is conditional,
-        so whatever was half done is re-read and completed by the next cycle."""
-        log.warning("pair %s: still running after %ds; stopping anyway", pair.name,
-                    int(STOP_GRACE))
-        sdnotify.notify("STOPPING=1", "STATUS=stopping")
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    def _stop_workers(self) -> None:
+        """Let the workers in flight finish for STOP_GRACE seconds, then kill them: every write
+        is conditional, so whatever was half done is re-read and completed next time."""
+        self.queue.clear()
+        give_up = time.monotonic() + STOP_GRACE
+        while self.pool.running and time.monotonic() < give_up:
+            for done in self.pool.wait(min(0.5, give_up - time.monotonic()), self._wake_r):
+                self._finish(done)
+            self._drain()
+        for run in self.pool.running:
+            log.warning("pair %s: still running after %ds; stopping anyway",
+                        run.job.pair or "retired targets", int(STOP_GRACE))
+        for done in self.pool.kill_all():
+            self.boss.finish(done, note=False)
+        self.pool.close()
 
     # reload --------------------------------------------------------------------------------
 
@@ -346,8 +356,9 @@ class Daemon:
         except SanitizerError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
         else:
-            old, self.config, self.runtime = self.runtime, config, runtime
-            old.close()
+            self.config, self.runtime = config, runtime
+            self.boss.runtime = runtime
+            self.boss.tokens.clear()  # a changed secret must not live on in a handed token
             self.states.clear()  # the admin changed something: every pair gets a fresh try
             log.info("reloaded: %d pair(s), interval %ds", len(config.pairs), self._interval())
             self._reschedule()

@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import resource
+import signal
 import sys
 
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
+PR_SET_PDEATHSIG = 1
 
 
 def forbid_core_dumps() -> None:
@@ -26,6 +29,17 @@ def forbid_core_dumps() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if sys.platform.startswith("linux"):
         _prctl(PR_SET_DUMPABLE, 0)
+
+
+def die_with_parent() -> None:
+    """In a worker: be killed when the process that started it dies, so that a supervisor that
+    is killed (SIGKILL, the watchdog) leaves no worker writing, or holding its locks, behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the signal was asked for
+        os._exit(1)
 
 
 def is_dumpable() -> bool | None:

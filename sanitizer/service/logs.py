@@ -97,20 +97,26 @@ def disable_library_dumps() -> None:
 
 def setup(level: str = "info", stream: TextIO | None = None) -> None:
     """Configure the root logger once for the process."""
-    disable_library_dumps()
-    _install_record_factory()
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.addFilter(WithholdForeignText())
     if os.environ.get("JOURNAL_STREAM"):
         handler.setFormatter(JournalFormatter())
     else:
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    install(handler, getattr(logging, level.upper()))
+
+
+def install(handler: logging.Handler, level: int) -> None:
+    """Make `handler` the root logger's only one, behind the same guards as setup() (a worker
+    process sends its records to the supervisor this way)."""
+    disable_library_dumps()
+    _install_record_factory()
+    handler.addFilter(WithholdForeignText())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper()))
+    root.setLevel(level)
     for name in QUIET_LIBRARIES:  # their debug output includes request and response bodies
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(False)  # again, in case warnings.showwarning was replaced since

@@ -1,44 +1,45 @@
 """Wiring: config + secrets -> a connection per account and stores per pair; one cycle over them.
 
-One connection per account (see connections.py), shared by every pair that uses it.
-A pair whose password is missing or whose server is down fails alone; the others run. Each pair's
-cycle has a time budget: no request of it runs past the budget, so a slow server holds up its own
-pair for a bounded time only.
+One connection per account (see connections.py), shared by every pair that uses it. In the
+service a Runtime is made twice: by the supervisor, which reads the key and the secrets and makes
+no connection, and in each worker (worker.py) from the secrets its job carries. A pair whose
+password is missing or whose server is down fails alone; the others run. Each pair's cycle has a
+time budget: no request of it runs past the budget, so a slow server holds up its own pair for a
+bounded time only (and the supervisor kills a worker that outlives it). run_cycle runs pairs in
+this process, without workers, for the demo.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Policy
-from sanitizer.engine import ledger, sync_state
+from sanitizer.engine import ledger, poison, sync_state
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.engine.report import PairReport
 from sanitizer.errors import ADMIN, SecretError
-from sanitizer.service import (
-    credentials,
-    lock,
-    metrics,
-    rejected,
-    retirement,
-    status,
-    targets,
-)
+from sanitizer.service import credentials, metrics, rejected, retirement, status, targets
 from sanitizer.service.config import Account, Config, Pair
-from sanitizer.service.connections import Connection, DavConnection, connect, read_secret
+from sanitizer.service.connections import (
+    Connection,
+    DavConnection,
+    GraphConnection,
+    connect,
+    read_secret,
+)
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
 from sanitizer.stores.caldav import Transport
 
 log = logging.getLogger(__name__)
 BUDGET_MIN = 60.0  # seconds: the least a pair's cycle may take before its requests are refused
 BUDGET_TIMEOUTS = 10  # ... or this many request timeouts, whichever is longer
-_STATUS_LOCK = threading.Lock()  # pairs may run at once; status.json is read, merged, written
 
 
 def cycle_budget(timeout: float) -> float:
@@ -57,11 +58,30 @@ class Runtime:
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
     retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
     fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # account -> its secret
     swept: datetime | None = None  # the cycle (its `now`) whose retired targets were looked at
     targets: retirement.Targets = field(init=False)  # the config's calendars, normalised once
 
     def __post_init__(self) -> None:
         self.targets = retirement.Targets.of(self.config)
+
+    def connect(self) -> None:
+        """A connection per account whose secret was read (nothing is sent yet). Each token
+        source is keyed by its account, so a worker can hand its token to the next one."""
+        timeout = self.config.service.timeout.total_seconds()
+        known = ledger.load(self.config.service.state_dir)  # read once for every account
+        sources = [p.source_url for p in self.config.pairs]
+        for name, secret in sorted(self.secrets.items()):
+            account = self.config.accounts[name]
+            try:
+                connection = connect(account, secret, timeout,
+                                     bases=account_urls(self.config, account, known),
+                                     sources=sources)
+            except SecretError as exc:
+                self.missing[name] = str(exc)
+                continue
+            share_tokens(connection, name)
+            self.connections[name] = connection
 
     def source(self, pair: Pair, until: float | None = None) -> SourceCalendar | None:
         """The pair's source store (no request past `until`, monotonic), or None if its
@@ -117,6 +137,17 @@ def warn_unverified(pair: Pair) -> None:
                         "ca_file instead", account.name, account.url)
 
 
+def share_tokens(connection: Connection, account: str) -> None:
+    """Name the connection's token source (if it has one) after its account, for handoff.py."""
+    tokens: Any = None
+    if isinstance(connection, DavConnection):
+        tokens = connection.transport.credentials.bearer
+    elif isinstance(connection, GraphConnection):
+        tokens = connection.graph.auth
+    if tokens is not None:
+        tokens.handoff_key = account
+
+
 def require_runnable(config: Config) -> None:
     """What a valid config file still needs before anything can run (ConfigError, exit 78):
     one place, which `check` calls too, so it refuses whatever `run` and `sync` refuse."""
@@ -124,8 +155,9 @@ def require_runnable(config: Config) -> None:
 
 
 def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
-                 dry_run: bool = False) -> Runtime:
-    """Read the UID key and the secrets of the accounts the chosen pairs use.
+                 dry_run: bool = False, connect: bool = True) -> Runtime:
+    """Read the UID key and the secrets of the accounts the chosen pairs use; with `connect`,
+    a connection per account (the supervisor only hands the secrets to its workers).
 
     A dry run makes nothing: without a key it uses a throwaway one (`runtime.throwaway_key`).
     """
@@ -136,22 +168,20 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     backend = credentials.select_backend(config.service.keyring_backend)
     accounts = {a.name: a for p in (pairs or config.pairs)
                 for a in (p.source_account, p.target_account)}
-    known = ledger.load(state_dir)  # read once for every account
     if not dry_run:  # the accounts of retired targets, so that their clean-up can run
-        for record in known.values():
+        for record in ledger.load(state_dir).values():
             if record.account in config.accounts:
                 accounts.setdefault(record.account, config.accounts[record.account])
-    timeout = config.service.timeout.total_seconds()
     for name, account in sorted(accounts.items()):
         try:
             secret = read_secret(account, backend)
-            runtime.connections[name] = connect(account, secret, timeout,
-                                                bases=account_urls(config, account, known),
-                                                sources=[p.source_url for p in config.pairs])
         except SecretError as exc:
             runtime.missing[name] = str(exc)
             continue
+        runtime.secrets[name] = secret
         runtime.fingerprints[name] = rejected.fingerprint(runtime.key, account, secret)
+    if connect:
+        runtime.connect()
     return runtime
 
 
@@ -170,8 +200,18 @@ def target_clash(runtime: Runtime, pair: Pair) -> PairReport | None:
 
 def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
              force_full: bool = False) -> PairReport:
-    """One cycle of one pair, isolated from the others; its state is read and saved here."""
-    until = time.monotonic() + cycle_budget(runtime.config.service.timeout.total_seconds())
+    """One cycle of one pair in this process; its state is read and saved here."""
+    report = cycle_one(runtime, pair, now, dry_run, force_full)
+    persist(runtime.config.service.state_dir, pair, report)
+    return report
+
+
+def cycle_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
+              force_full: bool = False, budget: float | None = None) -> PairReport:
+    """One cycle of one pair, isolated from the others: its state is read here, and what to
+    save is in the report (persist() saves it). No request runs past `budget` seconds."""
+    timeout = runtime.config.service.timeout.total_seconds()
+    until = time.monotonic() + (cycle_budget(timeout) if budget is None else budget)
     source, target = runtime.source(pair, until), runtime.target(pair, until)
     if source is None or target is None:
         account = pair.source_account if source is None else pair.target_account
@@ -188,28 +228,39 @@ def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
     known = (ledger.record(service.state_dir, pair.target_url) if dry_run else
              ledger.note_target(service.state_dir, pair.target_url, pair.name,
                                 pair.target_account.name))
-    emptied = status.empty_confirmed(service.state_dir, pair.name)
-    report = targets.explain_missing(sync_pair(
+    return targets.explain_missing(sync_pair(
         pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
         workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
         full_every=service.full_reconcile, force_full=force_full,
-        known=known.entries.keys() if known is not None else (), emptied=emptied,
+        known=known.entries.keys() if known is not None else (),
+        emptied=status.empty_confirmed(service.state_dir, pair.name),
+        poison=poison.load(service.state_dir, pair.name, runtime.key),
     ), pair, runtime.transport(pair.target_account))
-    if emptied and not dry_run and report.ok and report.mode == "full":
-        status.empty_done(service.state_dir, pair.name)
-    if report.state is not None:
-        sync_state.save(service.state_dir, pair.name, report.state)
-        ledger.note_entries(service.state_dir, pair.target_url,
-                            {uid: entry.href for uid, entry in report.state.entries.items()})
-    elif not dry_run:
-        sync_state.forget(service.state_dir, pair.name)
-    return report
+
+
+def persist(state_dir: Path, pair: Pair, report: PairReport) -> None:
+    """Save what a cycle leaves for the next one; a cycle that left nothing (it failed before
+    reaching the target, or its worker died) keeps the entries known so far, and the next cycle
+    is a full one."""
+    if report.dry_run:
+        return
+    if report.ok and report.mode == "full" and status.empty_confirmed(state_dir, pair.name):
+        status.empty_done(state_dir, pair.name)  # `confirm-empty` holds for one full cycle
+    if report.poison is not None:
+        poison.save(state_dir, pair.name, report.poison)
+    if report.state is None:
+        sync_state.mark_unclean(state_dir, pair.name)
+        return
+    sync_state.save(state_dir, pair.name, report.state)
+    ledger.note_entries(state_dir, pair.target_url,
+                        {uid: entry.href for uid, entry in report.state.entries.items()})
 
 
 def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
               dry_run: bool = False, force_full: bool = False,
               ran_at: datetime | None = None) -> list[PairReport]:
-    """One cycle over the given pairs; every pair runs whatever happens to the others.
+    """One cycle over the given pairs in this process; every pair runs whatever happens to
+    the others.
 
     `now` is the time the cycle reconciles as of; `ran_at` is when it really ran (the clock),
     which status and metrics record, so a what-if run as of another time never moves the
@@ -232,16 +283,15 @@ def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
         reports.append(report)
     if dry_run:
         return reports
-    with _STATUS_LOCK:  # pairs may run at once: one writer of status, metrics and the ledger
-        if reports:
-            status.record(state_dir, reports, ran_at or now,
-                          as_of=now if ran_at is not None and ran_at != now else None,
-                          targets=target_urls)
-            metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
-                           ran_at or now)
-        if runtime.swept != now:  # once per cycle (one `now`), not once per pair
-            runtime.swept = now
-            runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
+    if reports:
+        status.record(state_dir, reports, ran_at or now,
+                      as_of=now if ran_at is not None and ran_at != now else None,
+                      targets=target_urls)
+        metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
+                       ran_at or now)
+    if runtime.swept != now:  # once per cycle (one `now`), not once per pair
+        runtime.swept = now
+        runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
     return reports
 
 
@@ -258,22 +308,37 @@ def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirem
 def _guarded_sync(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool,
                   force_full: bool) -> PairReport:
     """sync_one, unless an account's password was rejected before; a new rejection is kept."""
-    state_dir = runtime.config.service.state_dir
-    for account in {pair.source_account.name, pair.target_account.name}:
-        fingerprint = runtime.fingerprints.get(account)
-        if fingerprint and rejected.is_rejected(state_dir, account, fingerprint):
-            return PairReport.failed(pair.name, rejected.REASON, rejected.message(account),
-                                     dry_run=dry_run)
+    refusal = refused(runtime, pair, dry_run)
+    if refusal is not None:
+        return refusal
     try:
         report = sync_one(runtime, pair, now, dry_run, force_full)
     except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
         report = PairReport.internal_error(pair.name, exc, dry_run=dry_run)
-    if report.error_code == "auth-rejected" and not dry_run:
-        for account in _rejected_accounts(pair, report.error or ""):
-            fingerprint = runtime.fingerprints.get(account)
-            if fingerprint:
-                rejected.remember(state_dir, account, fingerprint, now)
+    note_rejection(runtime, pair, report, now)
     return report
+
+
+def refused(runtime: Runtime, pair: Pair, dry_run: bool) -> PairReport | None:
+    """A failed report if an account of the pair has a password the server rejected before
+    (nothing is sent with it until it changes), else None."""
+    for account in {pair.source_account.name, pair.target_account.name}:
+        fingerprint = runtime.fingerprints.get(account)
+        if fingerprint and rejected.is_rejected(runtime.config.service.state_dir, account,
+                                                fingerprint):
+            return PairReport.failed(pair.name, rejected.REASON, rejected.message(account),
+                                     dry_run=dry_run)
+    return None
+
+
+def note_rejection(runtime: Runtime, pair: Pair, report: PairReport, now: datetime) -> None:
+    """Remember a password the server rejected, so that it is not sent again."""
+    if report.error_code != "auth-rejected" or report.dry_run:
+        return
+    for account in _rejected_accounts(pair, report.error or ""):
+        fingerprint = runtime.fingerprints.get(account)
+        if fingerprint:
+            rejected.remember(runtime.config.service.state_dir, account, fingerprint, now)
 
 
 def _rejected_accounts(pair: Pair, error: str) -> set[str]:
@@ -284,19 +349,3 @@ def _rejected_accounts(pair: Pair, error: str) -> set[str]:
     named = {a.name for a, url in ((source, pair.source_url), (target, pair.target_url))
              if url in error}
     return named or {source.name, target.name}
-
-
-def run_locked(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
-               force_full: bool = False, wait: float = 30.0,
-               ran_at: datetime | None = None) -> list[PairReport]:
-    """One cycle per pair, each under the pair's lock, so a `wipe` never interleaves with it."""
-    reports: list[PairReport] = []
-    state_dir = runtime.config.service.state_dir
-    for pair in pairs:
-        try:
-            with lock.pair_lock(state_dir, pair.name, timeout=wait):
-                reports.extend(run_cycle(runtime, [pair], now, force_full=force_full,
-                                         ran_at=ran_at))
-        except lock.PairBusy as exc:
-            reports.append(PairReport.failed(pair.name, "pair-busy", str(exc)))
-    return reports

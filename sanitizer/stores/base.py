@@ -5,9 +5,9 @@ The source side has no write method at all: the work calendar cannot be written 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sanitizer.core.model import Instance, Window
 
@@ -59,6 +59,16 @@ class SourceCalendar(Protocol):
 
     def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
         """The named objects."""
+        ...
+
+
+@runtime_checkable
+class ListingSource(Protocol):
+    """A source that can list (href, ETag) first and fetch only what the caller wants."""
+
+    def read_listed(self, window: Window, *, with_token: bool,
+                    skip: Callable[[str, str | None], bool]) -> tuple[list[RawObject], str | None]:
+        """read(), but the objects `skip` names come back without data, unfetched."""
         ...
 
 

@@ -10,11 +10,12 @@ response body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from sanitizer.core.expand import MAX_OBJECT_BYTES
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.stores import ctag
@@ -33,6 +34,7 @@ from sanitizer.stores.series import PAST, SERIES_REACH, reaching
 from sanitizer.stores.urls import object_url
 
 log = logging.getLogger(__name__)
+LISTED_BATCH = 100  # objects per multiget when a calendar is fetched object by object
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
@@ -66,6 +68,13 @@ _SERIES = """<?xml version="1.0" encoding="utf-8"?>
   <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}
   <C:prop-filter name="RRULE"/></C:comp-filter></C:comp-filter></C:filter>
 </C:calendar-query>"""
+_ETAGS = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}</C:comp-filter>
+  </C:comp-filter></C:filter>
+</C:calendar-query>"""
+
 _PROPFIND_SYNC_STATE = """<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>"""
 
@@ -284,20 +293,37 @@ class CalDAVSource:
 
     def fetch(self, window: Window) -> list[RawObject]:
         """Every VEVENT object with an instance in the window, with its ETag and data, and every
-        recurring one the server says reaches into the year before it (fetched only if the
-        first answer left it out): the server's time filter is never the last word."""
+        recurring one the server says reaches into the month before it (fetched only if the
+        first answer left it out): the server's time filter is never the last word. An answer
+        over the size cap (a few huge invitations) gives way to an ETag listing and a fetch of
+        each object on its own, so the others still arrive."""
         body = _QUERY.format(range=_range(window)).encode()
-        reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
+        try:
+            reply = self.transport.request("REPORT", self.url, body,
+                                           {"Depth": "1", **XML_HEADERS})
+        except StoreError as exc:
+            if exc.reason != "answer-too-large":
+                raise
+            log.warning("%s: the answer is over the size cap; fetching its objects one batch "
+                        "at a time", self.url)
+            found = self.fetch_listed(self.etags(window))
+            return found + self._series(window, {obj.href for obj in found})
         if reply.status == 404:
             raise StoreError(operation="REPORT", url=self.url, reason="source-not-found",
                              status=404)
         found = _objects(reply, self.url, "REPORT")
-        left_out = self._series_left_out(window, {obj.href for obj in found})
-        todo = PAST.unchecked(self.url, left_out, window.start)
-        fetched = self.multiget(todo) if todo else []
-        kept = reaching(fetched, window)
+        return found + self._series(window, {obj.href for obj in found})
+
+    def _series(self, window: Window, seen: set[str]) -> list[RawObject]:
+        """The recurring objects the window's answer left out that do reach into the window,
+        by our own expansion (each fetched under the object cap)."""
+        left_out = self._series_left_out(window, seen)
+        todo = set(PAST.unchecked(self.url, left_out, window.start))
+        fetched = self.fetch_listed([(h, e) for h, e in left_out if h in todo]) if todo else []
+        kept = reaching([o for o in fetched if o.skip_reason is None], window)
+        kept += [o for o in fetched if o.skip_reason is not None]  # counted, never dropped
         PAST.note_past(self.url, [o for o in fetched if o not in kept], window.start)
-        return found + kept
+        return kept
 
     def _series_left_out(self, window: Window,
                          seen: set[str]) -> list[tuple[str, str | None]]:
@@ -318,6 +344,60 @@ class CalDAVSource:
                 etag = prop.findtext(DAV + "getetag") if prop is not None else None
                 left_out.append((href, etag.strip() if etag else None))
         return left_out
+
+    def etags(self, window: Window) -> list[tuple[str, str | None]]:
+        """(href, ETag) of every VEVENT object with an instance in the window, without data."""
+        body = _ETAGS.format(range=_range(window)).encode()
+        reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
+        if reply.status == 404:
+            raise StoreError(operation="REPORT", url=self.url, reason="source-not-found",
+                             status=404)
+        listed = []
+        for href, status, prop in multistatus(reply, self.url, "REPORT"):
+            _truncated(href, status, self.url, "REPORT")
+            if status == 200 and prop is not None and not _is_collection(href, self.url):
+                etag = prop.findtext(DAV + "getetag")
+                listed.append((href, etag.strip() if etag else None))
+        return listed
+
+    def read_listed(self, window: Window, *, with_token: bool,
+                    skip: Callable[[str, str | None], bool]) -> tuple[list[RawObject], str | None]:
+        """read(), but the objects `skip` names by (href, ETag) are listed and not fetched: they
+        come back without data, for the caller to count."""
+        token = self.sync_token() if with_token else None
+        listed = self.etags(window)
+        wanted = [(h, e) for h, e in listed if not skip(h, e)]
+        skipped = [RawObject(h, e, b"") for h, e in listed if skip(h, e)]
+        series = [obj for obj in self._series(window, {h for h, _ in listed})
+                  if not skip(obj.href, obj.etag)]
+        return self.fetch_listed(wanted) + series + skipped, token
+
+    def fetch_listed(self, listed: Sequence[tuple[str, str | None]]) -> list[RawObject]:
+        """The listed objects, fetched in batches; a batch whose answer is over the cap is split,
+        and a single object over it is skipped as too-large (its ETag is known from the list)."""
+        found: list[RawObject] = []
+        pending = [list(listed[i:i + LISTED_BATCH]) for i in range(0, len(listed), LISTED_BATCH)]
+        while pending:
+            batch = pending.pop()
+            try:
+                objects = self.multiget([href for href, _ in batch])
+            except StoreError as exc:
+                if exc.reason != "answer-too-large":
+                    raise
+                if len(batch) == 1:
+                    found.append(RawObject(batch[0][0], batch[0][1], b"", skip_reason="too-large"))
+                else:
+                    pending += [batch[:len(batch) // 2], batch[len(batch) // 2:]]
+                continue
+            found.extend(_capped(obj) for obj in objects)
+        return found
+
+
+def _capped(obj: RawObject) -> RawObject:
+    """An object over the parser's cap is dropped here, so its bytes are not held."""
+    if len(obj.data) > MAX_OBJECT_BYTES:
+        return RawObject(obj.href, obj.etag, b"", skip_reason="too-large")
+    return obj
 
 
 class CalDAVTarget:

@@ -18,12 +18,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from http.client import HTTPException
 from typing import Any
 
 import certifi
 
 from sanitizer.errors import StoreError
+from sanitizer.stores import handoff
 from sanitizer.stores.differences import RFC_FORGOTTEN_TOKEN, ServerDifferences
 
 CALDAV_BASE_URL = "https://apidata.googleusercontent.com/caldav/v2/"
@@ -111,6 +113,7 @@ class ServiceAccountTokens:
         self._request = TokenRequest(key.token_uri, verify, timeout)
         self._lock = threading.Lock()
         self.minted = 0  # tokens minted so far (for status and tests)
+        self.handoff_key: str | None = None  # set by the service: share tokens across workers
 
     def __repr__(self) -> str:
         return f"ServiceAccountTokens(token_uri={self.token_uri!r}, minted={self.minted})"
@@ -119,13 +122,20 @@ class ServiceAccountTokens:
         """`Bearer <token>`, minting a token when there is none or it is about to expire."""
         with self._lock:
             if not self._credentials.valid:
+                handed = handoff.take(self.handoff_key)
+                if handed is not None:
+                    return f"Bearer {handed}"
                 self._mint()
+                expiry = self._credentials.expiry  # naive UTC, as google-auth keeps it
+                handoff.keep(self.handoff_key, self._credentials.token,
+                             expiry.replace(tzinfo=UTC).timestamp() if expiry else 0.0)
             return f"Bearer {self._credentials.token}"
 
     def invalidate(self) -> None:
         """Forget the token the server refused; the next request mints a new one."""
         with self._lock:
             self._credentials.token = None
+            handoff.drop(self.handoff_key)
 
     def _mint(self) -> None:
         from google.auth import exceptions  # noqa: PLC0415

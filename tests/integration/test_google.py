@@ -226,6 +226,23 @@ def test_tokens_are_minted_lazily_cached_and_minted_again_when_refused(
 
 
 @pytest.mark.integration
+def test_one_token_per_account_for_every_pairs_worker(sim: GoogleServer, tmp_path: Path) -> None:
+    """Each pair's cycle runs in a worker process of its own; the token the first one mints is
+    handed back to the supervisor and on to the others, never minted again per pair."""
+    pairs = []
+    for n in range(3):
+        source = new_calendar(sim, f"work-{n}")
+        put(sim, source + "a.ics", vevent("a", "20300304T130000Z", "20300304T140000Z", "Jane"))
+        pairs.append((f"p{n}", source, source.replace("/work", "/phone")))
+    setup = write_setup(tmp_path / "setup", sim, pairs)
+    assert sim.tokens is not None
+    result = setup.run("sync", "--now", NOW)
+    assert result.code == 0, result.output
+    assert result.stdout.count("created=1") == 3
+    assert sim.tokens.minted[sim.user] == 1
+
+
+@pytest.mark.integration
 def test_a_token_google_auth_thinks_stale_is_minted_again_before_use(sim: GoogleServer) -> None:
     """google-auth treats a token as expired 3m45s early: one that lives 200s is never reused."""
     calendar = new_calendar(sim, "work-stale")

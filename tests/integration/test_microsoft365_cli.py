@@ -133,6 +133,7 @@ def test_the_daemon_syncs_a_microsoft365_pair(sim: GraphSim, tmp_path: Path) -> 
         while not sim.events(PHONE, "Appointments") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(sim.events(PHONE, "Appointments")) == 1
+        time.sleep(7)  # a second cycle, in a worker of its own
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=15)
     finally:
@@ -141,6 +142,7 @@ def test_the_daemon_syncs_a_microsoft365_pair(sim: GraphSim, tmp_path: Path) -> 
     assert process.returncode == 0, output
     assert "created=1" in output and "Traceback" not in output
     assert "secret-subject" not in output.lower()
+    assert "cycle 2:" in output and len(sim.access_tokens) == 1  # one token, handed on
 
 
 def _problems(accounts: dict[str, Any], source: str = f"{ADVOCATE}/Calendar") -> list[str]:

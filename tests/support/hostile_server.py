@@ -4,16 +4,20 @@ By default it behaves like a tiny CalDAV server: calendars are dicts of name -> 
 calendar lists every object (no sync token, so every cycle is a full one), PUT/DELETE/MKCALENDAR
 work with If-None-Match. A test scripts it per (method, path): a fixed answer or a function of the
 request, whose body may be an iterator of chunks streamed without Content-Length (trickles, answers
-of any size generated on the fly, never held in memory). Listings can carry extra entries with
-hostile hrefs. Every request is recorded (method, path, port, whether it carried Authorization), so
-a test can prove what was never sent. A second instance on another port stands for another host.
+of any size generated on the fly, never held in memory); status RAW sends the body's chunks as
+the whole answer, status line and headers included (headers trickled a byte at a time). Listings
+can carry extra entries with hostile hrefs. Every request is recorded (method, path, port, whether
+it carried Authorization), so a test can prove what was never sent. A second instance on another
+port stands for another host.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +32,7 @@ Answer = tuple[int, dict[str, str], Body]
 Script = Answer | Callable[["Seen"], Answer | None]
 XML = {"Content-Type": 'application/xml; charset="utf-8"'}
 PASSWORD = "hostile-test-password"
+RAW = 0  # the status of an answer whose body is the raw bytes to send, status line included
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,10 @@ def etag(data: bytes) -> str:
     return '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
 
 
-def response_xml(href: str, data: bytes | None) -> str:
-    """One DAV:response with an ETag and, if given, calendar-data."""
-    payload = f"<C:calendar-data>{escape(data.decode())}</C:calendar-data>" if data else ""
+def response_xml(href: str, data: bytes | None, with_data: bool = True) -> str:
+    """One DAV:response with an ETag and, if given and wanted, calendar-data."""
+    payload = (f"<C:calendar-data>{escape(data.decode())}</C:calendar-data>"
+               if data and with_data else "")
     tag = etag(data) if data else '"collection"'
     return (f"<D:response><D:href>{escape(href)}</D:href><D:propstat><D:prop>"
             f"<D:getetag>{tag}</D:getetag>{payload}</D:prop>"
@@ -70,6 +76,7 @@ class HostileServer:
     extra: dict[str, list[tuple[str, bytes | None]]] = field(default_factory=dict)
     scripts: dict[tuple[str, str], Script] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
+    served: list[str] = field(default_factory=list)  # hrefs whose data a REPORT sent
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -111,12 +118,22 @@ class HostileServer:
         return (folder + "/", name) if folder + "/" in self.calendars and name else None
 
     def _report(self, seen: Seen) -> Answer:
+        """Every object, with its data if the request asks for calendar-data; a multiget gets
+        the objects it names only."""
         objects = self.calendars.get(seen.path)
         if objects is None:
             return 404, {}, b""
-        listed = [response_xml(seen.path + name, data) for name, data in sorted(objects.items())]
-        listed += [response_xml(href, data) for href, data in self.extra.get(seen.path, [])]
-        return 207, XML, multistatus(listed)
+        named = None
+        if b"calendar-multiget" in seen.body:
+            named = {h.decode() for h in re.findall(rb"<D:href>([^<]*)</D:href>", seen.body)}
+        wanted = [(seen.path + name, data) for name, data in sorted(objects.items())]
+        wanted += list(self.extra.get(seen.path, []))
+        wanted = [(href, data) for href, data in wanted if named is None or href in named]
+        with_data = b"calendar-data" in seen.body or not seen.body
+        if with_data:
+            self.served += [href for href, data in wanted if data]
+        return 207, XML, multistatus(response_xml(href, data, with_data)
+                                     for href, data in wanted)
 
     def _propfind(self, seen: Seen) -> Answer:
         kind = "<C:calendar/>" if seen.path in self.calendars else ""
@@ -164,6 +181,10 @@ class HostileServer:
                             {k.lower(): v for k, v in self.headers.items()})
                 server.seen.append(seen)
                 status, headers, body = server.answer(seen)
+                if status == RAW:
+                    self.close_connection = True
+                    self._raw(body)
+                    return
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -182,6 +203,14 @@ class HostileServer:
                 except OSError:
                     pass  # the client gave up, as it should
 
+            def _raw(self, body: Body) -> None:
+                try:
+                    for chunk in [body] if isinstance(body, bytes) else body:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except OSError:
+                    pass
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         if self.tls is not None:
@@ -196,6 +225,18 @@ class HostileServer:
         assert self._server is not None
         self._server.shutdown()
         self._server.server_close()
+
+
+def trickled_headers(seconds: float, every: float = 0.2) -> Iterator[bytes]:
+    """A status line and headers sent one byte every `every` seconds, for `seconds`: each byte
+    comes well inside any read timeout, and the answer never starts."""
+    text = b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nX-Slow: " + b"a" * 10_000
+    end = time.monotonic() + seconds
+    for byte in text:
+        if time.monotonic() >= end:
+            return
+        yield bytes([byte])
+        time.sleep(every)
 
 
 def stream(head: bytes, repeat: bytes, count: int, tail: bytes) -> Iterator[bytes]:

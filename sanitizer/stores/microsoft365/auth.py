@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from sanitizer.errors import StoreError
+from sanitizer.stores import handoff
 from sanitizer.stores.microsoft365.names import SCOPE
 
 MAX_TOKEN_ANSWER = 256 * 1024
@@ -144,6 +146,9 @@ class AuthorityHttp:
                        dict(response.headers))
 
 
+HANDOFF_LIFETIME_MAX = 24 * 3600  # seconds: a longer (or absurd) expires_in is not handed on
+
+
 class GraphAuth:
     """Tokens for Graph, cached by msal until five minutes before they expire."""
 
@@ -152,6 +157,7 @@ class GraphAuth:
         self.http = AuthorityHttp(login)
         self._lock = threading.Lock()
         self._app: Any = None
+        self.handoff_key: str | None = None  # set by the service: share tokens across workers
 
     def _application(self) -> Any:
         """msal's app, made on first use: its constructor already asks the authority."""
@@ -191,6 +197,10 @@ class GraphAuth:
     def token(self, refresh: bool = False) -> str:
         """A bearer token for Graph; after a 401, `refresh` drops the cached one first."""
         with self._lock:
+            handed = None if refresh else handoff.take(self.handoff_key)
+            if handed is not None:
+                return handed
+            handoff.drop(self.handoff_key)
             app = self._application()
             if refresh:
                 app.remove_tokens_for_client()
@@ -205,6 +215,9 @@ class GraphAuth:
             with self._lock:
                 self._app.remove_tokens_for_client()
             raise self._error("authority-bad-answer", None, transient=True)
+        lifetime = result.get("expires_in")
+        if isinstance(lifetime, int | float) and 0 < lifetime <= HANDOFF_LIFETIME_MAX:
+            handoff.keep(self.handoff_key, token, time.time() + float(lifetime))
         return token
 
     def _refusal(self, result: object) -> StoreError:

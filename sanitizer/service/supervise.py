@@ -1,0 +1,254 @@
+"""What the supervisor does around each worker, for `run` and `sync` alike.
+
+The supervisor never talks to a server and never parses a calendar: it decides which jobs run
+(paused pairs, rejected passwords and a target that is another pair's source are settled here,
+without a worker), hands each job the secrets and tokens of its accounts only, holds the pair's
+lock while its worker runs, and is the one writer of the pair's state, the status file and the
+metrics, from the plain data each worker answers. Tokens come back from the workers and stay in
+its memory, one per account, until they expire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from sanitizer.core import expand
+from sanitizer.engine import sync_state
+from sanitizer.engine.expire import expired
+from sanitizer.engine.report import PairReport
+from sanitizer.errors import ADMIN
+from sanitizer.service import lock, metrics, retirement, status
+from sanitizer.service.config import Config, Pair
+from sanitizer.service.pool import Finished, Pool, worker_data
+from sanitizer.service.runtime import (
+    Runtime,
+    cycle_budget,
+    note_rejection,
+    persist,
+    refused,
+    target_clash,
+    warn_unverified,
+)
+from sanitizer.service.worker import CYCLE, RETIRE, Bounds, Job
+from sanitizer.stores import handoff
+
+log = logging.getLogger(__name__)
+WALL_TIMEOUTS = 3  # the deadline: the cycle's budget plus this many request timeouts...
+WALL_SLACK = 10.0  # ... plus this many seconds (start-up, the last writes)
+TOKEN_KINDS = frozenset({"google", "microsoft365"})
+RETIRED = "\0retired"  # the sweep's clean-up of retired targets, among the pairs' names
+
+
+@dataclass
+class Sweep:
+    """One tick of the schedule: the jobs it queued that have not finished, and their counts."""
+
+    number: int
+    now: datetime
+    pending: set[str] = field(default_factory=set)
+    counts: Counter[str] = field(default_factory=Counter)
+    changes: Counter[str] = field(default_factory=Counter)
+
+    def line(self) -> str:
+        """The sweep's status line, for the log and systemd's STATUS=."""
+        counts, changes = self.counts, self.changes
+        running = f", {counts['running']} still running" if counts["running"] else ""
+        return (f"cycle {self.number}: {counts['ok']} ok, {counts['failed']} failed, "
+                f"{counts['paused']} paused, {counts['waiting']} backing off{running}; "
+                + " ".join(f"{k}={changes[k]}" for k in ("created", "updated", "deleted")))
+
+
+def key_of(job: Job) -> str:
+    """The name a job is known by while queued or in flight: one per pair at a time."""
+    return RETIRED if job.kind == RETIRE else job.pair or ""
+
+
+def bounds(config: Config) -> Bounds:
+    """Each worker's limits, from the request timeout and `service.parallel`."""
+    timeout = config.service.timeout.total_seconds()
+    budget = cycle_budget(timeout)
+    wall = budget + WALL_TIMEOUTS * timeout + WALL_SLACK
+    return Bounds(cpu_seconds=math.ceil(wall), data_bytes=worker_data(config.service.parallel),
+                  wall_seconds=wall, budget=budget, object_seconds=expand.MAX_SECONDS)
+
+
+def accounts_of(config: Config, kind: str, pair: Pair | None) -> set[str]:
+    """The accounts a job may use: its pair's two, or every account for the retired targets."""
+    if kind == RETIRE or pair is None:
+        return set(config.accounts)
+    return {pair.source_account.name, pair.target_account.name}
+
+
+class Supervisor:
+    """The jobs of one run: their workers, locks and tokens, and what their outcomes write."""
+
+    def __init__(self, runtime: Runtime, pool: Pool, what_if: bool = False) -> None:
+        self.runtime = runtime
+        self.pool = pool
+        self.what_if = what_if  # `sync --now`: status keeps the as-of time apart from the clock's
+        self.tokens: dict[str, handoff.Handed] = {}  # account -> its token, in memory only
+        self.locks: dict[str, contextlib.ExitStack] = {}  # pair -> its held lock
+        self.retired: list[retirement.Retirement] = []
+
+    def job(self, kind: str, pair: Pair | None, now: datetime, *, dry_run: bool = False,
+            force_full: bool = False) -> Job:
+        """A job with the secrets and tokens of its accounts, and no others."""
+        runtime = self.runtime
+        names = accounts_of(runtime.config, kind, pair)
+        return Job(kind, pair.name if pair else None, runtime.config, runtime.key,
+                   {n: s for n, s in runtime.secrets.items() if n in names}, now,
+                   bounds(runtime.config), dry_run=dry_run, force_full=force_full,
+                   log_level=logging.getLogger().getEffectiveLevel(),
+                   environment=dict(os.environ))
+
+    def settled(self, pair: Pair, dry_run: bool) -> PairReport | None:
+        """A report without a worker: a missing or rejected password, or a target that is a
+        source."""
+        warn_unverified(pair)
+        for account in (pair.source_account, pair.target_account):
+            if account.name in self.runtime.missing:
+                return PairReport.failed(pair.name, "password-missing",
+                                         self.runtime.missing[account.name], dry_run=dry_run)
+        return refused(self.runtime, pair, dry_run) or target_clash(self.runtime, pair)
+
+    def minting(self, job: Job) -> bool:
+        """Whether a worker in flight may be minting a token this job would need: wait for it,
+        so each account gets one token per lifetime."""
+        accounts = self.runtime.config.accounts
+        needs = {n for n in job.secrets if accounts[n].kind in TOKEN_KINDS
+                 and n not in self.tokens}
+        return any(needs & set(r.job.secrets) for r in self.pool.running)
+
+    def start(self, job: Job, wait: float = 0.0) -> None:
+        """Take the pair's lock and start the worker with the tokens held now for its
+        accounts; PairBusy if another process writes the pair."""
+        stack = contextlib.ExitStack()
+        if job.pair is not None and job.kind != RETIRE and not job.dry_run:
+            stack.enter_context(lock.pair_lock(self.runtime.config.service.state_dir,
+                                               job.pair, timeout=wait))
+        tokens = {n: t for n, t in self.tokens.items() if n in job.secrets and t.usable()}
+        with stack:
+            self.pool.start(replace(job, tokens=tokens))
+            if job.pair is not None and job.kind != RETIRE:
+                self.locks[job.pair] = stack.pop_all()  # held until the worker is done
+
+    def finish(self, done: Finished, note: bool = True) -> PairReport | None:
+        """Save what the worker answered; the pair's report (None for the retired targets).
+        Without `note` (a worker stopped with the service) the status file is left as it was."""
+        job, outcome = done.job, done.outcome
+        stack = self.locks.pop(job.pair or "", None) if job.kind != RETIRE else None
+        self.tokens.update(outcome.tokens)
+        if job.kind == RETIRE:
+            self.retired = retirement.merge(self.retired, outcome.retired)
+            return None
+        report = outcome.report
+        assert report is not None
+        try:
+            pair = job.config.pair(job.pair or "")
+            persist(job.config.service.state_dir, pair, report)
+            if job.kind == CYCLE and note:
+                self.note(pair, report, job.now, done.seconds)
+        finally:
+            if stack is not None:
+                stack.close()
+        return report
+
+    def note(self, pair: Pair, report: PairReport, now: datetime, seconds: float) -> None:
+        """A cycle's report into the log, the status file and the metrics."""
+        log.info("%s", report.status_line())
+        if report.dry_run:
+            return
+        if report.error_code in ("auth-rejected",):
+            for name in (pair.source_account.name, pair.target_account.name):
+                self.tokens.pop(name, None)
+        note_rejection(self.runtime, pair, report, now)
+        state_dir = self.runtime.config.service.state_dir
+        ran_at = self.record(pair, report, now)
+        metrics.record(self.runtime.config.service.metrics_file, state_dir, [report],
+                       {report.pair: seconds}, ran_at)
+
+    def settle(self, pair: Pair, report: PairReport, now: datetime) -> None:
+        """Record a report that needed no worker."""
+        log.info("%s", report.status_line())
+        if not report.dry_run:
+            self.record(pair, report, now)
+
+    def record(self, pair: Pair, report: PairReport, now: datetime) -> datetime:
+        """The report into the status file, with when it really ran (the clock: staleness is
+        counted from it) and, for `sync --now`, the time it reconciled as of; that time."""
+        ran_at = datetime.now(UTC)
+        status.record(self.runtime.config.service.state_dir, [report], ran_at,
+                      as_of=now if self.what_if else None, targets={pair.name: pair.target_url})
+        return ran_at
+
+
+def has_expired(config: Config, pair: Pair, now: datetime) -> bool:
+    """Whether the pair's recorded entries include one past retention (read from the state
+    file: no request, no parsing of event data)."""
+    state = sync_state.load(config.service.state_dir, pair.name)
+    return state is not None and bool(expired(state.entries, now, pair.retention))
+
+
+def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: bool = False,
+            force_full: bool = False, wait: float = 30.0,
+            what_if: bool = False) -> list[PairReport]:
+    """`sync`: one cycle per pair, `service.parallel` workers at a time, then the retired
+    targets' clean-up in one more worker. Reports in the pairs' order. `what_if`: `now` was
+    given (`--now`), so status records it as the as-of time, apart from when it ran."""
+    pool = Pool(fork_below=worker_data(runtime.config.service.parallel) // 2)
+    boss = Supervisor(runtime, pool, what_if)
+    reports: dict[str, PairReport] = {}
+    queue: list[Job] = []
+    state_dir = runtime.config.service.state_dir
+    for pair in pairs:
+        if status.is_paused(state_dir, pair.name):
+            log.info("pair %s: paused (run `%s resume %s`)", pair.name, ADMIN, pair.name)
+            continue
+        settled = boss.settled(pair, dry_run)
+        if settled is not None:
+            reports[pair.name] = settled
+            boss.settle(pair, settled, now)
+        else:
+            queue.append(boss.job(CYCLE, pair, now, dry_run=dry_run, force_full=force_full))
+    if not dry_run:
+        queue.append(boss.job(RETIRE, None, now))
+    order = [p.name for p in pairs]
+    try:
+        _drain(boss, queue, reports, wait)
+    finally:
+        pool.close()
+        runtime.retired = retirement.merge(runtime.retired, boss.retired)
+    return [reports[name] for name in order if name in reports]
+
+
+def _drain(boss: Supervisor, queue: list[Job], reports: dict[str, PairReport],
+           wait: float) -> None:
+    """Run the queued jobs, at most `parallel` at once, until all have finished."""
+    parallel = boss.runtime.config.service.parallel
+    while queue or boss.pool.running:
+        while queue and len(boss.pool.running) < parallel:
+            ready = next((j for j in queue if not boss.minting(j)), None)
+            if ready is None:
+                break
+            queue.remove(ready)
+            try:
+                boss.start(ready, wait)
+            except lock.PairBusy as exc:
+                reports[ready.pair or ""] = PairReport.failed(ready.pair or "", "pair-busy",
+                                                              str(exc))
+            except OSError as exc:  # the pair's lock file: the state directory is not ours
+                reports[ready.pair or ""] = PairReport.failed(
+                    ready.pair or "", "state-dir-unwritable",
+                    f"cannot take the pair's lock ({exc.strerror})")
+        for done in boss.pool.wait(60.0):
+            report = boss.finish(done)
+            if report is not None:
+                reports[report.pair] = report
+
