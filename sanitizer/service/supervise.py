@@ -217,11 +217,11 @@ def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: 
             boss.settle(pair, settled, now)
         else:
             queue.append(boss.job(CYCLE, pair, now, dry_run=dry_run, force_full=force_full))
-    if not dry_run:
-        queue.append(boss.job(RETIRE, None, now))
     order = [p.name for p in pairs]
     try:
         _drain(boss, queue, reports, wait)
+        if not dry_run:  # after the pairs: a changed target's old calendar waits for the new one
+            _drain(boss, [boss.job(RETIRE, None, now)], reports, wait)
     finally:
         pool.close()
         runtime.retired = retirement.merge(runtime.retired, boss.retired)
