@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,8 @@ def write_setup(root: Path, server: CalDAVServer, pairs: list[tuple[str, str, st
                  f'target = "{target}"\n{pair_extra}\n{rules}\n')
     path = root / "config.toml"
     path.write_text(text, encoding="utf-8")
+    now = time.time()  # the tests' clock, moved in `make test-shifted`, as the product reads it
+    os.utime(path, (now, now))  # (a new pair is stale from its config's change, by mtime)
     for _, _, target in pairs if create_targets else ():
         make_calendar(server, urljoin(url or server.url, target))
     return Setup(root, path, state, credentials)
