@@ -1,10 +1,11 @@
 """Watching a running daemon through its documented interfaces only.
 
 Cycle completion comes from `calendar-sanitizer status --json` (run in this process, through the
-CLI's own entry point, so polling it every second costs no interpreter start-up): a cycle stamps
-every pair it ran with the same `last` time, so a cycle is finished once every pair carries one
-`last` that no earlier cycle had. Memory, threads and open files are sampled from /proc for the
-daemon and every process below it (the whole tree, workers included).
+CLI's own entry point, so polling it every second costs no interpreter start-up): each pair's
+`last` is when its own cycle finished, so a cycle is finished once every pair carries a `last`
+other than the one it had when the previous cycle was seen finished. Memory, threads and open
+files are sampled from /proc for the daemon and every process below it (the whole tree, workers
+included).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Cycle:
     """One finished daemon cycle, as `status --json` showed it."""
 
     number: int
-    started: datetime  # the pairs' common `last` (the cycle's clock, 1 s resolution)
+    started: datetime  # the earliest new `last` of the cycle (its first pair done; 1 s)
     seen_done: float  # time.time() when this watcher first saw every pair stamped
     ok: int
     failed: int
@@ -57,7 +58,8 @@ class CycleWatch:
 
     config: Path
     cycles: list[Cycle] = field(default_factory=list)
-    progress: tuple[str | None, int] = (None, 0)  # newest `last`, pairs carrying it
+    progress: tuple[str | None, int] = (None, 0)  # earliest new `last`, pairs done this cycle
+    before: dict[str, Any] = field(default_factory=dict)  # pair -> `last` at the previous end
 
     pairs: int = 0  # configured pairs, from the last poll
 
@@ -65,14 +67,14 @@ class CycleWatch:
         """Read the status once; the number of cycles finished so far."""
         pairs = status_json(self.config).get("pairs") or []
         self.pairs = len(pairs)
-        stamps = [p.get("last") for p in pairs]
-        newest = max((s for s in stamps if s), default=None)
-        self.progress = (newest, sum(1 for s in stamps if s == newest))
-        seen = {c.started.isoformat(timespec="seconds") for c in self.cycles}
-        if pairs and newest and all(s == newest for s in stamps) and newest not in seen:
+        stamps = {p.get("name"): p.get("last") for p in pairs}
+        fresh = [s for name, s in stamps.items() if s and s != self.before.get(name)]
+        self.progress = (min(fresh) if fresh else None, len(fresh))
+        if pairs and len(fresh) == len(pairs):
             ok = sum(1 for p in pairs if p.get("ok"))
-            self.cycles.append(Cycle(len(self.cycles) + 1, datetime.fromisoformat(newest),
+            self.cycles.append(Cycle(len(self.cycles) + 1, datetime.fromisoformat(min(fresh)),
                                      time.time(), ok, len(pairs) - ok))
+            self.before = stamps
         return len(self.cycles)
 
     def pause(self, every: float) -> float:
@@ -80,11 +82,10 @@ class CycleWatch:
         proxy in it) for about 0.1 s at a thousand pairs, so during a cycle the next poll comes
         when the cycle is expected to be about half-way through what is left (from the share of
         pairs done so far; at most as long as it has run), `every` seconds apart near its end."""
-        newest, done = self.progress
-        seen = {c.started.isoformat(timespec="seconds") for c in self.cycles}
-        if not newest or newest in seen or not done or not self.pairs:
+        earliest, done = self.progress
+        if not earliest or not done or not self.pairs:
             return every  # between cycles: the daemon is idle, polling costs it nothing
-        elapsed = max(0.0, time.time() - datetime.fromisoformat(newest).timestamp())
+        elapsed = max(0.0, time.time() - datetime.fromisoformat(earliest).timestamp())
         left = elapsed * (self.pairs - done) / done
         return max(every, min(left / 2, elapsed, 30.0))  # never longer than it has run
 
