@@ -7,8 +7,6 @@ import itertools
 import os
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,8 +19,9 @@ import pytest
 from sanitizer.engine.report import PairReport
 from sanitizer.service import status
 from sanitizer.service.daemon import backoff, backs_off, jitter
+from tests.support.daemon_process import Process
 from tests.support.faultproxy import FaultProxy
-from tests.support.harness import REPO, Setup, list_objects, put, vevent
+from tests.support.harness import list_objects, put, vevent
 
 pytestmark = pytest.mark.integration
 
@@ -93,56 +92,6 @@ class NotifySocket:
         self._thread.join(1)
 
 
-class Process:
-    """`calendar-sanitizer run` in a child process, with its stderr collected line by line."""
-
-    def __init__(self, setup: Setup, notify: NotifySocket | None = None, **env: str) -> None:
-        environment = {k: v for k, v in os.environ.items()
-                       if not k.startswith(("PYTEST", "NOTIFY_SOCKET", "WATCHDOG_"))}
-        environment.update(setup.environment())
-        if notify is not None:
-            environment["NOTIFY_SOCKET"] = notify.address
-        environment.update(env)
-        self.lines: list[str] = []
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sanitizer", "run"], env=environment, cwd=REPO,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for_line(self, text: str, timeout: float = 20, count: int = 1) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sum(text in line for line in self.lines) >= count:
-                return
-            if self.proc.poll() is not None and not self._thread.is_alive():
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"no {count} line(s) with {text!r}; got:\n" + "\n".join(self.lines))
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def stop(self, timeout: float = 10) -> tuple[int, float]:
-        """SIGTERM; (exit code, seconds it took)."""
-        sent = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
-        self._thread.join(2)
-        return code, time.monotonic() - sent
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
 @pytest.fixture
 def processes() -> Iterator[list[Process]]:
     started: list[Process] = []
@@ -174,7 +123,7 @@ def test_ready_status_watchdog_stop(calendars, make_setup, processes, notify) ->
     setup = make_setup(server, [("good", good, good.replace("/work", "/phone")),
                                 ("bad", missing, bad.replace("/work", "/phone"))],
                        service_extra=INTERVAL)
-    process = Process(setup, notify, WATCHDOG_USEC=str(int(WATCHDOG_PERIOD * 1e6)))
+    process = Process(setup, notify.address, WATCHDOG_USEC=str(int(WATCHDOG_PERIOD * 1e6)))
     processes.append(process)
     ready = notify.wait_for(lambda f: f == "READY=1")
     print(f"\nstart-to-READY: {ready - process.started:.2f}s")
@@ -205,7 +154,7 @@ def test_second_instance_exits_75(calendars, make_setup, processes) -> None:
                        service_extra=INTERVAL)
     notify = NotifySocket(abstract=True)  # systemd's "@name" form
     try:
-        first = Process(setup, notify)
+        first = Process(setup, notify.address)
         processes.append(first)
         notify.wait_for(lambda f: f == "READY=1")
     finally:
@@ -226,7 +175,7 @@ def test_sighup_reload(calendars, make_setup, processes, notify) -> None:
     phone = work.replace("/work", "/phone")
     put(server, work + "a.ics", vevent("a", *soon(), "Jane Doe"))
     setup = make_setup(server, [("p", work, phone)], service_extra=INTERVAL)
-    process = Process(setup, notify)
+    process = Process(setup, notify.address)
     processes.append(process)
     notify.wait_for(lambda f: f.startswith("STATUS=cycle 1:"))
     good_text = setup.config_path.read_text()
@@ -261,7 +210,7 @@ def test_wipe_while_running_then_resume(calendars, make_setup, processes, notify
     put(server, work + "a.ics", vevent("a", *soon(), "Jane Doe"))
     put(server, work + "b.ics", vevent("b", *soon(2), "John Roe"))
     setup = make_setup(server, [("p", work, phone)], service_extra=INTERVAL)
-    process = Process(setup, notify)
+    process = Process(setup, notify.address)
     processes.append(process)
     notify.wait_for(lambda f: f.startswith("STATUS=cycle 1:"))
     assert len(list_objects(server, phone)) == 2
@@ -293,7 +242,7 @@ def test_sigterm_during_a_hanging_request_exits_0_within_10s(calendars, make_set
         work = proxy.url + work.removeprefix(server.url)
         setup = make_setup(server, [("p", work, work.replace("/work", "/phone"))],
                            url=proxy.url, service_extra=INTERVAL + 'timeout = "60s"\n')
-        process = Process(setup, notify)
+        process = Process(setup, notify.address)
         processes.append(process)
         notify.wait_for(lambda f: f == "READY=1")
         proxy.wait_for_requests("REPORT")  # the first REPORT is now hanging
@@ -313,7 +262,7 @@ def test_sighup_during_a_cycle_is_not_lost(calendars, make_setup, processes, not
         work = proxy.url + work.removeprefix(server.url)
         setup = make_setup(server, [("p", work, work.replace("/work", "/phone"))],
                            url=proxy.url, service_extra='interval = "10m"\n')
-        process = Process(setup, notify)
+        process = Process(setup, notify.address)
         processes.append(process)
         notify.wait_for(lambda f: f == "READY=1")
         proxy.wait_for_requests()  # the first request is being slowed down
@@ -360,7 +309,7 @@ def test_state_dir_is_private(calendars, make_setup, processes, notify) -> None:
     work = calendars.new("work")
     setup = make_setup(calendars.server, [("p", work, work.replace("/work", "/phone"))],
                        service_extra=INTERVAL)
-    process = Process(setup, notify)
+    process = Process(setup, notify.address)
     processes.append(process)
     notify.wait_for(lambda f: f.startswith("STATUS=cycle 1:"))
     process.stop()
@@ -391,7 +340,7 @@ def test_a_slow_pair_delays_neither_the_watchdog_nor_the_other_pairs(tmp_path, p
         server.script("REPORT", "/slow-casework/", lambda seen: (207, XML, trickle()))
         setup = configure(tmp_path, server, service=INTERVAL + 'timeout = "30s"\n',
                           pairs=("slow", "p"))
-        process = Process(setup, notify, WATCHDOG_USEC=str(int(WATCHDOG_PERIOD * 1e6)))
+        process = Process(setup, notify.address, WATCHDOG_USEC=str(int(WATCHDOG_PERIOD * 1e6)))
         processes.append(process)
         ready = notify.wait_for(lambda f: f == "READY=1")
         deadline = time.monotonic() + 8

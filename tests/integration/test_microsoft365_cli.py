@@ -4,11 +4,6 @@ wipe on the Graph simulator; a pair from Microsoft 365 to CalDAV; config problem
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,8 +16,9 @@ from sanitizer.errors import ConfigError
 from sanitizer.service import config as config_module
 from sanitizer.service.config import parse_config
 from tests.support.clock import tomorrow_at
+from tests.support.daemon_process import Process
 from tests.support.graph_sim import ADVOCATE, CLIENT_ID, PHONE, SECRET, TENANT, GraphSim
-from tests.support.harness import REPO, Setup
+from tests.support.harness import Setup
 from tests.support.servers import RadicaleServer
 
 NOW = tomorrow_at(9)  # relative to the real date: tokens and status use the clock
@@ -126,37 +122,21 @@ def test_the_daemon_syncs_a_microsoft365_pair(sim: GraphSim, tmp_path: Path) -> 
     minted = len(sim.access_tokens)  # create-target's own
     text = setup.config_path.read_text().replace("[service]\n", '[service]\ninterval = "5s"\n')
     setup.config_path.write_text(text)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    process = subprocess.Popen([sys.executable, "-m", "sanitizer", "run"], cwd=REPO,
-                               env={**environment, **setup.environment()}, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = Process(setup)
     try:
         deadline = time.monotonic() + 30
         while not sim.events(PHONE, "Appointments") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(sim.events(PHONE, "Appointments")) == 1
-        first = _recorded(setup)
-        while _recorded(setup) in (None, first) and time.monotonic() < deadline + 30:
-            time.sleep(0.1)  # until status.json records a second cycle, in a worker of its own
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=15)
+        process.wait_for_line("cycle 2:", timeout=60)  # its second cycle, in a worker of its own
+        code, _ = process.stop(timeout=15)
     finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, output
+        process.kill()
+    output = "\n".join(process.lines)
+    assert code == 0, output
     assert "created=1" in output and "Traceback" not in output
     assert "secret-subject" not in output.lower()
-    assert "cycle 2:" in output and len(sim.access_tokens) == minted + 1  # one, handed on
-
-
-def _recorded(setup: Setup) -> str | None:
-    """When status.json says the pair's last cycle ran (None before the first)."""
-    try:
-        data = json.loads((setup.state_dir / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    entry = data.get("maria")
-    return entry.get("time") if isinstance(entry, dict) else None
+    assert len(sim.access_tokens) == minted + 1  # one, handed on
 
 
 def _problems(accounts: dict[str, Any], source: str = f"{ADVOCATE}/Calendar") -> list[str]:

@@ -66,7 +66,7 @@ def test_trickled_headers_hold_up_neither_the_other_pair_nor_the_watchdog(
     server.calendars["/casework/"] = {"a.ics": vevent("a", start, end, "Jane Doe").encode()}
     server.script("REPORT", "/slow-casework/", lambda seen: (RAW, {}, trickled_headers(120)))
     setup = configure(tmp_path, server, service=INTERVAL, pairs=("slow", "p"))
-    process = Process(setup, notify, WATCHDOG_USEC="600000")
+    process = Process(setup, notify.address, WATCHDOG_USEC="600000")
     processes.append(process)
     ready = notify.wait_for(lambda f: f == "READY=1")
     process.wait_for_line("pair p: ok", count=3, timeout=30)
