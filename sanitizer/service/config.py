@@ -116,6 +116,13 @@ class Config:
                 return pair
         raise KeyError(name)
 
+    def scoped(self, name: str) -> Config:
+        """The config as one pair's worker needs it: that pair and its accounts only, so that
+        what a worker is handed (and unpickles) does not grow with the number of pairs."""
+        pair = self.pair(name)
+        accounts = {a.name: a for a in (pair.source_account, pair.target_account)}
+        return Config(self.service, accounts, (pair,), self.path)
+
 
 def resolve_path(explicit: str | Path | None) -> Path:
     """--config, else $CALENDAR_SANITIZER_CONFIG, else the system path."""

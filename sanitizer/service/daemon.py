@@ -187,8 +187,10 @@ class Daemon:
         self._start_jobs()
         # A signal that came before this wait has left its byte in the pipe: the wait returns.
         if not (self.stopping or self.reload_requested):
-            for done in self.pool.wait(self._tick(self.scheduler.idle_seconds), self._wake_r):
+            tick = self.boss.recorder.wait(self._tick(self.scheduler.idle_seconds))
+            for done in self.pool.wait(tick, self._wake_r):
                 self._finish(done)
+        self.boss.recorder.flush()
         self._drain()
         if self.cycle_done:
             self.cycle_done = False
@@ -298,6 +300,7 @@ class Daemon:
     def _close_if_done(self, sweep: Sweep) -> None:
         if sweep.pending:
             return
+        self.boss.recorder.flush(force=True)  # `status` sees the whole sweep when it is logged
         self.last_status = sweep.line()
         log.info("%s", self.last_status)
         sdnotify.notify(f"STATUS={self.last_status}")
@@ -333,6 +336,7 @@ class Daemon:
         for done in self.pool.kill_all():
             self.boss.finish(done, note=False)
         self.pool.close()
+        self.boss.recorder.flush(force=True)
 
     # reload --------------------------------------------------------------------------------
 
@@ -356,6 +360,8 @@ class Daemon:
         except SanitizerError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
         else:
+            self.boss.recorder.flush(force=True)
+            self.boss.recorder.metrics_file = config.service.metrics_file
             self.config, self.runtime = config, runtime
             self.boss.runtime = runtime
             self.boss.tokens.clear()  # a changed secret must not live on in a handed token

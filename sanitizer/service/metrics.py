@@ -41,11 +41,21 @@ def require_library(metrics_file: Path | None) -> None:
 def record(metrics_file: Path | None, state_dir: Path, reports: Sequence[PairReport],
            durations: Mapping[str, float], now: datetime) -> None:
     """Fold this cycle into the kept numbers and rewrite the metrics file; never fails a cycle."""
-    if metrics_file is None:
+    record_each(metrics_file, state_dir, [(reports, durations, now)])
+
+
+def record_each(metrics_file: Path | None, state_dir: Path,
+                cycles: Sequence[tuple[Sequence[PairReport], Mapping[str, float], datetime]],
+                ) -> None:
+    """Fold several cycles (reports, durations, when) into the kept numbers with one read and
+    one write of each file, whatever their number; never fails a cycle."""
+    if metrics_file is None or not cycles:
         return
     try:
-        kept = update(_read(state_dir), reports, durations, now)
-        write_json(state_dir / METRICS_STATE, kept)
+        kept = _read(state_dir)
+        for reports, durations, now in cycles:
+            kept = update(kept, reports, durations, now)
+        write_json(state_dir / METRICS_STATE, kept, compact=True)
         write_textfile(metrics_file, kept)
     except (OSError, ImportError) as exc:
         log.warning("cannot write the metrics file %s (%s)", metrics_file,

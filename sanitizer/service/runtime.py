@@ -60,23 +60,38 @@ class Runtime:
     fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # account -> its secret
     swept: datetime | None = None  # the cycle (its `now`) whose retired targets were looked at
-    targets: retirement.Targets = field(init=False)  # the config's calendars, normalised once
+    sources: tuple[str, ...] | None = None  # every pair's source URL (a worker's config is
+    # scoped to its pair: config.scoped); None: the config's own
+    _targets: retirement.Targets | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.targets = retirement.Targets.of(self.config)
+    @property
+    def targets(self) -> retirement.Targets:
+        """The config's calendars, normalised once, when first asked for (a worker for one
+        pair's cycle never asks: it would cost time in proportion to the number of pairs)."""
+        if self._targets is None:
+            self._targets = retirement.Targets.of(self.config)
+        return self._targets
 
-    def connect(self) -> None:
+    def source_urls(self) -> tuple[str, ...]:
+        """Every configured pair's source URL: no target may be one of them."""
+        if self.sources is None:
+            self.sources = tuple(p.source_url for p in self.config.pairs)
+        return self.sources
+
+    def connect(self, pair: Pair | None = None) -> None:
         """A connection per account whose secret was read (nothing is sent yet). Each token
-        source is keyed by its account, so a worker can hand its token to the next one."""
+        source is keyed by its account, so a worker can hand its token to the next one. With
+        `pair` (a worker for that pair's cycle), requests are confined to its own two calendars
+        and its accounts' URLs: no other pair's calendar, and no ledger to read for them."""
         timeout = self.config.service.timeout.total_seconds()
-        known = ledger.load(self.config.service.state_dir)  # read once for every account
-        sources = [p.source_url for p in self.config.pairs]
+        known = {} if pair is not None else ledger.load(self.config.service.state_dir)
+        sources = self.source_urls()
         for name, secret in sorted(self.secrets.items()):
             account = self.config.accounts[name]
+            bases = (account_urls(self.config, account, known) if pair is None
+                     else pair_urls(pair, account))
             try:
-                connection = connect(account, secret, timeout,
-                                     bases=account_urls(self.config, account, known),
-                                     sources=sources)
+                connection = connect(account, secret, timeout, bases=bases, sources=sources)
             except SecretError as exc:
                 self.missing[name] = str(exc)
                 continue
@@ -126,6 +141,13 @@ def account_urls(config: Config, account: Account,
     urls = [p.source_url for p in config.pairs if p.source_account.name == account.name]
     urls += [p.target_url for p in config.pairs if p.target_account.name == account.name]
     return urls + [url for url, record in known.items() if record.account == account.name]
+
+
+def pair_urls(pair: Pair, account: Account) -> list[str]:
+    """The pair's calendars that are on this account: all that its cycle may reach."""
+    return [url for url, owner in ((pair.source_url, pair.source_account),
+                                   (pair.target_url, pair.target_account))
+            if owner.name == account.name]
 
 
 def warn_unverified(pair: Pair) -> None:

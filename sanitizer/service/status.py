@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,29 +50,51 @@ def read_status(state_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+@dataclass(frozen=True)
+class Noted:
+    """One pair's cycle as the status file records it: the report, when it really ran (the
+    clock), the time it reconciled as of when that was another (`sync --now`), and the calendar
+    it wrote."""
+
+    report: PairReport
+    ran_at: datetime
+    as_of: datetime | None = None
+    target: str | None = None
+
+
 def record(state_dir: Path, reports: list[PairReport], ran_at: datetime,
            as_of: datetime | None = None, targets: Mapping[str, str] | None = None) -> None:
     """Merge this cycle's reports into the status file, atomically. `ran_at` is the clock's
     time of the run; `as_of` the time it reconciled as of, when that was another; `targets`
-    the calendar each pair wrote. A cycle that did not get through keeps the last known
-    missing appointments: they are not back on the phone because a server was down."""
+    the calendar each pair wrote."""
+    record_each(state_dir, [Noted(r, ran_at, as_of, (targets or {}).get(r.pair))
+                            for r in reports])
+
+
+def record_each(state_dir: Path, noted: Sequence[Noted]) -> None:
+    """Merge cycles into the status file with one read and one atomic write, whatever their
+    number (the supervisor gathers the pairs that finished within a second). A cycle that did
+    not get through keeps the last known missing appointments: they are not back on the phone
+    because a server was down."""
+    if not noted:
+        return
     data = read_status(state_dir)
-    when = ran_at.isoformat(timespec="seconds")
-    for report in reports:
+    for item in noted:
+        report, when = item.report, item.ran_at.isoformat(timespec="seconds")
         entry = data.get(report.pair)
         data[report.pair] = entry = dict(entry) if isinstance(entry, dict) else {}
         entry.pop("cleared", None)
         entry.setdefault("since", when)
         if report.ok:
             entry["last_success"] = when
-            if targets and report.pair in targets:
-                entry["success_target"] = targets[report.pair]
+            if item.target is not None:
+                entry["success_target"] = item.target
         if report.error is None or not isinstance(entry.get("missing"), dict):
             entry["missing"] = dict(report.missing)
-        if as_of is None:
+        if item.as_of is None:
             entry.pop("as_of", None)
         else:
-            entry["as_of"] = as_of.isoformat(timespec="seconds")
+            entry["as_of"] = item.as_of.isoformat(timespec="seconds")
         entry.update({
             "time": when,
             "ok": report.ok,

@@ -24,9 +24,10 @@ from sanitizer.engine import sync_state
 from sanitizer.engine.expire import expired
 from sanitizer.engine.report import PairReport
 from sanitizer.errors import ADMIN
-from sanitizer.service import lock, metrics, retirement, status
+from sanitizer.service import lock, retirement, status
 from sanitizer.service.config import Config, Pair
 from sanitizer.service.pool import Finished, Pool, worker_data
+from sanitizer.service.recorder import Recorder
 from sanitizer.service.runtime import (
     Runtime,
     cycle_budget,
@@ -96,17 +97,24 @@ class Supervisor:
         self.tokens: dict[str, handoff.Handed] = {}  # account -> its token, in memory only
         self.locks: dict[str, contextlib.ExitStack] = {}  # pair -> its held lock
         self.retired: list[retirement.Retirement] = []
+        service = runtime.config.service
+        self.recorder = Recorder(service.state_dir, service.metrics_file)
 
     def job(self, kind: str, pair: Pair | None, now: datetime, *, dry_run: bool = False,
             force_full: bool = False) -> Job:
-        """A job with the secrets and tokens of its accounts, and no others."""
+        """A job with the secrets and tokens of its accounts, and no others; a pair's job
+        carries its own part of the config (whether its target is another pair's source was
+        settled here, from the whole config)."""
         runtime = self.runtime
         names = accounts_of(runtime.config, kind, pair)
-        return Job(kind, pair.name if pair else None, runtime.config, runtime.key,
-                   {n: s for n, s in runtime.secrets.items() if n in names}, now,
+        scoped = pair is not None and kind != RETIRE  # the clean-up looks at every target
+        return Job(kind, pair.name if pair else None,
+                   runtime.config.scoped(pair.name) if scoped and pair else runtime.config,
+                   runtime.key, {n: s for n, s in runtime.secrets.items() if n in names}, now,
                    bounds(runtime.config), dry_run=dry_run, force_full=force_full,
                    log_level=logging.getLogger().getEffectiveLevel(),
-                   environment=dict(os.environ))
+                   environment=dict(os.environ),
+                   sources=runtime.source_urls() if scoped else None)
 
     def settled(self, pair: Pair, dry_run: bool) -> PairReport | None:
         """A report without a worker: a missing or rejected password, or a target that is a
@@ -133,6 +141,8 @@ class Supervisor:
         if job.pair is not None and job.kind != RETIRE and not job.dry_run:
             stack.enter_context(lock.pair_lock(self.runtime.config.service.state_dir,
                                                job.pair, timeout=wait))
+        if job.kind == RETIRE:  # it reads which target each pair last synced: write it now
+            self.recorder.flush(force=True)
         tokens = {n: t for n, t in self.tokens.items() if n in job.secrets and t.usable()}
         with stack:
             self.pool.start(replace(job, tokens=tokens))
@@ -169,24 +179,19 @@ class Supervisor:
             for name in (pair.source_account.name, pair.target_account.name):
                 self.tokens.pop(name, None)
         note_rejection(self.runtime, pair, report, now)
-        state_dir = self.runtime.config.service.state_dir
-        ran_at = self.record(pair, report, now)
-        metrics.record(self.runtime.config.service.metrics_file, state_dir, [report],
-                       {report.pair: seconds}, ran_at)
+        self.recorder.note(self.noted(pair, report, now), seconds)
 
     def settle(self, pair: Pair, report: PairReport, now: datetime) -> None:
         """Record a report that needed no worker."""
         log.info("%s", report.status_line())
         if not report.dry_run:
-            self.record(pair, report, now)
+            self.recorder.note(self.noted(pair, report, now))
 
-    def record(self, pair: Pair, report: PairReport, now: datetime) -> datetime:
-        """The report into the status file, with when it really ran (the clock: staleness is
-        counted from it) and, for `sync --now`, the time it reconciled as of; that time."""
-        ran_at = datetime.now(UTC)
-        status.record(self.runtime.config.service.state_dir, [report], ran_at,
-                      as_of=now if self.what_if else None, targets={pair.name: pair.target_url})
-        return ran_at
+    def noted(self, pair: Pair, report: PairReport, now: datetime) -> status.Noted:
+        """The report as the status file records it: with when it really ran (the clock:
+        staleness is counted from it) and, for `sync --now`, the time it reconciled as of."""
+        return status.Noted(report, datetime.now(UTC), now if self.what_if else None,
+                            pair.target_url)
 
 
 def has_expired(config: Config, pair: Pair, now: datetime) -> bool:
@@ -224,6 +229,7 @@ def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: 
             _drain(boss, [boss.job(RETIRE, None, now)], reports, wait)
     finally:
         pool.close()
+        boss.recorder.flush(force=True)
         runtime.retired = retirement.merge(runtime.retired, boss.retired)
     return [reports[name] for name in order if name in reports]
 
@@ -247,8 +253,9 @@ def _drain(boss: Supervisor, queue: list[Job], reports: dict[str, PairReport],
                 reports[ready.pair or ""] = PairReport.failed(
                     ready.pair or "", "state-dir-unwritable",
                     f"cannot take the pair's lock ({exc.strerror})")
-        for done in boss.pool.wait(60.0):
+        for done in boss.pool.wait(boss.recorder.wait(60.0)):
             report = boss.finish(done)
             if report is not None:
                 reports[report.pair] = report
+        boss.recorder.flush()
 

@@ -65,6 +65,7 @@ class Job:
     tokens: Mapping[str, handoff.Handed] = field(default_factory=dict, repr=False)
     log_level: int = logging.INFO
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # the supervisor's
+    sources: tuple[str, ...] | None = None  # every pair's source, when `config` is scoped
 
 
 @dataclass
@@ -135,8 +136,8 @@ def main(job: Job, conn: Connection) -> None:
 
 def run(job: Job) -> Outcome:
     """The job, with connections made from the secrets it carries."""
-    runtime = Runtime(job.config, job.key, secrets=dict(job.secrets))
-    runtime.connect()
+    runtime = Runtime(job.config, job.key, secrets=dict(job.secrets), sources=job.sources)
+    runtime.connect(None if job.kind == RETIRE else job.config.pair(job.pair or ""))
     try:
         if job.kind == RETIRE:
             return Outcome(retired=retire_abandoned(runtime, job.now))
