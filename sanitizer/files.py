@@ -20,15 +20,24 @@ def named(directory: Path, name: str, suffix: str = "") -> Path:
     return directory / (name + suffix)
 
 
-def write_json(path: Path, data: Any, *, compact: bool = False) -> None:
+def write_json(path: Path, data: Any, *, compact: bool = False,
+               if_changed: bool = False) -> None:
     """Write a 0600 JSON file by rename, creating its 0700 directory if needed. `compact` is
-    for files rewritten often: no indentation, so the C encoder writes it in one pass."""
+    for files rewritten often: no indentation, so the C encoder writes it in one pass.
+    `if_changed` (compact only): a file that already holds exactly this is left alone, so a
+    quiet cycle costs a read instead of a write and a sync to disk."""
+    text = json.dumps(data, sort_keys=True) if compact else None
+    if if_changed and text is not None:
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return
+        except (OSError, UnicodeDecodeError):
+            pass
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            if compact:
-                text = json.dumps(data, sort_keys=True)
+            if text is not None:
                 handle.write(text)
             else:
                 json.dump(data, handle, indent=1, sort_keys=True)

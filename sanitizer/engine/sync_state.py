@@ -99,7 +99,8 @@ def bounded(token: object) -> str | None:
 
 
 def save(state_dir: Path, pair: str, state: PairState) -> None:
-    """Write the state atomically (0600), compactly: every pair writes it every cycle."""
+    """Write the state atomically (0600), compactly: every pair writes it every cycle (a
+    quiet cycle's state is the same as before: then nothing is written)."""
     data: dict[str, Any] = {
         "version": VERSION, "fingerprint": state.fingerprint, "token": bounded(state.token),
         "last_full": state.last_full.isoformat(), "next_boundary": state.next_boundary.isoformat(),
@@ -108,7 +109,7 @@ def save(state_dir: Path, pair: str, state: PairState) -> None:
         "other_installations": state.other_installations,
         "skipped": {origin: dict(reasons) for origin, reasons in sorted(state.skipped.items())},
     }
-    write_json(path_for(state_dir, pair), data, compact=True)
+    write_json(path_for(state_dir, pair), data, compact=True, if_changed=True)
 
 
 def forget(state_dir: Path, pair: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sanitizer.engine import ledger
+from sanitizer.engine import ledger, sync_state
 from sanitizer.service import calendars, retirement, runtime
 from sanitizer.service.config import Config, parse_config
 
@@ -124,3 +125,14 @@ def test_the_work_of_a_cycle_grows_linearly_with_the_pairs(
     # URL parses per pair stay flat: 10x the pairs is about 10x the parses, not 100x.
     assert large.names <= 12 * small.names, (small.names, large.names)
     assert os.listdir(tmp_path / "state-100" / ledger.LEDGER_DIR)
+
+
+def test_an_unchanged_sync_state_is_not_written_again(tmp_path: Path) -> None:
+    state = sync_state.PairState(fingerprint="f", token="t", last_full=NOW, next_boundary=NOW)
+    sync_state.save(tmp_path, "maria", state)
+    path = sync_state.path_for(tmp_path, "maria")
+    before = path.stat().st_ino
+    sync_state.save(tmp_path, "maria", state)  # a quiet cycle: the same state
+    assert path.stat().st_ino == before
+    sync_state.save(tmp_path, "maria", replace(state, clean=not state.clean))
+    assert path.stat().st_ino != before and sync_state.load(tmp_path, "maria") is not None
