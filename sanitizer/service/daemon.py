@@ -108,7 +108,7 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self.runtime = runtime
-        self.pool = Pool()
+        self.pool = Pool(kinds=[a.kind for a in config.accounts.values()])
         self.boss = Supervisor(runtime, self.pool)
         self.queue: list[Job] = []
         self.owner: dict[str, Sweep] = {}  # queued or running job -> the sweep that queued it

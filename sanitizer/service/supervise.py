@@ -207,7 +207,8 @@ def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: 
     """`sync`: one cycle per pair, `service.parallel` workers at a time, then the retired
     targets' clean-up in one more worker. Reports in the pairs' order. `what_if`: `now` was
     given (`--now`), so status records it as the as-of time, apart from when it ran."""
-    pool = Pool(fork_below=worker_data(runtime.config.service.parallel) // 2)
+    pool = Pool(fork_below=worker_data(runtime.config.service.parallel) // 2,
+                kinds=[a.kind for a in runtime.config.accounts.values()])
     boss = Supervisor(runtime, pool, what_if)
     reports: dict[str, PairReport] = {}
     queue: list[Job] = []

@@ -1,0 +1,51 @@
+"""The fork server is started once per process: a second pool (the next `sync` in a process
+that runs several, as the tests and the admin tools do) reuses it, and each worker it forks
+finds the command line and the HTTP protocol modules loaded already."""
+
+from __future__ import annotations
+
+import sys
+from multiprocessing import forkserver
+from multiprocessing.connection import Connection
+
+import pytest
+
+from sanitizer.service import pool
+
+
+def _report_modules(conn: Connection) -> None:
+    """A worker that answers which of the preloaded modules it had to import itself."""
+    conn.send(sorted(name for name in pool.PRELOAD if name not in sys.modules))
+    conn.close()
+
+
+def _fork_server_pid() -> int | None:
+    return getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+
+
+def test_one_fork_server_serves_every_pool_of_a_process() -> None:
+    first = pool.Pool(kinds=["caldav"])
+    context = first._context
+    assert context.get_start_method() == "forkserver"  # as the daemon's pool
+    ours, theirs = context.Pipe(duplex=False)
+    worker = context.Process(target=_report_modules, args=(theirs,), daemon=True)
+    worker.start()
+    theirs.close()
+    assert ours.recv() == []  # nothing to import again in the worker
+    worker.join()
+    server = _fork_server_pid()
+    first.close()
+    second = pool.Pool()
+    second.warm_up()
+    assert _fork_server_pid() == server is not None
+    second.close()
+
+
+def test_the_configured_kinds_stores_are_loaded_by_the_fork_server(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[list[str]] = []
+    context = pool.multiprocessing.get_context("forkserver")
+    monkeypatch.setattr(context, "set_forkserver_preload", asked.append)
+    pool.Pool(kinds=["microsoft365", "caldav", "microsoft365"])
+    assert asked[-1][: len(pool.PRELOAD)] == pool.PRELOAD
+    assert asked[-1][len(pool.PRELOAD):] == pool.KIND_PRELOAD["microsoft365"]
