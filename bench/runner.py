@@ -220,7 +220,8 @@ def agency_lines(daemon: dict[str, Any]) -> list[str]:
     if not daemon.get("available"):
         return [f"{head}: daemon not measured: {daemon.get('note')}"]
     peak = daemon.get("tree_peak", {})
-    lines = [f"{head} (`run`, interval {daemon['interval_s']} s): whole process tree peak RSS "
+    lines = [f"{head} (`run`, interval {daemon['interval_s']} s): whole process tree peak PSS "
+             f"{peak.get('pss_mb')} MiB (each page once, as the cgroup counts), summed RSS "
              f"{peak.get('rss_mb')} MiB, threads max {peak.get('threads')}, processes max "
              f"{peak.get('processes')}, open files max {peak.get('fds')}, "
              f"{daemon.get('cycles_seen')} cycles seen; load average "
@@ -240,7 +241,8 @@ def agency_lines(daemon: dict[str, Any]) -> list[str]:
         lines.append(f"  {daemon['note']}; progress (s, pairs done): "
                      f"{daemon.get('first_cycle_progress')}")
     for cycle, res in daemon.get("after_cycle", {}).items():
-        lines.append(f"  after cycle {cycle}: tree RSS {res['rss_mb']} MiB, {res['threads']} "
+        lines.append(f"  after cycle {cycle}: tree PSS {res.get('pss_mb')} MiB, RSS "
+                     f"{res['rss_mb']} MiB, {res['threads']} "
                      f"threads, {res['processes']} processes, {res['fds']} open files")
     for text, count in daemon.get("log_problems", {}).items():
         lines.append(f"  daemon log, {count}x: {text}")

@@ -131,17 +131,29 @@ def _status_fields(pid: int) -> tuple[int, int]:
     return rss, threads
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size (KiB) of one process: each page it shares with n others counts
+    1/n. Summed over a tree it counts every page once, as the unit's cgroup (MemoryMax) does;
+    summed RSS counts the libraries the fork server and each worker share once per process."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
 def tree_snapshot(pid: int) -> dict[str, float]:
-    """RSS (MiB), threads, open files and processes of the whole tree right now."""
-    rss = threads = fds = 0
+    """RSS and PSS (MiB), threads, open files and processes of the whole tree right now."""
+    rss = pss = threads = fds = 0
     procs = process_tree(pid)
     for member in procs:
         member_rss, member_threads = _status_fields(member)
         rss, threads = rss + member_rss, threads + member_threads
+        pss += _pss(member)
         with contextlib.suppress(OSError):
             fds += len(os.listdir(f"/proc/{member}/fd"))
-    return {"rss_mb": round(rss / 1024, 1), "threads": threads, "fds": fds,
-            "processes": len(procs)}
+    return {"rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1), "threads": threads,
+            "fds": fds, "processes": len(procs)}
 
 
 class TreeSampler(threading.Thread):
@@ -150,7 +162,8 @@ class TreeSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
-        self.peak: dict[str, float] = {"rss_mb": 0.0, "threads": 0, "fds": 0, "processes": 0}
+        self.peak: dict[str, float] = {"rss_mb": 0.0, "pss_mb": 0.0, "threads": 0, "fds": 0,
+                                       "processes": 0}
         self.samples = 0
         self.stop_event = threading.Event()
 
