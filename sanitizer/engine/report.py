@@ -37,6 +37,7 @@ class PairReport:
     held_back: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     write_errors: Counter[str] = field(default_factory=Counter)
+    unwritten: Counter[str] = field(default_factory=Counter)  # creates and updates that failed
     error: str | None = None  # a one-line message, already free of event text
     error_code: str | None = None  # a short reason code, for the status file
     dry_run: bool = False
@@ -53,8 +54,12 @@ class PairReport:
 
     @property
     def missing(self) -> Counter[str]:
-        """Appointments in the window that are not on the phone, by reason code."""
-        return missing(self.skipped)
+        """Appointments in the window that are not on the phone (or not as they are at work),
+        by reason code: skipped ones, and those whose write failed this cycle, a lost race
+        (`write-conflict`) included: if the next cycle writes them, they are gone from here."""
+        found = missing(self.skipped)
+        found.update({f"write-{reason}": count for reason, count in self.unwritten.items()})
+        return found
 
     def status_line(self) -> str:
         """One line, for the CLI and the log."""
@@ -110,9 +115,11 @@ class PairReport:
         self.unchanged = the_plan.unchanged
         self.foreign = len(the_plan.foreign)
         self.held_back = the_plan.held_back
-        for result in results or ():
+        for action, result in zip(the_plan.actions, results or (), strict=False):
             if result.error is not None:
                 self.write_errors[result.error] += 1
+                if not isinstance(action, Delete):
+                    self.unwritten[result.error] += 1
 
 
 def missing(skipped: Counter[str] | dict[str, int]) -> Counter[str]:

@@ -7,14 +7,17 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any, cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sanitizer.core.identity import is_owned
-from sanitizer.core.model import Label
+from sanitizer.core.model import Create, Delete, Label, Plan, Update
 from sanitizer.core.phone_format import read_back
+from sanitizer.engine.execute import WriteResult
 from sanitizer.engine.reconcile import sync_pair
+from sanitizer.engine.report import PairReport
 from tests.support.core_builders import KEY, NOW, UTC_ZONE, ics, keep_title_rule, make_pair
 from tests.support.memory_store import MemoryCalendar, UnreachableCalendar
 
@@ -193,3 +196,18 @@ def test_the_policy_shape_is_the_same_in_every_process() -> None:
                              check=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
               for seed in range(6)}
     assert len(shapes) == 1
+
+
+def test_an_entry_that_could_not_be_written_is_missing_until_a_cycle_writes_it() -> None:
+    event = cast(Any, object())  # not looked at: only the action's kind counts here
+    plan = Plan((Create(event), Update("/p/a.ics", '"1"', event), Delete("/p/b.ics", '"2"',
+                                                                          "b", False)), 0, ())
+    report = PairReport("maria")
+    report.count(plan, [WriteResult("http-507"), WriteResult("conflict"),
+                        WriteResult("conflict")])
+    assert report.missing == {"write-http-507": 1, "write-conflict": 1}  # not the delete
+    assert "MISSING=2 not on the phone" in report.status_line()
+    assert not report.ok  # the 507; a conflict alone is a lost race, retried next cycle
+    again = PairReport("maria")
+    again.count(plan, [WriteResult(None, "/p/c.ics", '"3"')] * 3)
+    assert again.missing == {} and again.ok
