@@ -7,10 +7,10 @@ imports the libraries once, and forks each worker from that clean, single-thread
 milliseconds; a worker inherits neither the supervisor's memory (other accounts' secrets) nor its
 threads and locks, and gets only what its Job carries. ("spawn" would import every library again
 for every cycle, about half a second of CPU each; plain fork would copy the supervisor, secrets
-and all, and is unsafe in a process with threads.) `sync` is the exception: a run of a few
-seconds that has imported everything already and holds only the secrets of the pairs it runs, so
-when it has no other thread, no HTTP stack and little memory it forks its workers itself instead
-of starting a fork server (which would cost more CPU than a quiet cycle).
+and all, and is unsafe in a process with threads.) `sync` of a few pairs is the exception: a run
+of a few seconds that has imported everything already and holds only the secrets of the pairs
+it runs, so when it has no other thread, no HTTP stack and little memory it forks its workers
+itself instead of starting a fork server (which would cost more CPU than a few quiet cycles).
 
 Each worker sets its own limits (worker.limit); the supervisor kills it at its wall-clock deadline.
 A worker that ends without answering is a failed cycle for its pair alone, with a reason code:

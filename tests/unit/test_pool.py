@@ -5,12 +5,15 @@ finds the command line and the HTTP protocol modules loaded already."""
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import pytest
 
-from sanitizer.service import pool
+from sanitizer.service import pool, runtime, supervise
+from tests.unit.test_scale import config_of
 
 
 def _report_modules(conn: Connection) -> None:
@@ -49,3 +52,25 @@ def test_the_configured_kinds_stores_are_loaded_by_the_fork_server(
     pool.Pool(kinds=["microsoft365", "caldav", "microsoft365"])
     assert asked[-1][: len(pool.PRELOAD)] == pool.PRELOAD
     assert asked[-1][len(pool.PRELOAD):] == pool.KIND_PRELOAD["microsoft365"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_sync_of_many_pairs_uses_the_fork_server(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    asked: list[int | None] = []
+
+    def fake_pool(fork_below: int | None = None, kinds: object = ()) -> None:
+        asked.append(fork_below)
+        raise _Stop
+
+    monkeypatch.setattr(supervise, "Pool", fake_pool)
+    for count in (1, supervise.FORK_MAX_PAIRS, supervise.FORK_MAX_PAIRS + 1, 1000):
+        config = config_of(tmp_path, count)
+        with pytest.raises(_Stop):
+            supervise.run_all(runtime.Runtime(config, b"k" * 32), config.pairs, datetime.now(UTC))
+    few, many = asked[:2], asked[2:]
+    assert all(isinstance(limit, int) for limit in few)  # may fork itself
+    assert many == [None, None]  # copying a command that holds 1,000 pairs per worker costs more
