@@ -187,15 +187,23 @@ def daemon_phase(bench: Bench, setup: PairsSetup, interval: timedelta, size: int
         bench.rows.append(first)
         log_row(first)
         result["first_cycle"] = asdict(first)
-        # One quiet sweep on its own: what an idle agency costs per cycle.
-        bench.proxy.reset_stats()
-        cpu1, client1 = bench.server_cpu(), tree_cpu(proc.pid)
-        if not run.watch.wait(2, timeout=interval.total_seconds() * 2 + args.first_cycle_timeout,
-                              alive=run.alive):
+        # A first cycle longer than the interval leaves sweeps that overlap (each tick queues
+        # the pairs done so far again): the second refresh of every pair is a catch-up. The
+        # third comes from a tick of its own once the backlog is gone: one quiet sweep on its
+        # own, what an idle agency costs per cycle (its requests show whether it overlapped).
+        timeout = interval.total_seconds() * 2 + args.first_cycle_timeout
+        if not run.watch.wait(2, timeout=timeout, alive=run.alive):
             bench.failures.append(f"agency {note}: no second cycle")
             return result
-        cycle = run.watch.cycles[1]
         result["after_cycle"][2] = tree_snapshot(proc.pid)
+        result["catch_up_s"] = round(run.watch.cycles[1].seconds, 1)
+        bench.proxy.reset_stats()
+        cpu1, client1 = bench.server_cpu(), tree_cpu(proc.pid)
+        if not run.watch.wait(3, timeout=timeout, alive=run.alive):
+            bench.failures.append(f"agency {note}: no third cycle")
+            return result
+        cycle = run.watch.cycles[2]
+        result["after_cycle"][3] = tree_snapshot(proc.pid)
         quiet = run.row("pairs quiet", cycle.seconds, cpu1, client1)
         quiet.note = f"{note} ({cycle.failed} failed)"
         bench.rows.append(quiet)

@@ -233,6 +233,9 @@ def agency_lines(daemon: dict[str, Any]) -> list[str]:
             lines.append(f"  {label}: wall {cycle['wall_s']:.1f} s, daemon CPU "
                          f"{cycle['client_cpu_s']:.1f} s, server CPU {cycle['server_cpu_s']:.1f} s,"
                          f" {report.fmt_requests(cycle['requests'])}")
+    if daemon.get("catch_up_s") is not None:
+        lines.append(f"  catch-up after the first cycle (sweeps that overlapped it): "
+                     f"{daemon['catch_up_s']} s; the quiet sweep is the next one, on its own")
     per_pair = daemon.get("quiet_per_pair_ms")
     if per_pair:
         lines.append(f"  quiet sweep per pair: wall {per_pair['wall']} ms, daemon CPU "
