@@ -12,20 +12,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import ssl
 import threading
-import urllib.error
-import urllib.request
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from http.client import HTTPException
 from typing import Any
 
-import certifi
-
 from sanitizer.errors import StoreError
-from sanitizer.stores import handoff
+from sanitizer.stores import handoff, wire
 from sanitizer.stores.differences import RFC_FORGOTTEN_TOKEN, ServerDifferences
 
 CALDAV_BASE_URL = "https://apidata.googleusercontent.com/caldav/v2/"
@@ -181,22 +176,15 @@ class TokenAnswer:
 
 
 class TokenRequest:
-    """google-auth's transport, on urllib: only the key's token_uri, no redirects, no proxies
-    from the environment, TLS verified, a bounded answer."""
+    """google-auth's transport, on the one HTTP client (stores/wire.py): only the key's
+    token_uri, no redirects, nothing from the environment (no proxy, no SSL_CERT_FILE or
+    SSL_CERT_DIR), TLS verified as configured, a bounded answer within a deadline."""
 
     def __init__(self, token_uri: str, verify: bool | str, timeout: float) -> None:
         self.token_uri = token_uri
         self.timeout = timeout
-        # a named CA file, else certifi's bundle as requests uses it: never SSL_CERT_FILE or
-        # SSL_CERT_DIR from the environment, which the default paths would read
-        context = ssl.create_default_context(
-            cafile=verify if isinstance(verify, str) else certifi.where())
-        if verify is False:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context),
-            _NoRedirects())
+        self.verify = verify
+        self._session: Any = None
 
     def __call__(self, url: str, method: str = "GET", body: bytes | None = None,
                  headers: Mapping[str, str] | None = None, timeout: float | None = None,
@@ -207,22 +195,19 @@ class TokenRequest:
         if url != self.token_uri:
             raise exceptions.TransportError(  # type: ignore[no-untyped-call]
                 "refusing a URL other than the key's token_uri")
-        request = urllib.request.Request(url, data=body, method=method,  # noqa: S310 - checked
-                                         headers=dict(headers or {}))
+        seconds = min(timeout or self.timeout, self.timeout)
+        deadline = time.monotonic() + seconds
+        if self._session is None:
+            self._session = wire.session()
         try:
-            with self._opener.open(request, timeout=timeout or self.timeout) as response:
-                return TokenAnswer(response.status, dict(response.headers),
-                                   response.read(MAX_TOKEN_ANSWER))
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return TokenAnswer(exc.code, dict(exc.headers or {}), exc.read(MAX_TOKEN_ANSWER))
-        except (OSError, HTTPException, ValueError):
+            response = wire.send(self._session, method, url, timeout=seconds, deadline=deadline,
+                                 verify=self.verify, data=body, headers=headers)
+            with response:
+                status = int(response.status_code or 0)
+                if 300 <= status < 400:  # answered as it answered: an error, not followed
+                    return TokenAnswer(status, {}, b"")
+                data = wire.read_capped(response, MAX_TOKEN_ANSWER, deadline)
+                return TokenAnswer(status, dict(response.headers or {}), bytes(data))
+        except Exception:  # noqa: BLE001 - transport errors may quote the server's reply
             raise exceptions.TransportError(  # type: ignore[no-untyped-call]
                 "token endpoint unreachable") from None
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A token endpoint that redirects is answered as it answered: an error, not followed."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None

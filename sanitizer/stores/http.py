@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from sanitizer.errors import StoreError, TokenRejected
+from sanitizer.stores import wire
 from sanitizer.stores.bearer import BearerTokens
 from sanitizer.stores.differences import STANDARD, ServerDifferences
 from sanitizer.stores.retry import Backoff, NotBefore, retry_after
@@ -30,7 +31,6 @@ from sanitizer.stores.urls import is_loopback, within
 MIB = 1024 * 1024
 ANSWER_CAP = 20 * MIB  # many objects at the parser's per-object cap; two pairs in flight fit
 DEADLINE_TIMEOUTS = 4.0  # a whole answer must arrive within this many `timeout`s
-CHUNK = 64 * 1024
 ERROR_HEAD = 4096  # bytes of a non-XML error answer kept to classify it (a quota message)
 TRANSIENT_STATUSES = frozenset({408, 423, 425, 429, 500, 502, 503, 504})  # 423: Xandikos, busy
 NOT_RETRIED = frozenset({"answer-too-large", "answer-too-slow", "cycle-budget-exhausted"})
@@ -139,14 +139,7 @@ class Transport:
             if self._idle:
                 return self._idle.pop()
             self._made += 1
-        import niquests  # noqa: PLC0415 - heavy; only when talking to a server
-
-        # No proxy, CA bundle or .netrc from the environment, no cookies, no OCSP or HTTP/3
-        # side channels: the configured server, verified as configured, is the only peer.
-        session = niquests.Session(disable_http3=True, revocation_configuration=None,
-                                   allow_incoming_cookies=False)
-        session.trust_env = False
-        return session
+        return wire.session()
 
     def _checkin(self, session: Any) -> None:
         with self._lock:
@@ -248,12 +241,10 @@ class Transport:
     def _exchange(self, session: Any, method: str, url: str, body: bytes,
                   headers: Mapping[str, str], deadline: float, *, authorization: str) -> Reply:
         creds = self.credentials
-        wait = max(0.01, min(creds.timeout, deadline - time.monotonic()))
         try:
-            response = session.request(
-                method, url, data=body or None, stream=True, allow_redirects=False,
-                headers={**headers, "Authorization": authorization},
-                timeout=(wait, wait), verify=creds.verify)
+            response = wire.send(session, method, url, timeout=creds.timeout, deadline=deadline,
+                                 verify=creds.verify, data=body or None,
+                                 headers={**headers, "Authorization": authorization})
         except Exception as exc:  # noqa: BLE001 - transport errors may quote the server's reply
             raise _transport_error(method, url, exc) from None
         try:
@@ -294,27 +285,21 @@ class Transport:
         status = int(response.status_code or 0)
         content_type = str((response.headers or {}).get("content-type", "")).lower()
         parser = _parser() if status == 207 or "xml" in content_type else None
-        cap, size = self.limits.answer_bytes, 0
+        cap = self.limits.answer_bytes
         try:
-            for chunk in response.iter_content(CHUNK):
-                size += len(chunk)
-                if size > cap:
-                    raise StoreError(operation=method, url=url, reason="answer-too-large",
-                                     hint=f"the answer exceeds {_size(cap)}")
-                if time.monotonic() > deadline:
-                    raise StoreError(operation=method, url=url, reason="answer-too-slow",
-                                     transient=True, hint="the answer did not arrive in time")
+            for chunk in wire.chunks(response, cap, deadline):
                 if parser is not None:
                     parser = _feed(parser, chunk, blobs)
                 elif status >= 400 and len(head) < ERROR_HEAD:
                     head += chunk[:ERROR_HEAD - len(head)]
-        except StoreError:
-            raise
+        except wire.TooLarge:
+            raise StoreError(operation=method, url=url, reason="answer-too-large",
+                             hint=f"the answer exceeds {_size(cap)}") from None
+        except wire.TooSlow:
+            raise StoreError(operation=method, url=url, reason="answer-too-slow",
+                             transient=True, hint="the answer did not arrive in time") from None
         except Exception as exc:  # noqa: BLE001 - a reset or timeout while reading
             raise _transport_error(method, url, exc) from None
-        if time.monotonic() > deadline:
-            raise StoreError(operation=method, url=url, reason="answer-too-slow", transient=True,
-                             hint="the answer did not arrive in time")
         return _close(parser)
 
 

@@ -17,12 +17,10 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import requests
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sanitizer.errors import StoreError
-from sanitizer.stores import handoff
+from sanitizer.stores import handoff, wire
 from sanitizer.stores.microsoft365.names import SCOPE
 
 MAX_TOKEN_ANSWER = 256 * 1024
@@ -79,7 +77,11 @@ class _Answer:
 
     def raise_for_status(self) -> None:
         if self.status_code >= 400:
-            raise requests.HTTPError(f"HTTP Error: {self.status_code}")
+            raise AuthorityError(f"HTTP Error: {self.status_code}")
+
+
+class AuthorityError(Exception):
+    """What msal sees of a request that failed: no server text, only this project's words."""
 
 
 def origin(url: str) -> tuple[str, int] | None:
@@ -107,8 +109,7 @@ class AuthorityHttp:
         parts = urlsplit(login.authority)
         self._plain_netloc = parts.netloc.lower() if parts.scheme == "http" else None
         self._origin = origin(login.authority.replace("http://", "https://", 1))
-        self._session = requests.Session()
-        self._session.trust_env = False
+        self._session = wire.session()  # the one HTTP client: nothing from the environment
 
     def get(self, url: str, params: Any = None, headers: Any = None, **_: Any) -> _Answer:
         """A discovery GET."""
@@ -123,27 +124,35 @@ class AuthorityHttp:
         """Close the connection pool."""
         self._session.close()
 
-    def _send(self, method: str, url: str, **kw: Any) -> _Answer:
+    def _send(self, method: str, url: str, *, params: Any = None, data: Any = None,
+              headers: Any = None) -> _Answer:
+        if params:
+            url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
         parts = urlsplit(url)
         if parts.scheme != "https" or self._origin is None or origin(url) != self._origin:
             self.failure = "url-outside-authority"  # msal asks https; http is ours to send
-            raise requests.exceptions.InvalidURL("not the configured authority")
+            raise AuthorityError("not the configured authority")
         if self._plain_netloc is not None and parts.netloc.lower() == self._plain_netloc:
             url = urlunsplit(("http", *parts[1:]))
         self.requests += 1
+        deadline = time.monotonic() + self.login.timeout
         try:
-            response = self._session.request(method, url, allow_redirects=False, stream=True,
-                                              timeout=self.login.timeout,
-                                              verify=self.login.verify, **kw)
-        except requests.exceptions.SSLError:
-            self.failure = "tls-verification-failed"  # what msal's error would hide
-            raise
-        with response:
-            raw = response.raw.read(MAX_TOKEN_ANSWER + 1, decode_content=True)
-        if len(raw) > MAX_TOKEN_ANSWER:
+            response = wire.send(self._session, method, url, timeout=self.login.timeout,
+                                 deadline=deadline, verify=self.login.verify, data=data,
+                                 headers=headers)
+            with response:
+                raw = wire.read_capped(response, MAX_TOKEN_ANSWER, deadline)
+        except wire.TooLarge:
             return _Answer(502, "{}", {})
-        return _Answer(response.status_code, raw.decode("utf-8", "replace"),
-                       dict(response.headers))
+        except wire.TooSlow:
+            raise AuthorityError("the authority's answer did not arrive in time") from None
+        except Exception as exc:  # noqa: BLE001 - transport errors may quote the server's reply
+            name = type(exc).__name__.lower()
+            if "ssl" in name or "certificate" in name:
+                self.failure = "tls-verification-failed"  # what msal's error would hide
+            raise AuthorityError("the authority could not be reached") from None
+        return _Answer(int(response.status_code or 0), bytes(raw).decode("utf-8", "replace"),
+                       dict(response.headers or {}))
 
 
 HANDOFF_LIFETIME_MAX = 24 * 3600  # seconds: a longer (or absurd) expires_in is not handed on

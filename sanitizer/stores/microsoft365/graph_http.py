@@ -1,7 +1,8 @@
 """A bounded HTTPS client for Microsoft Graph: everything a server says is hostile.
 
 Every URL must lie under the account's graph_url (nextLink and deltaLink included); redirects are
-refused; each request has a total deadline and an answer-size cap; 429/503/504 (and 500) are
+refused; each request has a total deadline and an answer-size cap (the one HTTP client,
+stores/wire.py); 429/503/504 (and 500) are
 retried honouring Retry-After for the whole mailbox; at most 4 requests per mailbox are in flight,
 the limit Exchange Online enforces. Nothing here logs a URL's query, a request or a response body.
 """
@@ -17,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
+from sanitizer.stores import wire
 from sanitizer.stores.microsoft365.names import same_origin_prefix
 from sanitizer.stores.retry import SYSTEM_CLOCK, Backoff, Clock, NotBefore, retry_after
 
@@ -66,8 +66,7 @@ class GraphClient:
         self.requests: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()  # the most requests a mailbox had in flight
         self.mailbox_ids: dict[str, str] = {}  # address or id -> object id (see mailbox.py)
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxy, CA bundle or .netrc from the environment
+        self._session = wire.session()  # nothing from the environment (stores/wire.py)
         self._lock = threading.Lock()
         self._gates: dict[str, threading.BoundedSemaphore] = {}
         self._in_flight: Counter[str] = Counter()
@@ -145,40 +144,31 @@ class GraphClient:
             data = json.dumps(body).encode("utf-8")
             sent["Content-Type"] = "application/json"
         try:
-            response = self._session.request(
-                method, url, data=data, headers=sent, allow_redirects=False, stream=True,
-                timeout=(self.settings.timeout, self.settings.timeout),
-                verify=self.settings.verify)
+            response = wire.send(self._session, method, url, timeout=self.settings.timeout,
+                                 deadline=deadline, verify=self.settings.verify, data=data,
+                                 headers=sent)
             with response:
-                raw = _read_capped(response, deadline, method, url)
-                return response.status_code, {k.lower(): v for k, v in
-                                              response.headers.items()}, raw
-        except StoreError:
-            raise
-        except requests.exceptions.SSLError:
+                raw = wire.read_capped(response, MAX_ANSWER_BYTES, deadline)
+                return int(response.status_code or 0), {
+                    k.lower(): v for k, v in (response.headers or {}).items()}, raw
+        except wire.TooLarge:
             raise StoreError(operation=method, url=_shown(url),
-                             reason="tls-verification-failed") from None
-        except requests.exceptions.Timeout:
+                             reason="answer-too-large") from None
+        except wire.TooSlow:
             raise StoreError(operation=method, url=_shown(url), reason="timeout",
                              transient=True) from None
-        except (requests.exceptions.RequestException, OSError):
-            raise StoreError(operation=method, url=_shown(url), reason="connection-failed",
-                             transient=True) from None
+        except Exception as exc:  # noqa: BLE001 - transport errors may quote the server's reply
+            raise StoreError(operation=method, url=_shown(url), reason=_failure(exc),
+                             transient=_failure(exc) != "tls-verification-failed") from None
 
 
-def _read_capped(response: requests.Response, deadline: float, method: str,
-                 url: str) -> bytearray:
-    """The body, unless it is larger than the cap or still arriving at the deadline (read as
-    it comes, so a server that drips bytes is cut off after one more read timeout at most)."""
-    data = bytearray()  # grown in place: the answer is held once, not as chunks and a copy
-    while chunk := response.raw.read1(64 * 1024, decode_content=True):  # what has arrived
-        if len(data) + len(chunk) > MAX_ANSWER_BYTES:
-            raise StoreError(operation=method, url=_shown(url), reason="answer-too-large")
-        if time.monotonic() > deadline:
-            raise StoreError(operation=method, url=_shown(url), reason="timeout",
-                             transient=True)
-        data += chunk
-    return data
+def _failure(exc: Exception) -> str:
+    """A reason code for a transport error, from its type's name only (its text may quote the
+    server): a certificate that did not verify, a timeout, or a failed connection."""
+    name = type(exc).__name__.lower()
+    if "ssl" in name or "certificate" in name:
+        return "tls-verification-failed"
+    return "timeout" if "timeout" in name else "connection-failed"
 
 
 def _json(raw: bytes | bytearray) -> Any:
