@@ -200,14 +200,16 @@ class TokenRequest:
         if self._session is None:
             self._session = wire.session()
         try:
-            response = wire.send(self._session, method, url, timeout=seconds, deadline=deadline,
-                                 verify=self.verify, data=body, headers=headers)
-            with response:
-                status = int(response.status_code or 0)
-                if 300 <= status < 400:  # answered as it answered: an error, not followed
-                    return TokenAnswer(status, {}, b"")
-                data = wire.read_capped(response, MAX_TOKEN_ANSWER, deadline)
-                return TokenAnswer(status, dict(response.headers or {}), bytes(data))
+            with wire.alarm(deadline):  # headers trickled a byte at a time end here too
+                response = wire.send(self._session, method, url, timeout=seconds,
+                                     deadline=deadline, verify=self.verify, data=body,
+                                     headers=headers)
+                with response:
+                    status = int(response.status_code or 0)
+                    if 300 <= status < 400:  # answered as it answered: an error, not followed
+                        return TokenAnswer(status, {}, b"")
+                    data = wire.read_capped(response, MAX_TOKEN_ANSWER, deadline)
+                    return TokenAnswer(status, dict(response.headers or {}), bytes(data))
         except Exception:  # noqa: BLE001 - transport errors may quote the server's reply
             raise exceptions.TransportError(  # type: ignore[no-untyped-call]
                 "token endpoint unreachable") from None

@@ -240,11 +240,27 @@ class Transport:
 
     def _exchange(self, session: Any, method: str, url: str, body: bytes,
                   headers: Mapping[str, str], deadline: float, *, authorization: str) -> Reply:
+        try:
+            with wire.alarm(deadline):  # headers trickled a byte at a time end here too
+                reply = self._send_and_read(session, method, url, body, headers,
+                                            deadline=deadline, authorization=authorization)
+        except wire.TooSlow:
+            session.close()  # cut off mid-answer: its connection is not used again
+            raise StoreError(operation=method, url=url, reason="answer-too-slow",
+                             transient=True, hint="the answer did not arrive in time") from None
+        self._raise_for_auth(reply, method, url)
+        return reply
+
+    def _send_and_read(self, session: Any, method: str, url: str, body: bytes,
+                       headers: Mapping[str, str], *, deadline: float,
+                       authorization: str) -> Reply:
         creds = self.credentials
         try:
             response = wire.send(session, method, url, timeout=creds.timeout, deadline=deadline,
                                  verify=creds.verify, data=body or None,
                                  headers={**headers, "Authorization": authorization})
+        except wire.TooSlow:
+            raise
         except Exception as exc:  # noqa: BLE001 - transport errors may quote the server's reply
             raise _transport_error(method, url, exc) from None
         try:
@@ -259,7 +275,6 @@ class Transport:
             del blobs
         finally:
             response.close()
-        self._raise_for_auth(reply, method, url)
         return reply
 
     def _raise_for_auth(self, reply: Reply, method: str, url: str) -> None:
@@ -298,6 +313,8 @@ class Transport:
         except wire.TooSlow:
             raise StoreError(operation=method, url=url, reason="answer-too-slow",
                              transient=True, hint="the answer did not arrive in time") from None
+        except StoreError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a reset or timeout while reading
             raise _transport_error(method, url, exc) from None
         return _close(parser)

@@ -12,15 +12,21 @@ bound added here holds for every request:
   from what is left), and the answer is read as it streams against a size cap and the same
   wall-clock deadline (`read_capped`, `chunks`).
 
-A server that trickles its response headers a byte at a time is bounded by the read timeout per
-byte here and, for the whole request, by the worker process that runs it: the supervisor kills it
-at its deadline (service/pool.py).
+A server that trickles its response headers a byte at a time defeats any per-read timeout. In
+the main thread (where a cycle's reads run) `alarm` raises TooSlow at the request's deadline
+whatever the thread is blocked in, from a real-time interval timer; in other threads (a
+cycle's parallel writes) the bound is the worker process itself, which the supervisor kills at
+its deadline (service/pool.py).
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 CHUNK = 64 * 1024
@@ -84,3 +90,37 @@ def read_capped(response: Any, cap: int, deadline: float) -> bytearray:
     for chunk in chunks(response, cap, deadline):
         data += chunk
     return data
+
+
+@contextmanager
+def alarm(deadline: float) -> Iterator[None]:
+    """Raise TooSlow in this thread at `deadline` (monotonic), whatever it is blocked in. Only
+    the main thread can take a signal: elsewhere this does nothing. A timer already set (a test
+    runner's) is put back afterwards, and is left alone when it is due first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    started = time.monotonic()
+    seconds = deadline - started
+    if seconds <= 0:
+        raise TooSlow
+    before = signal.getsignal(signal.SIGALRM)
+    due, interval = signal.setitimer(signal.ITIMER_REAL, 0)
+    if due and due <= seconds:
+        signal.setitimer(signal.ITIMER_REAL, due, interval)
+        yield
+        return
+
+    def fire(signum: int, frame: FrameType | None) -> None:
+        raise TooSlow
+
+    signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before if before is not None else signal.SIG_DFL)
+        if due:
+            left = max(0.001, due - (time.monotonic() - started))
+            signal.setitimer(signal.ITIMER_REAL, left, interval)

@@ -56,7 +56,8 @@ def test_an_expired_entry_leaves_the_phone_while_the_source_is_broken(
 
 def test_an_expired_entry_leaves_the_phone_while_the_source_stalls(
         server: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The source trickles its headers until the worker is killed: retention ran first."""
+    """The source trickles its headers until the request's deadline ends it (or, off the main
+    thread, the worker is killed): retention ran first."""
     monkeypatch.setattr("sanitizer.service.runtime.BUDGET_MIN", 1.0)
     monkeypatch.setattr("sanitizer.service.runtime.BUDGET_TIMEOUTS", 0)
     monkeypatch.setattr("sanitizer.service.supervise.WALL_SLACK", 1.0)
@@ -64,7 +65,8 @@ def test_an_expired_entry_leaves_the_phone_while_the_source_stalls(
     assert setup.run("sync", "--now", FIRST).code == 0
     server.script("PROPFIND", "/casework/", lambda seen: (RAW, {}, trickled_headers(30)))
     result = setup.run("sync", "--now", LATER)
-    assert result.code != 0 and "worker-timeout" in result.output, result.output
+    stalled = ("answer-too-slow", "cycle-budget-exhausted", "worker-timeout")
+    assert result.code != 0 and any(r in result.output for r in stalled), result.output
     assert len(server.calendars["/phone/"]) == 1
 
 

@@ -80,7 +80,13 @@ def test_a_worker_past_its_deadline_is_killed_and_fails_its_pair_alone(
     monkeypatch.setattr(runtime, "BUDGET_MIN", 1.0)
     monkeypatch.setattr(runtime, "BUDGET_TIMEOUTS", 0)
     monkeypatch.setattr("sanitizer.service.supervise.WALL_SLACK", 1.0)
-    server.script("REPORT", "/slow-casework/", lambda seen: (RAW, {}, trickled_headers(60)))
+    # The writes of a cycle run in threads, where no signal reaches: a PUT whose headers
+    # trickle there is ended by the worker's deadline alone.
+    server.calendars["/slow-casework/"] = {
+        f"w{i}.ics": vevent(f"w{i}", f"2030030{i}T100000Z", f"2030030{i}T110000Z").encode()
+        for i in (5, 6)}
+    server.script("PUT", "*", lambda seen: (RAW, {}, trickled_headers(60))
+                  if seen.path.startswith("/slow-phone/") else None)
     setup = configure(tmp_path, server, service='timeout = "1s"', pairs=("slow", "p"))
     started = time.monotonic()
     result = setup.run("sync", "--now", NOW)
@@ -89,6 +95,21 @@ def test_a_worker_past_its_deadline_is_killed_and_fails_its_pair_alone(
     assert "pair slow: FAILED" in result.output and "worker-timeout" in _status(setup, "slow")
     assert "pair p: ok created=1" in result.output
     assert not server.calendars["/slow-phone/"] and server.calendars["/phone/"]
+
+
+def test_trickled_headers_end_at_the_request_deadline_not_the_workers(
+        server: HostileServer, tmp_path: Path) -> None:
+    """A read whose response headers trickle a byte every 0.2 s (no read timeout fires) ends
+    at its own deadline (4 x timeout), long before the worker's."""
+    server.script("REPORT", "/slow-casework/", lambda seen: (RAW, {}, trickled_headers(60)))
+    setup = configure(tmp_path, server, service='timeout = "1s"', pairs=("slow", "p"))
+    started = time.monotonic()
+    result = setup.run("sync", "--now", NOW)
+    took = time.monotonic() - started
+    assert result.code == 1, result.output
+    assert "answer-too-slow" in _status(setup, "slow"), result.output
+    assert 3.5 < took < 20, result.output  # the worker's own deadline is 60 + 3 + 10 s
+    assert "pair p: ok created=1" in result.output
 
 
 def test_a_worker_over_its_memory_limit_fails_its_pair_alone(

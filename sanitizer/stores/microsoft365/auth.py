@@ -137,11 +137,12 @@ class AuthorityHttp:
         self.requests += 1
         deadline = time.monotonic() + self.login.timeout
         try:
-            response = wire.send(self._session, method, url, timeout=self.login.timeout,
-                                 deadline=deadline, verify=self.login.verify, data=data,
-                                 headers=headers)
-            with response:
-                raw = wire.read_capped(response, MAX_TOKEN_ANSWER, deadline)
+            with wire.alarm(deadline):  # headers trickled a byte at a time end here too
+                response = wire.send(self._session, method, url, timeout=self.login.timeout,
+                                     deadline=deadline, verify=self.login.verify, data=data,
+                                     headers=headers)
+                with response:
+                    raw = wire.read_capped(response, MAX_TOKEN_ANSWER, deadline)
         except wire.TooLarge:
             return _Answer(502, "{}", {})
         except wire.TooSlow:
