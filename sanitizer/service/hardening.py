@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import resource
 import signal
@@ -50,11 +51,21 @@ def is_dumpable() -> bool | None:
     return None if result is None or result < 0 else result != 0
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, found once per process (and inherited by every worker of a fork server):
+    the symbols already loaded into the interpreter, where prctl is; looking it up by name runs
+    `ldconfig` in a child process, milliseconds each time."""
+    loaded = ctypes.CDLL(None, use_errno=True)
+    if hasattr(loaded, "prctl"):
+        return loaded
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def _prctl(option: int, value: int) -> int | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        result: int = libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0),
-                                 ctypes.c_ulong(0), ctypes.c_ulong(0))
+        result: int = _libc().prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0),
+                                    ctypes.c_ulong(0), ctypes.c_ulong(0))
     except (OSError, AttributeError):
         return None
     return result

@@ -40,3 +40,13 @@ def test_a_fresh_interpreter_is_dumpable() -> None:
                             timeout=60, check=True)
     expected = "None" if is_dumpable() is None else "True"
     assert result.stdout.strip() == expected
+
+
+def test_a_worker_asks_to_die_with_its_supervisor() -> None:
+    script = ("import ctypes, signal; from sanitizer.service import hardening; "
+              "hardening.die_with_parent(); sig = ctypes.c_int(0); "
+              "ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0); "  # PR_GET_PDEATHSIG
+              "print(sig.value == signal.SIGKILL)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "True", done.stderr
