@@ -48,11 +48,15 @@ def test_attendees_added_on_the_phone_are_never_notified(server: SchedulingServe
     server.calendars["/casework/"]["work-1.ics"] = vevent(  # the appointment moves
         "work-1", "20300305T140000Z", "20300305T150000Z", "Client Jane Doe").encode()
     moved = setup.run("sync", "--now", NOW)
+    shown = setup.run("status")
     later = setup.run("sync", "--now", "2031-06-01T09:00:00+00:00")  # past retention
     wipe = setup.run("wipe", "p", "--yes")
     assert server.itip == [], (moved.output, later.output, wipe.output)
     assert MEETING in server.calendars["/phone/"][name]  # left as the phone made it
-    assert "foreign=1 write-errors: conflict=1" in moved.stdout, moved.output  # it needs a person
+    # it needs a person: the moved appointment is not on the phone, and every tool says so
+    assert "foreign=1 MISSING=1 not on the phone write-errors: conflict=1" in moved.stdout, \
+        moved.output
+    assert shown.code == 3 and "write-conflict=1" in shown.stdout, shown.output
     assert "foreign=1" in wipe.stdout, wipe.output
 
 
