@@ -120,7 +120,7 @@ def _kept(report: PairReport, before: PairReport, state: PairState | None,
 
 def _failed(pair: str, exc: StoreError, state: PairState | None) -> PairReport:
     log.warning("pair %s: %s", pair, exc)
-    return PairReport.failed(pair, exc.reason, str(exc), state=state)
+    return PairReport.failed(pair, exc.reason, str(exc), state=state, url=exc.url)
 
 
 def _full(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,

@@ -40,6 +40,7 @@ class PairReport:
     unwritten: Counter[str] = field(default_factory=Counter)  # creates and updates that failed
     error: str | None = None  # a one-line message, already free of event text
     error_code: str | None = None  # a short reason code, for the status file
+    failed_url: str | None = None  # the URL of the request that failed the cycle, if one did
     dry_run: bool = False
     mode: str = "full"  # full, quiet (nothing changed) or incremental
     desired: list[SanitizedEvent] = field(default_factory=list, repr=False)
@@ -88,10 +89,13 @@ class PairReport:
 
     @classmethod
     def failed(cls, pair: str, reason: str, message: str, *, dry_run: bool = False,
-               state: PairState | None = None) -> PairReport:
+               state: PairState | None = None, url: str | None = None) -> PairReport:
         """A cycle that did not run or did not finish: a reason code and a one-line message
-        (already free of event text), and what to remember if anything."""
-        return cls(pair, error=message, error_code=reason, dry_run=dry_run, state=state)
+        (already free of event text), what to remember if anything, and the URL of the
+        request that failed (so that the account it concerns is known without reading the
+        message)."""
+        return cls(pair, error=message, error_code=reason, dry_run=dry_run, state=state,
+                   failed_url=url)
 
     @classmethod
     def internal_error(cls, pair: str, exc: BaseException, *, dry_run: bool = False) -> PairReport:

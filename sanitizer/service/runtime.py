@@ -36,6 +36,7 @@ from sanitizer.service.connections import (
 )
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
 from sanitizer.stores.caldav import Transport
+from sanitizer.stores.urls import within
 
 log = logging.getLogger(__name__)
 BUDGET_MIN = 60.0  # seconds: the least a pair's cycle may take before its requests are refused
@@ -357,17 +358,23 @@ def note_rejection(runtime: Runtime, pair: Pair, report: PairReport, now: dateti
     """Remember a password the server rejected, so that it is not sent again."""
     if report.error_code != "auth-rejected" or report.dry_run:
         return
-    for account in _rejected_accounts(pair, report.error or ""):
+    for account in _rejected_accounts(pair, report.failed_url):
         fingerprint = runtime.fingerprints.get(account)
         if fingerprint:
             rejected.remember(runtime.config.service.state_dir, account, fingerprint, now)
 
 
-def _rejected_accounts(pair: Pair, error: str) -> set[str]:
-    """The account whose request got the 401: the one whose calendar the message names."""
+def _rejected_accounts(pair: Pair, url: str | None) -> set[str]:
+    """The account whose request got the 401: the one whose calendar (else whose server
+    address) holds the URL of the failed request, as the error carries it; both when that
+    says nothing (the secret is asked for again either way)."""
     source, target = pair.source_account, pair.target_account
     if source.name == target.name:
         return {source.name}
-    named = {a.name for a, url in ((source, pair.source_url), (target, pair.target_url))
-             if url in error}
-    return named or {source.name, target.name}
+    if url is not None:
+        for bases in ((pair.source_url, pair.target_url), (source.url, target.url)):
+            found = {account.name for account, base in zip((source, target), bases, strict=True)
+                     if within(url, base)}
+            if len(found) == 1:
+                return found
+    return {source.name, target.name}

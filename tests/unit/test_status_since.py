@@ -33,3 +33,22 @@ def test_a_failed_cycle_keeps_the_last_known_missing_appointments(tmp_path: Path
     assert status.read_status(tmp_path)["maria"]["missing"] == {"unknown-timezone": 2}
     status.record(tmp_path, [PairReport("maria")], now)
     assert status.read_status(tmp_path)["maria"]["missing"] == {}
+
+
+def test_the_rejected_account_is_known_from_the_failed_requests_url() -> None:
+    from sanitizer.service.config import parse_config  # noqa: PLC0415
+    from sanitizer.service.runtime import _rejected_accounts  # noqa: PLC0415
+
+    config = parse_config({
+        "service": {"timezone": "UTC"},
+        "accounts": {"work": {"url": "https://dav.example/work/", "username": "w"},
+                     "phone": {"url": "https://dav.example/phones/", "username": "p"}},
+        "pairs": [{"name": "maria", "source_account": "work", "target_account": "phone",
+                   "source": "maria/", "target": "maria-phone/"}]})
+    pair = config.pair("maria")
+    assert _rejected_accounts(pair, "https://dav.example/work/maria/a.ics") == {"work"}
+    assert _rejected_accounts(pair, "https://dav.example/phones/maria-phone/") == {"phone"}
+    assert _rejected_accounts(pair, "https://dav.example/phones/") == {"phone"}  # its principal
+    # a message that quotes the other side's URL does not count: only the request's own URL
+    assert _rejected_accounts(pair, "https://oauth.example/token") == {"work", "phone"}
+    assert _rejected_accounts(pair, None) == {"work", "phone"}
