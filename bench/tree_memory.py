@@ -84,6 +84,8 @@ def serve_graph() -> None:
     sim = GraphSim(page_size=PAGE_BYTES // EVENT_BYTES).start()
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     sim.add_calendar(PHONE, "Calendar")
+    for name in ("maria", "rosa"):  # the phone calendars, as `create-target` makes them
+        sim.add_calendar(PHONE, f"Phone-{name}")
     for user in ("maria@agency.org", "rosa@agency.org"):
         calendar = sim.add_calendar(user, "Calendar")
         used, i = 0, 0
@@ -112,7 +114,7 @@ def graph_config(root: Path, base: str, graph_url: str) -> tuple[Path, dict[str,
     state, credentials = root / "state", root / "credentials"
     credentials.mkdir(parents=True, mode=0o700)
     (credentials / "graph-app").write_text(SECRET, encoding="utf-8")
-    (credentials / "uid-key").write_bytes(os.urandom(32))
+    (credentials / "uid-key").write_text(os.urandom(32).hex(), encoding="utf-8")
     text = (f'[service]\nstate_dir = "{state}"\ninterval = "1h"\n\n[accounts.agency]\n'
             f'kind = "microsoft365"\ntenant_id = "{TENANT}"\nclient_id = "{CLIENT_ID}"\n'
             f'client_credential = "graph-app"\ngraph_url = "{graph_url}"\n'
