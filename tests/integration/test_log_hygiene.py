@@ -148,7 +148,7 @@ def test_library_messages_quoting_input_never_reach_the_output(
     assert len(phone) == synced
     for href, (_, data) in phone.items():
         assert_clean(href.encode() + data, MARKERS, "phone object")
-        assert_schema(data)
+        assert_schema(data, served=True)
     assert_clean(setup.state_bytes(), MARKERS, "state directory")
     assert all(s.method in ("PROPFIND", "REPORT") for s in stub.seen if s.path.startswith(path))
 
