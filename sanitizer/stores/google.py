@@ -200,16 +200,12 @@ class TokenRequest:
         if self._session is None:
             self._session = wire.session()
         try:
-            with wire.alarm(deadline):  # headers trickled a byte at a time end here too
-                response = wire.send(self._session, method, url, timeout=seconds,
-                                     deadline=deadline, verify=self.verify, data=body,
-                                     headers=headers)
-                with response:
-                    status = int(response.status_code or 0)
-                    if 300 <= status < 400:  # answered as it answered: an error, not followed
-                        return TokenAnswer(status, {}, b"")
-                    data = wire.read_capped(response, MAX_TOKEN_ANSWER, deadline)
-                    return TokenAnswer(status, dict(response.headers or {}), bytes(data))
+            answer = wire.fetch(self._session, method, url, deadline=deadline,
+                                verify=self.verify, cap=MAX_TOKEN_ANSWER, data=body,
+                                headers=headers)
+            if 300 <= answer.status < 400:  # answered as it answered: an error, not followed
+                return TokenAnswer(answer.status, {}, b"")
+            return TokenAnswer(answer.status, answer.headers, bytes(answer.body))
         except Exception:  # noqa: BLE001 - transport errors may quote the server's reply
             raise exceptions.TransportError(  # type: ignore[no-untyped-call]
                 "token endpoint unreachable") from None

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -82,6 +83,27 @@ def chunks(response: Any, cap: int, deadline: float) -> Iterator[bytes]:
         yield chunk
     if time.monotonic() > deadline:
         raise TooSlow
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer: status, headers as the server named them, and the body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytearray
+
+
+def fetch(http: Any, method: str, url: str, *, deadline: float, verify: bool | str, cap: int,
+          data: Any = None, headers: Mapping[str, str] | None = None) -> Answer:
+    """One request and its whole answer within every bound: timeouts, headers (`alarm`) and
+    body by `deadline`, at most `cap` bytes. TooSlow, TooLarge, or niquests' own exception."""
+    with alarm(deadline):  # headers trickled a byte at a time end here too
+        response = send(http, method, url, timeout=deadline - time.monotonic(),
+                        deadline=deadline, verify=verify, data=data, headers=headers)
+        with response:
+            body = read_capped(response, cap, deadline)
+            return Answer(int(response.status_code or 0), dict(response.headers or {}), body)
 
 
 def read_capped(response: Any, cap: int, deadline: float) -> bytearray:

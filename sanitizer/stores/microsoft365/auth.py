@@ -137,12 +137,9 @@ class AuthorityHttp:
         self.requests += 1
         deadline = time.monotonic() + self.login.timeout
         try:
-            with wire.alarm(deadline):  # headers trickled a byte at a time end here too
-                response = wire.send(self._session, method, url, timeout=self.login.timeout,
-                                     deadline=deadline, verify=self.login.verify, data=data,
-                                     headers=headers)
-                with response:
-                    raw = wire.read_capped(response, MAX_TOKEN_ANSWER, deadline)
+            answer = wire.fetch(self._session, method, url, deadline=deadline,
+                                verify=self.login.verify, cap=MAX_TOKEN_ANSWER, data=data,
+                                headers=headers)
         except wire.TooLarge:
             return _Answer(502, "{}", {})
         except wire.TooSlow:
@@ -152,8 +149,8 @@ class AuthorityHttp:
             if "ssl" in name or "certificate" in name:
                 self.failure = "tls-verification-failed"  # what msal's error would hide
             raise AuthorityError("the authority could not be reached") from None
-        return _Answer(int(response.status_code or 0), bytes(raw).decode("utf-8", "replace"),
-                       dict(response.headers or {}))
+        return _Answer(answer.status, bytes(answer.body).decode("utf-8", "replace"),
+                       answer.headers)
 
 
 HANDOFF_LIFETIME_MAX = 24 * 3600  # seconds: a longer (or absurd) expires_in is not handed on

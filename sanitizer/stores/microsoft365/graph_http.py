@@ -144,14 +144,10 @@ class GraphClient:
             data = json.dumps(body).encode("utf-8")
             sent["Content-Type"] = "application/json"
         try:
-            with wire.alarm(deadline):  # headers trickled a byte at a time end here too
-                response = wire.send(self._session, method, url, timeout=self.settings.timeout,
-                                     deadline=deadline, verify=self.settings.verify, data=data,
-                                     headers=sent)
-                with response:
-                    raw = wire.read_capped(response, MAX_ANSWER_BYTES, deadline)
-                    return int(response.status_code or 0), {
-                        k.lower(): v for k, v in (response.headers or {}).items()}, raw
+            answer = wire.fetch(self._session, method, url, deadline=deadline,
+                                verify=self.settings.verify, cap=MAX_ANSWER_BYTES, data=data,
+                                headers=sent)
+            return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.body
         except wire.TooLarge:
             raise StoreError(operation=method, url=_shown(url),
                              reason="answer-too-large") from None
