@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
+from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sanitizer.core.expand import SkipObject, expand_object
@@ -48,11 +50,19 @@ def local_zone_name() -> str:
     return "UTC"
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the demo as Ctrl-C does, through its clean-up."""
+    raise KeyboardInterrupt
+
+
 def run_demo(interval: float = 5.0, cycles: int = 0) -> int:
-    """Run until Ctrl-C (or `cycles` cycles); always removes what it created."""
+    """Run until Ctrl-C or SIGTERM (or `cycles` cycles); always removes what it created: the
+    embedded server runs in a session of its own, so a stop signal meant for the demo does not
+    reach it, and the demo must stop it."""
     workdir = Path(tempfile.mkdtemp(prefix="calendar-sanitizer-demo-"))
     saved = os.environ.get(CREDENTIALS_ENV)
     server = EmbeddedRadicale(username="advocate", store_dir=workdir / "radicale")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.start()
         zone_name = local_zone_name()
@@ -76,6 +86,7 @@ def run_demo(interval: float = 5.0, cycles: int = 0) -> int:
     except KeyboardInterrupt:
         print("\nstopping")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         if saved is None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -487,3 +488,25 @@ def wait_for_status(setup: Setup, error: str, timeout: float = 30) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"status never showed {error}")
+
+
+def test_the_demo_stopped_by_sigterm_stops_its_server_and_removes_its_files() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "sanitizer", "demo", "--interval", "0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        line = ""
+        while "Radicale is running at" not in line:
+            line = proc.stdout.readline()
+            assert line, "the demo ended before its server ran"
+        store = Path(line.rsplit("(store: ", 1)[1].rstrip(")\n"))
+        assert store.is_dir()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not store.exists()  # and so nothing of it runs: its server was stopped first
+    running = subprocess.run(["pgrep", "-f", str(store)], capture_output=True, text=True,
+                             check=False)
+    assert running.stdout == "", running.stdout
