@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the tests package, when run as a script
 
-from sanitizer.stores.http import ANSWER_CAP, MIB  # noqa: E402
+from sanitizer.stores.caldav.http import ANSWER_CAP, MIB  # noqa: E402
 from tests.support.hostile_server import HostileServer, configure  # noqa: E402
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -18,8 +18,8 @@ from sanitizer.errors import ADMIN, ConfigError
 from sanitizer.service import credentials
 from sanitizer.service.config import Account, Config, load_config, parse_config
 from sanitizer.service.connections import transport_for
-from sanitizer.stores.caldav import Backoff
-from sanitizer.stores.discovery import Calendar, Discovery, discover
+from sanitizer.stores.caldav.discovery import Calendar, Discovery, discover
+from sanitizer.stores.caldav.store import Backoff
 
 
 def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from sanitizer.service import targets
 from sanitizer.service.config import load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
 from sanitizer.service.runtime import Runtime, open_runtime, run_cycle
-from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget
+from sanitizer.stores.caldav.store import CalDAVSource, CalDAVTarget
 
 COLUMN = 46
 

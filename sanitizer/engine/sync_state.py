@@ -1,8 +1,8 @@
 """What a pair remembers between cycles, so that a quiet cycle costs one cheap request.
 
 Per pair, in `state_dir/pairs/NAME.json`: the source's sync token (for a CalDAV source with a
-getctag, that ctag too and how many quiet cycles until it is checked again: stores/ctag.py, so
-that a quiet cycle costs one PROPFIND), when the last full reconcile ran,
+getctag, that ctag too and how many quiet cycles until it is checked again:
+stores/caldav/ctag.py, so that a quiet cycle costs one PROPFIND), when the last full reconcile ran,
 the next time the window's contents change by time alone (an instance entering the lookahead or
 passing retention), and the owned phone entries (UID, href, ETag, a digest of what was written, its
 end time, and a keyed hash of the source object it came from), and the skip reasons of the source

@@ -25,7 +25,8 @@ from sanitizer.service import credentials, rejected, target_checks
 from sanitizer.service.config import Account, Config, Pair, load_config
 from sanitizer.service.connections import transport_for
 from sanitizer.service.runtime import account_urls, require_runnable
-from sanitizer.stores.caldav import (
+from sanitizer.stores.caldav.discovery import list_calendars
+from sanitizer.stores.caldav.store import (
     CALDAV,
     DAV,
     XML_HEADERS,
@@ -33,7 +34,6 @@ from sanitizer.stores.caldav import (
     Transport,
     multistatus,
 )
-from sanitizer.stores.discovery import list_calendars
 
 CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
 CHECK_TIMEOUT = 15.0  # seconds; a check should answer quickly even if the service waits longer

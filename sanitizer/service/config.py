@@ -23,7 +23,7 @@ from sanitizer.core.durations import parse_duration
 from sanitizer.core.model import Action, Label
 from sanitizer.core.policy import Policy, Rule
 from sanitizer.errors import ConfigError
-from sanitizer.stores import google
+from sanitizer.stores.google import service_account as google
 from sanitizer.stores.microsoft365 import names as m365
 
 DEFAULT_CONFIG_PATH = Path("/etc/calendar-sanitizer/config.toml")

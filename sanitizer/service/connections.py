@@ -17,7 +17,7 @@ from sanitizer.errors import SecretError
 from sanitizer.service import credentials
 from sanitizer.service.config import Account, check_url
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
-from sanitizer.stores.caldav import (
+from sanitizer.stores.caldav.store import (
     Backoff,
     CalDAVSource,
     CalDAVTarget,
@@ -142,7 +142,7 @@ def dav_transport(account: Account, secret: str, timeout: float,
     which mints tokens for the user it impersonates. SecretError if the key is unusable."""
     if account.kind != "google":
         return Transport(credentials_for(account, secret, timeout, bases), retry)
-    from sanitizer.stores import google  # noqa: PLC0415 - needs the optional extra
+    from sanitizer.stores.google import service_account as google  # noqa: PLC0415
 
     what = f"service account key {account.service_account_key or ''}"
     verify: bool | str = str(account.ca_file) if account.ca_file else account.verify_tls

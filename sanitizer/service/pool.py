@@ -47,12 +47,12 @@ log = logging.getLogger(__name__)
 # again in each child when the program was started as a console script (`calendar-sanitizer
 # run`, as the unit does): with its imports already loaded that costs nothing, without them
 # about 70 ms of CPU per worker. A module that is not installed is skipped.
-PRELOAD = ["sanitizer.service.worker", "sanitizer.stores.caldav", "niquests", "lxml.etree",
+PRELOAD = ["sanitizer.service.worker", "sanitizer.stores.caldav.store", "niquests", "lxml.etree",
            "icalendar", "recurring_ical_events", "x_wr_timezone", "sanitizer.cli.main", "h11",
            "urllib3.contrib.hface.protocols.http1", "urllib3.contrib.hface.protocols.http2"]
 KIND_PRELOAD = {  # more, for the kinds of account the config has
     "microsoft365": ["sanitizer.stores.microsoft365.connect", "msal", "requests"],
-    "google": ["sanitizer.stores.google"],
+    "google": ["sanitizer.stores.google.service_account"],
 }
 DEFAULT_MEMORY_MAX = 512 * 1024 * 1024  # the shipped unit's MemoryMax, when none can be read
 MEMORY_SHARE = 2  # all workers together stay under 1/MEMORY_SHARE of the unit's memory

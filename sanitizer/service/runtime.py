@@ -35,7 +35,7 @@ from sanitizer.service.connections import (
     read_secret,
 )
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
-from sanitizer.stores.caldav import Transport
+from sanitizer.stores.caldav.store import Transport
 from sanitizer.stores.urls import within
 
 log = logging.getLogger(__name__)

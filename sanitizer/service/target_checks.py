@@ -16,7 +16,7 @@ from sanitizer.core.model import Window
 from sanitizer.errors import ExitCode, StoreError
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Config, Pair
-from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Transport
+from sanitizer.stores.caldav.store import CalDAVSource, CalDAVTarget, Transport
 
 Problem = tuple[str, str, ExitCode]  # result code, detail, exit code
 _UID = re.compile(rb"^UID(?:;[^:\r\n]*)?:([^\r\n]*)", re.MULTILINE | re.IGNORECASE)

@@ -13,8 +13,8 @@ from sanitizer.engine.report import PairReport
 from sanitizer.errors import ADMIN, StoreError
 from sanitizer.service.config import Pair
 from sanitizer.stores.base import TargetCalendar
-from sanitizer.stores.caldav import Transport
-from sanitizer.stores.discovery import list_calendars
+from sanitizer.stores.caldav.discovery import list_calendars
+from sanitizer.stores.caldav.store import Transport
 
 MISSING = "target-missing"
 SHOWN = 10  # calendars named in the message, at most

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sanitizer.stores import ctag
+from sanitizer.stores.caldav import ctag
 from tests.support.faultproxy import FaultProxy
 from tests.support.harness import put, vevent
 from tests.support.hostile_server import XML, HostileServer, Seen, configure, multistatus

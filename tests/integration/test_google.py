@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from sanitizer.engine import sync_state
 from sanitizer.errors import ConfigError, SecretError, StoreError
 from sanitizer.service.config import GOOGLE_CALDAV_URL, parse_config
-from sanitizer.stores import google
-from sanitizer.stores.caldav import Credentials, Transport
-from sanitizer.stores.differences import STANDARD
+from sanitizer.stores.caldav.differences import STANDARD
+from sanitizer.stores.caldav.store import Credentials, Transport
+from sanitizer.stores.google import service_account as google
 from tests.support.faultproxy import FaultProxy
 from tests.support.google_sim import (
     PHONE_USER,

@@ -19,7 +19,7 @@ from sanitizer.core.policy import Policy
 from sanitizer.engine.reconcile import sync_pair
 from sanitizer.errors import StoreError
 from sanitizer.service import runtime
-from sanitizer.stores.caldav import CalDAVTarget, Credentials, Transport
+from sanitizer.stores.caldav.store import CalDAVTarget, Credentials, Transport
 from tests.support.harness import Result, Setup, vevent
 from tests.support.hostile_server import (
     PASSWORD,
@@ -261,7 +261,7 @@ def test_an_endless_answer_is_cut_at_the_cap(server, tmp_path) -> None:
 
 
 def test_limits_apply_to_every_answer(server) -> None:
-    from sanitizer.stores.caldav import Limits  # noqa: PLC0415
+    from sanitizer.stores.caldav.store import Limits  # noqa: PLC0415
 
     transport = Transport(Credentials(server.url, "advocate", PASSWORD, timeout=5),
                           limits=Limits(answer_bytes=500))

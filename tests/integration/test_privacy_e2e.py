@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from sanitizer.core.model import Window
 from sanitizer.core.phone_format import PRODID
 from sanitizer.stores.base import RawObject
-from sanitizer.stores.caldav import _QUERY, _range
+from sanitizer.stores.caldav.store import _QUERY, _range
 from tests.integration.test_faults import Answer, Seen, StubProxy, multistatus, plain_http
 from tests.support.canary import Marker, MarkerSet, parse_content_line, split_content_lines
 from tests.support.harness import Result, Setup, delete, etags, list_objects, put

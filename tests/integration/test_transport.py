@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sanitizer.stores.caldav import Credentials, Transport
+from sanitizer.stores.caldav.store import Credentials, Transport
 
 
 @pytest.mark.servers("radicale")

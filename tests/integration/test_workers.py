@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sanitizer.service import runtime, status
-from sanitizer.stores.http import MIB
+from sanitizer.stores.caldav.http import MIB
 from tests.integration.test_daemon import INTERVAL, NotifySocket, Process, soon
 from tests.support.harness import Setup, vevent
 from tests.support.hostile_server import (

@@ -4,7 +4,7 @@ tests/integration/test_server_differences.py measures the Radicale and Xandikos 
 so a server upgrade that changes a behaviour fails a test. The product does not read this table:
 it never depends on these going one way (it decides "changed" on parsed content, never on bytes or
 ETags, and lists the whole phone calendar on a full cycle). What the stores must do differently
-for a service lives in sanitizer/stores/differences.py. docs/servers.md explains each column.
+for a service lives in sanitizer/stores/caldav/differences.py. docs/servers.md explains each column.
 """
 
 from __future__ import annotations

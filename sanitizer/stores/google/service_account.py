@@ -21,7 +21,7 @@ from typing import Any
 
 from sanitizer.errors import StoreError
 from sanitizer.stores import handoff, wire
-from sanitizer.stores.differences import RFC_FORGOTTEN_TOKEN, ServerDifferences
+from sanitizer.stores.caldav.differences import RFC_FORGOTTEN_TOKEN, ServerDifferences
 
 CALDAV_BASE_URL = "https://apidata.googleusercontent.com/caldav/v2/"
 SCOPE = "https://www.googleapis.com/auth/calendar"

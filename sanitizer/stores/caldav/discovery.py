@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from sanitizer.errors import StoreError
-from sanitizer.stores.caldav import CALDAV, DAV, XML_HEADERS, Transport, multistatus
+from sanitizer.stores.caldav.store import CALDAV, DAV, XML_HEADERS, Transport, multistatus
 
 MAX_CALENDARS = 200
 MAX_NAME = 80

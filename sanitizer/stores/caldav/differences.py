@@ -1,7 +1,8 @@
 """How a CalDAV service departs from the RFCs, as data the stores read instead of `if server`.
 
 Most servers need nothing here (STANDARD). A service that cannot create calendars, ignores
-If-None-Match or signals rate limits with 403 says so in its own instance (see stores/google.py).
+If-None-Match or signals rate limits with 403 says so in its own instance (see
+stores/google/service_account.py).
 """
 
 from __future__ import annotations

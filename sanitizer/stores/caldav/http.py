@@ -24,7 +24,7 @@ from lxml import etree
 from sanitizer.errors import StoreError, TokenRejected
 from sanitizer.stores import wire
 from sanitizer.stores.bearer import BearerTokens
-from sanitizer.stores.differences import STANDARD, ServerDifferences
+from sanitizer.stores.caldav.differences import STANDARD, ServerDifferences
 from sanitizer.stores.retry import Backoff, NotBefore, retry_after
 from sanitizer.stores.urls import is_loopback, within
 

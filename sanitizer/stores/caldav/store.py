@@ -18,9 +18,9 @@ from urllib.parse import unquote, urljoin, urlsplit
 from sanitizer.core.expand import MAX_OBJECT_BYTES
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
-from sanitizer.stores import ctag
 from sanitizer.stores.base import Changes, RawObject
-from sanitizer.stores.http import (
+from sanitizer.stores.caldav import ctag
+from sanitizer.stores.caldav.http import (
     TRANSIENT_STATUSES,
     BudgetedTransport,
     Credentials,

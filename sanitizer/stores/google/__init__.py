@@ -1,0 +1,1 @@
+"""Google Workspace accounts: CalDAV with tokens minted from a service account key."""
