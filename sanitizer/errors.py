@@ -101,6 +101,12 @@ class TokenRejected(StoreError):
     """The server no longer knows our sync token (403 or 412 with DAV:valid-sync-token)."""
 
 
+class UsageError(SanitizerError):
+    """Bad command-line usage: an unknown name, a bad option value, no confirmation (exit 64)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class AlreadyRunning(SanitizerError):
     """Another instance holds the lock in the state directory."""
 

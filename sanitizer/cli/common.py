@@ -15,16 +15,11 @@ from typing import Any
 
 from sanitizer.engine import ledger
 from sanitizer.errors import ExitCode, SanitizerError
+from sanitizer.errors import UsageError as UsageError  # noqa: PLC0414 - re-exported
 from sanitizer.service import retirement
 from sanitizer.service.config import Account, Config, Pair, load_config, resolve_path
 
 PROG = "calendar-sanitizer"
-
-
-class UsageError(SanitizerError):
-    """Bad command-line usage: an unknown name, a bad option value, no confirmation (exit 64)."""
-
-    exit_code = ExitCode.USAGE
 
 
 class NotOwner(SanitizerError):

@@ -12,8 +12,8 @@ from typing import Any
 
 from sanitizer.cli import common
 from sanitizer.errors import ExitCode
-from sanitizer.service import credentials, targets
-from sanitizer.service.connections import DavConnection, open_connection
+from sanitizer.service import credentials
+from sanitizer.service.connections import open_connection
 from sanitizer.service.runtime import account_urls
 
 
@@ -36,8 +36,7 @@ def cmd_create_target(args: argparse.Namespace) -> int:
                                  config.service.timeout.total_seconds(),
                                  bases=account_urls(config, pair.target_account))
     try:
-        transport = connection.transport if isinstance(connection, DavConnection) else None
-        made = targets.create(connection.target(pair.target_url), pair.target_url, transport)
+        made = connection.create_calendar(pair.target_url)
     finally:
         connection.close()
     common.say(f"pair {pair.name}: created {pair.target_url}" if made else

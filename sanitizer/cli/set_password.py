@@ -14,6 +14,7 @@ from sanitizer.cli import common
 from sanitizer.cli.common import UsageError
 from sanitizer.errors import SecretError
 from sanitizer.service import credentials
+from sanitizer.stores.registry import kind_of
 
 
 def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:
@@ -32,8 +33,8 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     account = common.account(config, args.account)
     backend = credentials.writable_backend(config.service.keyring_backend,
                                            account.secret_name, config.service.state_dir)
-    if args.stdin:  # a Microsoft 365 credential may be a PEM: all of standard input
-        value = (sys.stdin.read().strip() if account.kind == "microsoft365"
+    if args.stdin:  # a credential may be a document (a PEM): all of standard input
+        value = (sys.stdin.read().strip() if kind_of(account).secret_document
                  else sys.stdin.readline().rstrip("\r\n"))
     elif not sys.stdin.isatty():
         raise UsageError("set-password: standard input is not a terminal; add --stdin to read "

@@ -25,11 +25,9 @@ from sanitizer.demo.data import demo_config, sample_events
 from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
 from sanitizer.engine.desired import read_target, window_for
 from sanitizer.engine.report import PairReport
-from sanitizer.service import targets
 from sanitizer.service.config import load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
 from sanitizer.service.runtime import Runtime, open_runtime, run_cycle
-from sanitizer.stores.caldav.store import CalDAVSource, CalDAVTarget
 
 COLUMN = 46
 
@@ -77,9 +75,9 @@ def run_demo(interval: float = 5.0, cycles: int = 0) -> int:
         config = load_config(config_path)
         runtime = open_runtime(config)
         for pair in config.pairs:  # what `calendar-sanitizer create-target PAIR` does
-            target = runtime.target(pair)
-            if target is not None:
-                targets.create(target, pair.target_url)
+            connection = runtime.connection(pair.target_account)
+            if connection is not None:
+                connection.create_calendar(pair.target_url)
         print(f"Radicale is running at {server.url} (store: {server.store_dir})")
         _loop(runtime, work_url, server, zone, today, interval=interval, cycles=cycles)
         runtime.close()
@@ -155,11 +153,11 @@ def side_by_side(runtime: Runtime, work_url: str, phone_url: str, zone: tzinfo, 
                  now: datetime) -> str:
     """The coming week, day by day: the work calendar left, the phone calendar right."""
     pair = runtime.config.pairs[0]
-    transport = runtime.transport(pair.source_account)
-    assert transport is not None
+    connection = runtime.connection(pair.source_account)
+    assert connection is not None
     window = window_for(pair, now)
     work: dict[date, list[tuple[When, str]]] = defaultdict(list)
-    for obj in CalDAVSource(transport, work_url).fetch(window):
+    for obj in connection.source(work_url, read_titles=True).fetch(window):
         try:
             instances = expand_object(obj.data, window, zone, obj.href)
         except SkipObject:
@@ -167,7 +165,7 @@ def side_by_side(runtime: Runtime, work_url: str, phone_url: str, zone: tzinfo, 
         for instance in instances:
             work[_day(instance.start, zone)].append(_work_line(instance, zone))
     phone: dict[date, list[tuple[When, str]]] = defaultdict(list)
-    for item in read_target(CalDAVTarget(transport, phone_url).list()):
+    for item in read_target(connection.target(phone_url).list()):
         if item.event is not None:
             phone[_day(item.event.start, zone)].append(_phone_line(item.event, zone))
     rows = [f"{'WORK CALENDAR (stays on the server)':<{COLUMN}} | PHONE CALENDAR (what syncs)"]

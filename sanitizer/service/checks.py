@@ -13,45 +13,21 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 from sanitizer.core.model import Action
-from sanitizer.errors import ADMIN, ConfigError, ExitCode, SecretError, StoreError
-from sanitizer.service import checks_microsoft365 as m365
+from sanitizer.errors import ConfigError, ExitCode, SecretError, StoreError
 from sanitizer.service import credentials, rejected, target_checks
-from sanitizer.service.config import Account, Config, Pair, load_config
-from sanitizer.service.connections import transport_for
+from sanitizer.service.config import Config, Pair, load_config
+from sanitizer.service.connections import read_secret
 from sanitizer.service.runtime import account_urls, require_runnable
-from sanitizer.stores.caldav.discovery import list_calendars
-from sanitizer.stores.caldav.store import (
-    CALDAV,
-    DAV,
-    XML_HEADERS,
-    Backoff,
-    Transport,
-    multistatus,
-)
+from sanitizer.stores.kind import AccountProbe, Probe
+from sanitizer.stores.registry import kind_of
 
 CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
 CHECK_TIMEOUT = 15.0  # seconds; a check should answer quickly even if the service waits longer
 SEVERITY = (ExitCode.CONFIG, ExitCode.NOPERM, ExitCode.UNAVAILABLE)
-TLS_OFF = "tls-unverified"  # a problem, though the pairs are still checked over that account
-
-_PROPFIND = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
-             b"<D:resourcetype/><D:current-user-privilege-set/></D:prop></D:propfind>")
-_ETAGS_ONLY = """<?xml version="1.0" encoding="utf-8"?>
-<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
-  <D:prop><D:getetag/></D:prop>
-  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
-    <C:time-range start="{start:%Y%m%dT%H%M%SZ}" end="{end:%Y%m%dT%H%M%SZ}"/>
-  </C:comp-filter></C:comp-filter></C:filter>
-</C:calendar-query>"""
-_WRITE = frozenset({DAV + "all", DAV + "write", DAV + "write-content", DAV + "bind"})
-_CREATE = frozenset({DAV + "all", DAV + "write", DAV + "bind"})
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -61,6 +37,11 @@ class Finding:
     result: str  # "ok", "warning", or a short problem code
     detail: str  # what was found and, for a problem, what to do
     code: ExitCode = ExitCode.OK
+
+    @classmethod
+    def of(cls, item: str, probe: Probe) -> Finding:
+        """A store's probe result as this item's row."""
+        return cls(item, probe.result, probe.detail, probe.code)
 
 
 def exit_code(findings: list[Finding]) -> int:
@@ -92,14 +73,14 @@ def run_checks(config_path: Path) -> list[Finding]:
     findings += file_permissions(config_path, config.service.state_dir)
     key = key_check(config, findings)
     findings += keep_title_check(config)
-    transports = account_checks(config, findings)
+    probes = account_checks(config, findings)
     try:
         for index, pair in enumerate(config.pairs):
-            findings += checked_pair(config, index, pair, transports, key)
+            findings += checked_pair(config, index, pair, probes, key)
     finally:
-        for transport in transports.values():
-            if transport is not None:
-                transport.close()
+        for probe in probes.values():
+            if probe is not None:
+                probe.close()
     return findings
 
 
@@ -113,21 +94,24 @@ def key_check(config: Config, findings: list[Finding]) -> bytes | None:
 
 
 def checked_pair(config: Config, index: int, pair: Pair,
-                 transports: dict[str, Transport | None], key: bytes | None) -> list[Finding]:
+                 probes: dict[str, AccountProbe | None], key: bytes | None) -> list[Finding]:
     """The pair's row, then what its calendars hold that shows a mix-up (target = source,
     another installation writing the same calendar)."""
     item = f"pair {pair.name}"
     clash = target_checks.target_is_source(config, index, pair)
     if clash is not None:
         return [Finding(item, *clash)]
-    finding = pair_check(index, pair, transports)
-    source = transports.get(pair.source_account.name)
-    target = transports.get(pair.target_account.name)
-    caldav = {pair.source_account.kind, pair.target_account.kind} == {"caldav"}
-    if finding.code is not ExitCode.OK or source is None or target is None or not caldav:
-        return [finding]  # the contents checks compare CalDAV objects' UIDs
+    finding = pair_check(index, pair, probes)
+    source = probes.get(pair.source_account.name)
+    target = probes.get(pair.target_account.name)
+    if finding.code is not ExitCode.OK or source is None or target is None:
+        return [finding]
+    source_store = source.compared_source(pair.source_url)
+    target_store = target.compared_target(pair.target_url)
+    if source_store is None or target_store is None:
+        return [finding]  # only where both sides keep the UIDs the server stores
     try:
-        problems = target_checks.contents_problems(pair, index, source, target, key)
+        problems = target_checks.contents_problems(pair, index, source_store, target_store, key)
     except StoreError as exc:
         return [finding, store_finding(item, exc, f"accounts.{pair.target_account.name}")]
     return [finding, *(Finding(item, *problem) for problem in problems)]
@@ -186,46 +170,37 @@ def password_fix(name: str, key_file: bool = False) -> str:
     return "see docs/keyring.md"  # the hint itself names both ways
 
 
-def account_checks(config: Config, findings: list[Finding]) -> dict[str, Any]:
-    """Password present, server reachable, TLS verified, password accepted: one PROPFIND each
-    (for Microsoft 365, one token request). Values: a Transport, a GraphAccount, or None."""
-    transports: dict[str, Any] = {}
+def account_checks(config: Config, findings: list[Finding]) -> dict[str, AccountProbe | None]:
+    """Secret present, server reachable, TLS verified, secret accepted: one request each, as
+    the account's kind makes it. Values: the probe for the account's pairs, or None."""
+    probes: dict[str, AccountProbe | None] = {}
     try:
         backend = credentials.select_backend(config.service.keyring_backend)
     except SecretError as exc:
         findings.append(Finding("keyring", "unusable", f"{exc}: check service.keyring_backend",
                                 ExitCode.CONFIG))
         return {name: None for name in config.accounts}
-    timeout = min(config.service.timeout.total_seconds(), CHECK_TIMEOUT)
+    sources = [p.source_url for p in config.pairs]
     for name, account in sorted(config.accounts.items()):
-        transports[name] = None
+        probes[name] = None
+        kind, item = kind_of(account), f"account {name}"
+        timeout = min(config.service.timeout.total_seconds(), kind.check_timeout)
         try:
-            if account.kind == "microsoft365":
-                password = credentials.password(backend, account.secret_name)
-            else:
-                transport = transport_for(account, backend, timeout, Backoff(attempts=1),
-                                          account_urls(config, account))
+            found, probe = kind.probe(account, read_secret(account, backend), timeout=timeout,
+                                      bases=account_urls(config, account), sources=sources)
         except SecretError as exc:
-            google = account.kind == "google"
-            findings.append(Finding(f"account {name}", "no-key" if google else "no-password",
-                                    f"{exc.hint}; {password_fix(account.secret_name, google)}",
-                                    ExitCode.CONFIG))
+            fix = password_fix(account.secret_name, kind.secret_file)
+            findings.append(Finding(item, "no-key" if kind.secret_file else "no-password",
+                                    f"{exc.hint}; {fix}", ExitCode.CONFIG))
             continue
-        if account.kind == "microsoft365":
-            fields, transports[name] = m365.account_check(
-                account, password, timeout, [p.source_url for p in config.pairs])
-            findings.append(Finding(*fields))
+        except StoreError as exc:
+            findings.append(store_finding(item, exc, f"accounts.{name}"))
             continue
-        finding = (token_finding(f"account {name}", account, transport)
-                   if transport.credentials.bearer is not None
-                   else probe_account(account, transport))
-        findings.append(finding)
-        if finding.code is ExitCode.OK or finding.result == TLS_OFF:
-            transports[name] = transport
+        findings.append(Finding.of(item, found))
+        if probe is not None:
+            probes[name] = probe
             _forget_rejection(config, name, findings)
-        else:
-            transport.close()
-    return transports
+    return probes
 
 
 def _forget_rejection(config: Config, name: str, findings: list[Finding]) -> None:
@@ -238,46 +213,6 @@ def _forget_rejection(config: Config, name: str, findings: list[Finding]) -> Non
         findings.append(Finding(f"account {name}", "warning", "cannot clear the earlier "
                                 f"rejection in {config.service.state_dir} ({exc.strerror}); "
                                 "run check as the service's user"))
-
-
-def probe_account(account: Account, transport: Transport) -> Finding:
-    """PROPFIND the account URL: reachability, TLS and the password in one request."""
-    item = f"account {account.name}"
-    try:
-        status, _ = propfind(transport, account.url)
-    except StoreError as exc:
-        return store_finding(item, exc, f"accounts.{account.name}")
-    if status == 404:
-        return Finding(item, "not-found", f"no such collection {account.url}: check "
-                       f"accounts.{account.name}.url", ExitCode.CONFIG)
-    if status != 207:
-        return Finding(item, "unavailable", f"PROPFIND {account.url} answered HTTP {status}",
-                       ExitCode.UNAVAILABLE)
-    scheme = urlsplit(account.url).scheme
-    if scheme == "http":
-        return Finding(item, "ok", f"password accepted by {account.url} (plain http, loopback)")
-    if not account.verify_tls and account.ca_file is None:
-        return Finding(item, TLS_OFF, f"password accepted by {account.url}, but TLS "
-                       "verification is OFF, so anyone on the path can read the password and "
-                       f"calendars: set accounts.{account.name}.ca_file to the server's CA and "
-                       "remove verify_tls = false", ExitCode.CONFIG)
-    return Finding(item, "ok", f"password accepted by {account.url}; TLS certificate verified")
-
-
-def token_finding(item: str, account: Account, transport: Transport) -> Finding:
-    """An OAuth account has no page of its own to PROPFIND: mint a token, which proves the key,
-    the delegation and the scopes; the pairs then show what the user may read and write."""
-    assert transport.credentials.bearer is not None
-    try:
-        transport.credentials.bearer.authorization()
-    except StoreError as exc:
-        if exc.status == 401:
-            return Finding(item, "token-refused", f"{exc}: check that the service account's "
-                           "client ID has domain-wide delegation for the calendar scope and "
-                           f"that accounts.{account.name}.impersonate is a user of the domain",
-                           ExitCode.NOPERM)
-        return store_finding(item, exc, f"accounts.{account.name}")
-    return Finding(item, "ok", f"token issued for {account.impersonate}")
 
 
 def store_finding(item: str, exc: StoreError, where: str, advice: str = "") -> Finding:
@@ -301,124 +236,27 @@ def store_finding(item: str, exc: StoreError, where: str, advice: str = "") -> F
     return Finding(item, "unavailable", f"{exc}", ExitCode.UNAVAILABLE)
 
 
-def propfind(transport: Transport, url: str) -> tuple[int, Any]:
-    """(status, prop element) of a Depth 0 PROPFIND; a 207 that holds a 404 is a 404."""
-    reply = transport.request("PROPFIND", url, _PROPFIND, {"Depth": "0", **XML_HEADERS})
-    if reply.status != 207:
-        return reply.status, None
-    own = urlsplit(url).path.rstrip("/")
-    entries = list(multistatus(reply, url, "PROPFIND"))
-    for href, status, prop in entries:
-        if urlsplit(href).path.rstrip("/") == own:
-            return (207 if status == 200 else status), prop
-    if entries:
-        _, status, prop = entries[0]
-        return (207 if status == 200 else status), prop
-    return 404, None
-
-
-def _resource_types(prop: Any) -> set[str]:
-    node = prop.find(DAV + "resourcetype") if prop is not None else None
-    return {child.tag for child in node} if node is not None else set()
-
-
-def _privileges(prop: Any) -> set[str] | None:
-    """The privileges the server says we have, or None if it does not say."""
-    node = prop.find(DAV + "current-user-privilege-set") if prop is not None else None
-    if node is None:
-        return None
-    return {child.tag for privilege in node.iter(DAV + "privilege") for child in privilege}
-
-
-def pair_check(index: int, pair: Pair, transports: dict[str, Any]) -> Finding:
-    """The source can be queried; the target is a writable calendar or can be created."""
+def pair_check(index: int, pair: Pair, probes: dict[str, AccountProbe | None]) -> Finding:
+    """The source can be read; the target is a writable calendar (or says how to make one)."""
     item = f"pair {pair.name}"
-    source = transports.get(pair.source_account.name)
-    target = transports.get(pair.target_account.name)
+    source = probes.get(pair.source_account.name)
+    target = probes.get(pair.target_account.name)
     if source is None or target is None:
         account = pair.source_account if source is None else pair.target_account
         return Finding(item, "not-checked", f"account {account.name} has a problem (see above)")
     where = f"pairs[{index}]"
     try:
-        problem = (m365.source_problem(source, pair, where)
-                   if pair.source_account.kind == "microsoft365"
-                   else source_problem(source, pair, where))
+        problem = source.source(pair, where, datetime.now(UTC))
     except StoreError as exc:
         return store_finding(item, exc, f"accounts.{pair.source_account.name}",
-                             forbidden_advice(source))
+                             source.forbidden_advice)
     if problem is not None:
-        return Finding(item, *problem)
+        return Finding.of(item, problem)
     try:
-        result, detail, code = (m365.target_result(target, pair, where)
-                                if pair.target_account.kind == "microsoft365"
-                                else target_result(target, pair, where))
+        found = target.target(pair, where, pair.target_account.name)
     except StoreError as exc:
         return store_finding(item, exc, f"accounts.{pair.target_account.name}",
-                             forbidden_advice(target))
-    if code is not ExitCode.OK:
-        return Finding(item, result, detail, code)
-    return Finding(item, result, f"source readable; {detail}")
-
-
-def forbidden_advice(connection: Any) -> str:
-    """What to do about a 403: the server's own advice (a Transport's), or for Microsoft 365
-    the app's mailbox scope."""
-    differences = getattr(connection, "differences", None)
-    if differences is not None:
-        return str(differences.forbidden_advice)
-    return m365.FORBIDDEN_ADVICE
-
-
-def source_problem(transport: Transport, pair: Pair,
-                   where: str) -> tuple[str, str, ExitCode] | None:
-    """One calendar-query over a one-minute window, ETags only: no event data is fetched."""
-    start = datetime.now(UTC).replace(microsecond=0)
-    body = _ETAGS_ONLY.format(start=start, end=start + timedelta(minutes=1)).encode()
-    reply = transport.request("REPORT", pair.source_url, body, {"Depth": "1", **XML_HEADERS})
-    if reply.status == 404:
-        return ("source-missing", f"no calendar at {pair.source_url}: check {where}.source",
-                ExitCode.CONFIG)
-    if reply.status != 207:
-        return ("source-unreadable", f"REPORT {pair.source_url} answered HTTP {reply.status}: "
-                f"check that {where}.source is a calendar", ExitCode.CONFIG)
-    return None
-
-
-def target_result(transport: Transport, pair: Pair, where: str) -> tuple[str, str, ExitCode]:
-    """The target is a calendar we may write, or its parent is a collection we may create in."""
-    status, prop = propfind(transport, pair.target_url)
-    if status == 207:
-        if CALDAV + "calendar" not in _resource_types(prop):
-            return ("target-not-calendar", f"{pair.target_url} exists but is not a calendar: "
-                    f"point {where}.target at a calendar or a new name", ExitCode.CONFIG)
-        privileges = _privileges(prop)
-        if privileges is not None and not privileges & _WRITE:
-            return ("target-read-only", f"account {pair.target_account.name} may not write "
-                    f"{pair.target_url}: grant write access on the server", ExitCode.NOPERM)
-        return "ok", "target is a writable calendar", ExitCode.OK
-    if status != 404:
-        return ("target-unavailable", f"PROPFIND {pair.target_url} answered HTTP {status}",
-                ExitCode.UNAVAILABLE)
-    if not transport.differences.makes_calendars:
-        return ("target-missing", f"no calendar at {pair.target_url} ({where}.target): "
-                f"{transport.differences.missing_calendar_advice}", ExitCode.CONFIG)
-    return parent_result(transport, pair, where)
-
-
-def parent_result(transport: Transport, pair: Pair, where: str) -> tuple[str, str, ExitCode]:
-    """A missing target: MKCALENDAR needs its parent to be a collection we may create in."""
-    parent = urljoin(pair.target_url, "..")
-    parent_status, parent_prop = propfind(transport, parent)
-    if parent_status != 207 or DAV + "collection" not in _resource_types(parent_prop):
-        return ("target-missing", f"neither {pair.target_url} nor its parent {parent} exists: "
-                f"check {where}.target", ExitCode.CONFIG)
-    privileges = _privileges(parent_prop)
-    if privileges is not None and not privileges & _CREATE:
-        return ("cannot-create", f"{pair.target_url} does not exist and account "
-                f"{pair.target_account.name} may not create it in {parent}: create the "
-                "calendar on the server or grant access", ExitCode.NOPERM)
-    existing = ", ".join(c.url[len(parent):] for c in list_calendars(transport, parent)[:10])
-    return ("target-missing", f"{pair.target_url} does not exist, and no cycle creates it. "
-            f"Calendars in {parent}: {existing or 'none'}. If {where}.target has a typo, fix "
-            f"it; if the name is right, run `{ADMIN} create-target {pair.name}`",
-            ExitCode.CONFIG)
+                             target.forbidden_advice)
+    if found.code is not ExitCode.OK:
+        return Finding.of(item, found)
+    return Finding(item, found.result, f"source readable; {found.detail}")

@@ -6,8 +6,6 @@ password key exists: secrets come from the keyring (see `credentials.py`).
 
 from __future__ import annotations
 
-import importlib.util
-import ipaddress
 import os
 import re
 import tomllib
@@ -16,56 +14,29 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sanitizer.core.durations import parse_duration
 from sanitizer.core.model import Action, Label
 from sanitizer.core.policy import Policy, Rule
 from sanitizer.errors import ConfigError
-from sanitizer.stores.google import service_account as google
-from sanitizer.stores.microsoft365 import names as m365
+from sanitizer.stores.account import NAME as _NAME
+from sanitizer.stores.account import (
+    Account,
+    AccountFields,
+    check_url,
+    is_loopback_host,
+)
+from sanitizer.stores.registry import DEFAULT, KINDS, kind_of
 
 DEFAULT_CONFIG_PATH = Path("/etc/calendar-sanitizer/config.toml")
 CONFIG_ENV = "CALENDAR_SANITIZER_CONFIG"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", re.ASCII)
 T = TypeVar("T")
 
 
-KINDS = ("caldav", "google", "microsoft365")
-MSAL_MISSING = ("Microsoft 365 accounts need msal; install the extra: "
-                "pip install 'calendar-sanitizer[microsoft365]'")
-GOOGLE_CALDAV_URL = google.CALDAV_BASE_URL
-
-
-@dataclass(frozen=True)
-class Account:
-    """A login to a calendar server; its secret lives in the keyring or a systemd credential.
-
-    kind "caldav": a user whose password is stored under the account's name. kind "google": no
-    password; it acts as the Workspace user `impersonate` with the service account key stored
-    under `service_account_key`. kind "microsoft365": an app registration whose credential is
-    stored under `client_credential`; its `url` is the Graph URL.
-    """
-
-    name: str
-    url: str
-    username: str
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    kind: str = "caldav"
-    tenant_id: str = ""
-    client_id: str = ""
-    client_credential: str = ""
-    authority: str = ""
-    service_account_key: str | None = None
-    impersonate: str | None = None
-
-    @property
-    def secret_name(self) -> str:
-        """The keyring or systemd credential name that holds this account's secret."""
-        return self.client_credential or self.service_account_key or self.name
+__all__ = ["Account", "Config", "Pair", "Service", "check_url", "is_loopback_host",
+           "load_config", "parse_config", "resolve_path"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,32 +130,6 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> Config:
     if reader.problems or config is None:
         raise ConfigError(reader.problems, source)
     return config
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for localhost and the loopback addresses, the only hosts plain HTTP may reach."""
-    if not host:
-        return False
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_url(url: str) -> str | None:
-    """A problem with a server URL, or None. Plain HTTP is allowed to loopback only."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "expected an http(s) URL with a host"
-    if parts.username or parts.password:
-        return "must not contain a user or password (passwords belong in the keyring)"
-    if parts.query or parts.fragment:
-        return "must not contain a query or fragment"
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        return "plain http is refused except to loopback; use https"
-    return None
 
 
 class _Reader:
@@ -319,13 +264,6 @@ class _Reader:
             found.add(domain)
         return tuple(sorted(found))
 
-    def ca_file(self, table: Mapping[str, Any], where: str) -> str | None:
-        """An account's CA bundle: an absolute path, or None."""
-        ca_file = self.get(table, where, "ca_file", str)
-        if ca_file is not None and not Path(ca_file).is_absolute():
-            self.problem(f"{where}.ca_file", "must be an absolute path")
-        return ca_file
-
     def account(self, name: str, table: Any) -> Account | None:
         where = f"accounts.{_bare_or_quoted(name)}"
         self.invalid_accounts.add(name)  # until it turns out valid
@@ -339,61 +277,16 @@ class _Reader:
             self.problem(f"{where}.password", "passwords do not belong in the config file; "
                          f"store it with: calendar-sanitizer set-password {name}")
             table = {k: v for k, v in table.items() if k != "password"}
-        kind = self.get(table, where, "kind", str, "caldav") or "caldav"
-        if kind not in KINDS:
-            self.problem(f"{where}.kind", "expected one of " + ", ".join(KINDS))
+        kind_name = self.get(table, where, "kind", str, DEFAULT) or DEFAULT
+        kind = KINDS.get(kind_name)
+        if kind is None:
+            self.problem(f"{where}.kind", "expected one of " + ", ".join(sorted(KINDS)))
             return None
-        if kind == "microsoft365":
-            return self.microsoft365_account(name, table, where, count)
-        return self.dav_account(name, table, where, kind, count)
-
-    def dav_account(self, name: str, table: Mapping[str, Any], where: str, kind: str,
-                    count: int) -> Account | None:
-        """A CalDAV login, or a Google account (CalDAV with a service account's tokens)."""
-        extra = google_fields(self, table, where) if kind == "google" else caldav_fields(
-            self, table, where)
-        self.known_keys(table, where, {"kind", "url", "verify_tls", "ca_file"} | set(extra))
-        url = self.get(table, where, "url", str, required=kind == "caldav") or ""
-        url = url or (GOOGLE_CALDAV_URL if kind == "google" else "")
-        if url and (problem := check_url(url)):
-            self.problem(f"{where}.url", problem)
-        verify = self.get(table, where, "verify_tls", bool, True)
-        ca_file = self.ca_file(table, where)
-        if len(self.problems) > count:
+        account = kind.read(AccountFields(self, table, where, name))
+        if len(self.problems) > count or account is None:
             return None
         self.invalid_accounts.discard(name)
-        return Account(name, _with_slash(url), extra.get("username") or extra.get("impersonate")
-                       or "", bool(verify), Path(ca_file) if ca_file else None, kind,
-                       service_account_key=extra.get("service_account_key"),
-                       impersonate=extra.get("impersonate"))
-
-    def microsoft365_account(self, name: str, table: Mapping[str, Any], where: str,
-                             count: int) -> Account | None:
-        """The fields of a Microsoft 365 account (see docs/microsoft365.md)."""
-        self.known_keys(table, where, {"kind", "tenant_id", "client_id", "client_credential",
-                                       "graph_url", "authority", "verify_tls", "ca_file"})
-        if importlib.util.find_spec("msal") is None:
-            self.problem(f"{where}.kind", MSAL_MISSING)
-        fields = {}
-        for key, pattern in (("tenant_id", m365.TENANT), ("client_id", m365.CLIENT_ID),
-                             ("client_credential", _NAME)):
-            fields[key] = self.get(table, where, key, str, required=True) or ""
-            if fields[key] and not pattern.fullmatch(fields[key]):
-                self.problem(f"{where}.{key}", "not a valid " + key.replace("_", " "))
-        urls = {key: _with_slash(self.get(table, where, key, str, default) or default)
-                for key, default in (("graph_url", m365.GRAPH_URL),
-                                     ("authority", m365.AUTHORITY))}
-        for key, url in urls.items():
-            if problem := check_url(url):
-                self.problem(f"{where}.{key}", problem)
-        ca_file = self.ca_file(table, where)
-        if len(self.problems) > count:
-            return None
-        self.invalid_accounts.discard(name)
-        return Account(name, urls["graph_url"], "", bool(self.get(table, where, "verify_tls",
-                                                                  bool, True)),
-                       Path(ca_file) if ca_file else None, kind="microsoft365",
-                       authority=urls["authority"], **fields)
+        return account
 
     def pair(self, table: Mapping[str, Any], where: str, accounts: Mapping[str, Account],
              global_rules: tuple[Rule, ...]) -> Pair | None:
@@ -452,18 +345,11 @@ class _Reader:
         text = self.get(table, where, key, str, required=True)
         if not text or account is None:
             return ""
-        if account.kind == "microsoft365":
-            try:
-                return m365.calendar_url(account.url, *m365.split_calendar(text))
-            except ValueError as exc:
-                self.problem(f"{where}.{key}", str(exc))
-                return ""
-        url = _with_slash(urljoin(account.url, text))
-        if problem := check_url(url):
-            self.problem(f"{where}.{key}", problem)
-        elif urlsplit(url).netloc != urlsplit(account.url).netloc:
-            self.problem(f"{where}.{key}", "must be on the account's server")
-        return url
+        try:
+            return kind_of(account).calendar_url(account, text)
+        except ValueError as exc:
+            self.problem(f"{where}.{key}", str(exc))
+            return ""
 
     def phone_url(self, table: Mapping[str, Any], where: str) -> str | None:
         url = self.get(table, where, "phone_url", str)
@@ -535,28 +421,7 @@ class _Reader:
             targets.setdefault(pair.target_url, pair.name)
 
 
-_NO_ACCOUNT = Account("", "", "")
-_EMAIL = re.compile(r"^[^@\s/]{1,64}@[A-Za-z0-9.-]{1,253}$")
-
-
-def caldav_fields(reader: _Reader, table: Mapping[str, Any], where: str) -> dict[str, str]:
-    """The keys only a CalDAV login has: its user name (the password is in the keyring)."""
-    return {"username": reader.get(table, where, "username", str, required=True) or ""}
-
-
-def google_fields(reader: _Reader, table: Mapping[str, Any], where: str) -> dict[str, str]:
-    """A Google Workspace account: the service account key's credential name and the user it
-    acts as. Needs the optional extra that mints the tokens."""
-    key = reader.get(table, where, "service_account_key", str, required=True) or ""
-    if key and not _NAME.match(key):
-        reader.problem(f"{where}.service_account_key",
-                       "credential names use letters, digits, '_', '.', '-' (max 64)")
-    user = reader.get(table, where, "impersonate", str, required=True) or ""
-    if user and not _EMAIL.match(user):
-        reader.problem(f"{where}.impersonate", "expected the Workspace user's email address")
-    if not google.google_auth_installed():
-        reader.problem(f"{where}.kind", f"google accounts need the extra: {google.EXTRA}")
-    return {"service_account_key": key, "impersonate": user}
+_NO_ACCOUNT = Account("", "")
 
 
 def _bare_or_quoted(key: str) -> str:
@@ -569,10 +434,6 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("unknown time zone (expected an IANA name like Europe/Berlin)") from None
-
-
-def _with_slash(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
 
 
 def _kind_name(kind: type) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 from sanitizer.engine.report import PairReport
 from sanitizer.service import worker
 from sanitizer.service.worker import Job, Outcome
+from sanitizer.stores.registry import KINDS
 
 log = logging.getLogger(__name__)
 # What the fork server imports once, so that no worker imports it again: the worker and its
@@ -50,10 +51,6 @@ log = logging.getLogger(__name__)
 PRELOAD = ["sanitizer.service.worker", "sanitizer.stores.caldav.store", "niquests", "lxml.etree",
            "icalendar", "recurring_ical_events", "x_wr_timezone", "sanitizer.cli.main", "h11",
            "urllib3.contrib.hface.protocols.http1", "urllib3.contrib.hface.protocols.http2"]
-KIND_PRELOAD = {  # more, for the kinds of account the config has
-    "microsoft365": ["sanitizer.stores.microsoft365.connect", "msal", "requests"],
-    "google": ["sanitizer.stores.google.service_account"],
-}
 DEFAULT_MEMORY_MAX = 512 * 1024 * 1024  # the shipped unit's MemoryMax, when none can be read
 MEMORY_SHARE = 2  # all workers together stay under 1/MEMORY_SHARE of the unit's memory
 MIN_WORKER_DATA = 96 * 1024 * 1024
@@ -126,7 +123,7 @@ class Pool:
             self._context: Any = multiprocessing.get_context("fork")
         else:
             self._context = multiprocessing.get_context("forkserver")
-            extra = [name for kind in sorted(set(kinds)) for name in KIND_PRELOAD.get(kind, ())]
+            extra = [name for kind in sorted(set(kinds)) for name in KINDS[kind].preload]
             self._context.set_forkserver_preload(PRELOAD + extra)
         self.running: list[Running] = []
 

@@ -27,7 +27,7 @@ VERDICT = "credential"  # only a definite verdict on the credential is remembere
 
 def fingerprint(key: bytes, account: Account, password: str) -> str:
     """A keyed hash of what a retry would send: the password and the account's settings."""
-    material = json.dumps([account.url, account.username, account.verify_tls,
+    material = json.dumps([account.url, account.login, account.verify_tls,
                            str(account.ca_file or ""), password]).encode("utf-8")
     return hmac.new(key, b"rejected-password\0" + material, hashlib.sha256).hexdigest()
 

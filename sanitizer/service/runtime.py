@@ -27,15 +27,8 @@ from sanitizer.engine.report import PairReport
 from sanitizer.errors import ADMIN, SecretError
 from sanitizer.service import credentials, metrics, rejected, retirement, status, targets
 from sanitizer.service.config import Account, Config, Pair
-from sanitizer.service.connections import (
-    Connection,
-    DavConnection,
-    GraphConnection,
-    connect,
-    read_secret,
-)
+from sanitizer.service.connections import Connection, connect, read_secret
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
-from sanitizer.stores.caldav.store import Transport
 from sanitizer.stores.urls import within
 
 log = logging.getLogger(__name__)
@@ -116,10 +109,9 @@ class Runtime:
         connection = self.connections.get(account)
         return None if connection is None else connection.target(url, until=until)
 
-    def transport(self, account: Account) -> Transport | None:
-        """A CalDAV account's transport (for raw requests), or None."""
-        connection = self.connections.get(account.name)
-        return connection.transport if isinstance(connection, DavConnection) else None
+    def connection(self, account: Account) -> Connection | None:
+        """The account's connection, or None if it has none (no secret)."""
+        return self.connections.get(account.name)
 
     def close(self) -> None:
         """Close every connection."""
@@ -162,11 +154,7 @@ def warn_unverified(pair: Pair) -> None:
 
 def share_tokens(connection: Connection, account: str) -> None:
     """Name the connection's token source (if it has one) after its account, for handoff.py."""
-    tokens: Any = None
-    if isinstance(connection, DavConnection):
-        tokens = connection.transport.credentials.bearer
-    elif isinstance(connection, GraphConnection):
-        tokens = connection.graph.auth
+    tokens: Any = connection.tokens()
     if tokens is not None:
         tokens.handoff_key = account
 
@@ -258,7 +246,7 @@ def cycle_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False
         known=known.entries.keys() if known is not None else (),
         emptied=status.empty_confirmed(service.state_dir, pair.name),
         poison=poison.load(service.state_dir, pair.name, runtime.key),
-    ), pair, runtime.transport(pair.target_account))
+    ), pair, runtime.connection(pair.target_account))
 
 
 def persist(state_dir: Path, pair: Pair, report: PairReport) -> None:

@@ -39,11 +39,11 @@ from sanitizer.service.runtime import (
 )
 from sanitizer.service.worker import CYCLE, RETIRE, Bounds, Job
 from sanitizer.stores import handoff
+from sanitizer.stores.registry import kind_of
 
 log = logging.getLogger(__name__)
 WALL_TIMEOUTS = 3  # the deadline: the cycle's budget plus this many request timeouts...
 WALL_SLACK = 10.0  # ... plus this many seconds (start-up, the last writes)
-TOKEN_KINDS = frozenset({"google", "microsoft365"})
 RETIRED = "\0retired"  # the sweep's clean-up of retired targets, among the pairs' names
 # `sync` forks its workers itself for at most this many pairs, else it starts the fork server:
 # a plain fork copies the whole command (its config, status, every pair's bookkeeping), which
@@ -135,7 +135,7 @@ class Supervisor:
         """Whether a worker in flight may be minting a token this job would need: wait for it,
         so each account gets one token per lifetime."""
         accounts = self.runtime.config.accounts
-        needs = {n for n in job.secrets if accounts[n].kind in TOKEN_KINDS
+        needs = {n for n in job.secrets if kind_of(accounts[n]).hands_off_tokens
                  and n not in self.tokens}
         return any(needs & set(r.job.secrets) for r in self.pool.running)
 

@@ -16,7 +16,7 @@ from sanitizer.core.model import Window
 from sanitizer.errors import ExitCode, StoreError
 from sanitizer.service.calendars import matching
 from sanitizer.service.config import Config, Pair
-from sanitizer.stores.caldav.store import CalDAVSource, CalDAVTarget, Transport
+from sanitizer.stores.base import SourceCalendar, TargetCalendar
 
 Problem = tuple[str, str, ExitCode]  # result code, detail, exit code
 _UID = re.compile(rb"^UID(?:;[^:\r\n]*)?:([^\r\n]*)", re.MULTILINE | re.IGNORECASE)
@@ -39,11 +39,11 @@ def target_is_source(config: Config, index: int, pair: Pair) -> Problem | None:
     return None
 
 
-def contents_problems(pair: Pair, index: int, source: Transport, target: Transport,
+def contents_problems(pair: Pair, index: int, source: SourceCalendar, target: TargetCalendar,
                       key: bytes | None) -> list[Problem]:
     """Read both calendars once and compare UIDs (nothing is written)."""
     try:
-        held = [uids(obj.data) for obj in CalDAVTarget(target, pair.target_url).list()]
+        held = [uids(obj.data) for obj in target.list()]
     except StoreError as exc:
         if exc.status == 404:
             return []  # made on the first cycle: empty
@@ -51,7 +51,7 @@ def contents_problems(pair: Pair, index: int, source: Transport, target: Transpo
     now = datetime.now(UTC)
     window = Window(now - pair.retention, now + pair.lookahead)
     source_uids = set().union(*(uids(obj.data)
-                                for obj in CalDAVSource(source, pair.source_url).fetch(window)))
+                                for obj in source.fetch(window)))
     problems: list[Problem] = []
     copied = sum(bool(found & source_uids) for found in held)
     if copied:

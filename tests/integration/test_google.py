@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 
 from sanitizer.engine import sync_state
 from sanitizer.errors import ConfigError, SecretError, StoreError
-from sanitizer.service.config import GOOGLE_CALDAV_URL, parse_config
+from sanitizer.service.config import parse_config
 from sanitizer.stores.caldav.differences import STANDARD
 from sanitizer.stores.caldav.store import Credentials, Transport
+from sanitizer.stores.google import kind as google_kind
 from sanitizer.stores.google import service_account as google
+from sanitizer.stores.google.kind import CALDAV_BASE_URL as GOOGLE_CALDAV_URL
 from tests.support.faultproxy import FaultProxy
 from tests.support.google_sim import (
     PHONE_USER,
@@ -114,7 +116,7 @@ def test_google_account_problems_are_config_errors(keys: dict[str, str], problem
 def test_without_the_extra_a_google_account_is_a_one_line_config_error(
         bench: tuple[GoogleServer, str, str, Setup], monkeypatch: pytest.MonkeyPatch) -> None:
     _, _, _, setup = bench
-    monkeypatch.setattr(google, "google_auth_installed", lambda: False)
+    monkeypatch.setattr(google_kind, "google_auth_installed", lambda: False)
     result = setup.run("sync", "--now", NOW)
     assert result.code == 78, result.output
     lines = [line for line in result.output.splitlines() if "calendar-sanitizer[google]" in line]
@@ -162,7 +164,7 @@ def test_a_missing_key_says_how_to_store_one(bench: tuple[GoogleServer, str, str
 
 @pytest.mark.integration
 def test_a_token_uri_over_plain_http_elsewhere_is_refused(sim: GoogleServer) -> None:
-    from sanitizer.service.connections import transport_for  # noqa: PLC0415
+    from sanitizer.service.connections import open_connection  # noqa: PLC0415
 
     key = json.loads(sim.password)
     key["token_uri"] = "http://oauth.example/token"
@@ -173,7 +175,7 @@ def test_a_token_uri_over_plain_http_elsewhere_is_refused(sim: GoogleServer) -> 
 
     account = parse_config(google_account()).accounts["g"]
     with pytest.raises(SecretError, match="token_uri plain http is refused"):
-        transport_for(account, Keyring(), 5.0)  # type: ignore[arg-type]
+        open_connection(account, Keyring(), 5.0)  # type: ignore[arg-type]
 
 
 KEY_FIELDS = st.fixed_dictionaries({}, optional={

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from sanitizer.errors import ConfigError
-from sanitizer.service import config as config_module
 from sanitizer.service.config import parse_config
+from sanitizer.stores.microsoft365 import kind as m365_kind
 from tests.support.clock import tomorrow_at
 from tests.support.daemon_process import Process
 from tests.support.graph_sim import ADVOCATE, CLIENT_ID, PHONE, SECRET, TENANT, GraphSim
@@ -189,7 +189,7 @@ def test_a_pair_calendar_must_be_user_slash_calendar() -> None:
 def test_without_msal_the_account_is_a_config_problem(monkeypatch: pytest.MonkeyPatch,
                                                       tmp_path: Path) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(config_module.importlib.util, "find_spec",
+    monkeypatch.setattr(m365_kind.importlib.util, "find_spec",
                         lambda name, *a: None if name == "msal" else real(name, *a))
     problems = _problems({"a": M365})
     assert problems == ["accounts.a.kind: Microsoft 365 accounts need msal; install the extra: "

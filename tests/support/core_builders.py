@@ -7,12 +7,13 @@ from zoneinfo import ZoneInfo
 
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Rule
-from sanitizer.service.config import Account, Pair
+from sanitizer.service.config import Pair
+from sanitizer.stores.caldav.kind import CalDAVAccount
 
 KEY = b"k" * 32
 UTC_ZONE = ZoneInfo("UTC")
 NOW = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
-ACCOUNT = Account("main", "http://127.0.0.1:1/", "user")
+ACCOUNT = CalDAVAccount("main", "http://127.0.0.1:1/", username="user")
 
 
 def make_pair(name: str = "advocate", rules: tuple[Rule, ...] = (), **options: object) -> Pair:

@@ -12,7 +12,7 @@ from sanitizer.cli.status import is_stale
 from sanitizer.cli.sync import REASON_EXIT, sync_exit_code
 from sanitizer.engine.report import PairReport
 from sanitizer.service import metrics, rejected
-from sanitizer.service.config import Account
+from sanitizer.stores.caldav.kind import CalDAVAccount
 
 REASONS = [*REASON_EXIT, "bad-response", "source-not-found", "internal-error", None]
 NOW = datetime(2030, 3, 4, 9, tzinfo=UTC)
@@ -65,13 +65,13 @@ def test_a_pair_is_stale_unless_its_last_good_cycle_is_recent(age, ok, limit) ->
 
 @given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
 def test_the_fingerprint_changes_with_the_password_and_never_holds_it(one, other) -> None:
-    account = Account("agency", "https://dav.example.org/", "sanitizer")
+    account = CalDAVAccount("agency", "https://dav.example.org/", username="sanitizer")
     key = b"k" * 32
     first = rejected.fingerprint(key, account, one)
     assert len(first) == 64
     assert len(one) < 12 or one not in first  # a keyed hash, not the password
     assert (first == rejected.fingerprint(key, account, other)) == (one == other)
-    moved = Account("agency", "https://dav2.example.org/", "sanitizer")
+    moved = CalDAVAccount("agency", "https://dav2.example.org/", username="sanitizer")
     assert rejected.fingerprint(key, moved, one) != first
 
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sanitizer.cli.discover_microsoft365 import paste_lines, render
 from sanitizer.errors import StoreError
+from sanitizer.stores.microsoft365.discover import paste_lines, render
 from sanitizer.stores.microsoft365.graph_http import GraphReply, GraphSettings
 from sanitizer.stores.microsoft365.mailbox import find_calendar, list_calendars
 from sanitizer.stores.microsoft365.names import split_calendar

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sanitizer.service import pool, runtime, supervise
+from sanitizer.stores.registry import KINDS
 from tests.unit.test_scale import config_of
 
 
@@ -51,7 +52,8 @@ def test_the_configured_kinds_stores_are_loaded_by_the_fork_server(
     monkeypatch.setattr(context, "set_forkserver_preload", asked.append)
     pool.Pool(kinds=["microsoft365", "caldav", "microsoft365"])
     assert asked[-1][: len(pool.PRELOAD)] == pool.PRELOAD
-    assert asked[-1][len(pool.PRELOAD):] == pool.KIND_PRELOAD["microsoft365"]
+    assert asked[-1][len(pool.PRELOAD):] == [*KINDS["caldav"].preload,
+                                             *KINDS["microsoft365"].preload]
 
 
 class _Stop(Exception):

@@ -13,7 +13,7 @@ import pytest
 from sanitizer.engine import ledger
 from sanitizer.engine.report import PairReport
 from sanitizer.service import metrics, recorder, runtime, status
-from sanitizer.service.connections import DavConnection
+from sanitizer.stores.caldav.connection import DavConnection
 from tests.unit.test_scale import config_of
 
 NOW = datetime.now(UTC).replace(microsecond=0)

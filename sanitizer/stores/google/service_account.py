@@ -9,7 +9,6 @@ refuses one. The key and the tokens never reach a log line, an error message or 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import threading
@@ -23,9 +22,7 @@ from sanitizer.errors import StoreError
 from sanitizer.stores import handoff, wire
 from sanitizer.stores.caldav.differences import RFC_FORGOTTEN_TOKEN, ServerDifferences
 
-CALDAV_BASE_URL = "https://apidata.googleusercontent.com/caldav/v2/"
 SCOPE = "https://www.googleapis.com/auth/calendar"
-EXTRA = "pip install 'calendar-sanitizer[google]'"
 MAX_TOKEN_ANSWER = 64 * 1024  # a token answer is a few hundred bytes
 TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,16384}")
 TOKEN_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
@@ -51,14 +48,6 @@ GOOGLE = ServerDifferences(
         "Cloud project, and that the impersonated user owns the calendar or it is shared with "
         "them (with 'Make changes to events' for a target)"),
 )
-
-
-def google_auth_installed() -> bool:
-    """Whether the optional extra is installed (looked up, not imported: config stays fast)."""
-    try:
-        return importlib.util.find_spec("google.oauth2") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 @dataclass(frozen=True)

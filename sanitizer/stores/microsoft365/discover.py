@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Callable
 
-from sanitizer.cli import common
-from sanitizer.errors import ADMIN, ExitCode, SanitizerError, SecretError, StoreError
-from sanitizer.service import credentials
-from sanitizer.service.config import Config
-from sanitizer.service.connections import open_graph, read_secret
+from sanitizer.errors import ADMIN, ExitCode, SanitizerError, SecretError, StoreError, UsageError
+from sanitizer.stores.account import Account
+from sanitizer.stores.microsoft365.kind import Microsoft365Account, open_graph
+from sanitizer.stores.microsoft365.mailbox import list_calendars
+from sanitizer.stores.microsoft365.names import mailbox, split_calendar
 
 MAX_SHOWN = 80
 
@@ -24,21 +25,19 @@ class Unreachable(SanitizerError):
     exit_code = ExitCode.UNAVAILABLE
 
 
-def discover_mailbox(config: Config, name: str, user: str | None) -> str:
+def discover_mailbox(account: Account, secret: Callable[[], str], timeout: float,
+                     user: str | None) -> str:
     """The mailbox's calendars as a table and lines to paste; errors as one line each."""
-    from sanitizer.stores.microsoft365.mailbox import list_calendars  # noqa: PLC0415
-    from sanitizer.stores.microsoft365.names import mailbox  # noqa: PLC0415 - no msal needed
-
-    account = common.account(config, name)
+    assert isinstance(account, Microsoft365Account)
+    name = account.name
     if user is None:
-        raise common.UsageError(f"accounts.{name} is a Microsoft 365 account: name the mailbox "
-                                "with --user MAILBOX (app-only access has no \"me\")")
+        raise UsageError(f"accounts.{name} is a Microsoft 365 account: name the mailbox "
+                         "with --user MAILBOX (app-only access has no \"me\")")
     try:
         user = mailbox(user)
     except ValueError as exc:
-        raise common.UsageError(f"--user: {exc}") from None
-    secret = read_secret(account, credentials.select_backend(config.service.keyring_backend))
-    graph = open_graph(account, secret, min(config.service.timeout.total_seconds(), 30.0))
+        raise UsageError(f"--user: {exc}") from None
+    graph = open_graph(account, secret(), timeout)
     try:
         found = list_calendars(graph.client, user)
     except StoreError as exc:
@@ -63,8 +62,8 @@ def _explained(exc: StoreError, name: str, credential: str, user: str) -> Saniti
                           hint=f"the app's role assignment does not reach mailbox {user} "
                           "(docs/microsoft365.md, section 2)")
     if exc.status == 404:
-        return common.UsageError(f"--user: no mailbox {user} in the tenant of {where} (or it "
-                                 "has no Exchange Online mailbox)")
+        return UsageError(f"--user: no mailbox {user} in the tenant of {where} (or it "
+                          "has no Exchange Online mailbox)")
     return Unreachable(f"{exc}: check {where}.graph_url, {where}.authority and that this host "
                        "can reach them")
 
@@ -90,8 +89,6 @@ def render(name: str, user: str, calendars: list[tuple[str, bool | None]]) -> st
 
 def paste_lines(user: str, calendar: str, can_edit: bool | None) -> list[str]:
     """The config lines for one calendar, or a comment if a pair cannot name it."""
-    from sanitizer.stores.microsoft365.names import split_calendar  # noqa: PLC0415
-
     try:
         split_calendar(f"{user}/{calendar}")
         calendar.encode("utf-8")  # a lone surrogate has no TOML escape
