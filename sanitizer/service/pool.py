@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 # again in each child when the program was started as a console script (`calendar-sanitizer
 # run`, as the unit does): with its imports already loaded that costs nothing, without them
 # about 70 ms of CPU per worker. A module that is not installed is skipped.
-PRELOAD = ["sanitizer.service.worker", "sanitizer.stores.caldav.store", "niquests", "lxml.etree",
+PRELOAD = ["sanitizer.service.worker", "niquests", "lxml.etree",
            "icalendar", "recurring_ical_events", "x_wr_timezone", "sanitizer.cli.main", "h11",
            "urllib3.contrib.hface.protocols.http1", "urllib3.contrib.hface.protocols.http2"]
 DEFAULT_MEMORY_MAX = 512 * 1024 * 1024  # the shipped unit's MemoryMax, when none can be read
