@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from sanitizer.core.model import Window
 from sanitizer.core.policy import Policy
 from sanitizer.errors import ADMIN, ExitCode, StoreError
 from sanitizer.stores.account import Account
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
+from sanitizer.stores.caldav import bodies
 from sanitizer.stores.caldav.discovery import Calendar, Discovery, list_calendars
 from sanitizer.stores.caldav.http import Requester, Transport
 from sanitizer.stores.caldav.kind import TLS_OFF
@@ -28,15 +30,6 @@ from sanitizer.stores.caldav.store import (
 )
 from sanitizer.stores.kind import Missing, Probe
 
-_PROPFIND = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
-             b"<D:resourcetype/><D:current-user-privilege-set/></D:prop></D:propfind>")
-_ETAGS_ONLY = """<?xml version="1.0" encoding="utf-8"?>
-<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
-  <D:prop><D:getetag/></D:prop>
-  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
-    <C:time-range start="{start:%Y%m%dT%H%M%SZ}" end="{end:%Y%m%dT%H%M%SZ}"/>
-  </C:comp-filter></C:comp-filter></C:filter>
-</C:calendar-query>"""
 _WRITE = frozenset({DAV + "all", DAV + "write", DAV + "write-content", DAV + "bind"})
 _CREATE = frozenset({DAV + "all", DAV + "write", DAV + "bind"})
 
@@ -140,7 +133,7 @@ class DavProbe:
     def source(self, pair: Policy, where: str, now: datetime) -> Probe | None:
         """One calendar-query over a one-minute window, ETags only: no event data is fetched."""
         start = now.replace(microsecond=0)
-        body = _ETAGS_ONLY.format(start=start, end=start + timedelta(minutes=1)).encode()
+        body = bodies.calendar_query(Window(start, start + timedelta(minutes=1)), data=False)
         reply = self.transport.request("REPORT", pair.source_url, body,
                                        {"Depth": "1", **XML_HEADERS})
         if reply.status == 404:
@@ -208,7 +201,7 @@ class DavProbe:
 
 def propfind(transport: Transport, url: str) -> tuple[int, Any]:
     """(status, prop element) of a Depth 0 PROPFIND; a 207 that holds a 404 is a 404."""
-    reply = transport.request("PROPFIND", url, _PROPFIND, {"Depth": "0", **XML_HEADERS})
+    reply = transport.request("PROPFIND", url, bodies.TARGET, {"Depth": "0", **XML_HEADERS})
     if reply.status != 207:
         return reply.status, None
     own = urlsplit(url).path.rstrip("/")

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from sanitizer.errors import StoreError
+from sanitizer.stores.caldav import bodies
 from sanitizer.stores.caldav.store import CALDAV, DAV, XML_HEADERS, Transport, multistatus
 
 MAX_CALENDARS = 200
@@ -21,19 +22,6 @@ MAX_NAME = 80
 MAX_COUNTED = 10_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WRITE = frozenset({DAV + "all", DAV + "write", DAV + "write-content", DAV + "bind"})
-_PRINCIPAL = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
-              b"<D:current-user-principal/></D:prop></D:propfind>")
-_HOME = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" '
-         b'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-home-set/></D:prop>'
-         b"</D:propfind>")
-_LISTING = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" '
-            b'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:resourcetype/><D:displayname/>'
-            b"<D:current-user-privilege-set/><C:supported-calendar-component-set/></D:prop>"
-            b"</D:propfind>")
-_COUNT = (b'<?xml version="1.0" encoding="utf-8"?><C:calendar-query xmlns:D="DAV:" '
-          b'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter>'
-          b'<C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"/></C:comp-filter>'
-          b"</C:filter></C:calendar-query>")
 
 
 @dataclass(frozen=True)
@@ -58,15 +46,15 @@ class Discovery:
 
 def discover(transport: Transport, account_url: str) -> Discovery:
     """Follow the account URL to its calendars; StoreError if the server refuses."""
-    principal = _one_href(transport, account_url, _PRINCIPAL, DAV + "current-user-principal")
+    principal = _one_href(transport, account_url, bodies.PRINCIPAL, DAV + "current-user-principal")
     principal = principal or account_url
-    home = _one_href(transport, principal, _HOME, CALDAV + "calendar-home-set") or account_url
+    home = _one_href(transport, principal, bodies.HOME, CALDAV + "calendar-home-set") or account_url
     return Discovery(principal, home, tuple(list_calendars(transport, home)))
 
 
 def list_calendars(transport: Transport, home: str) -> list[Calendar]:
     """The calendars directly inside a collection, by name."""
-    reply = transport.request("PROPFIND", home, _LISTING, {"Depth": "1", **XML_HEADERS})
+    reply = transport.request("PROPFIND", home, bodies.LISTING, {"Depth": "1", **XML_HEADERS})
     if reply.status == 404:
         return []
     found: dict[str, Calendar] = {}
@@ -104,7 +92,7 @@ def _one_href(transport: Transport, url: str, body: bytes, tag: str) -> str | No
 
 def _count_events(transport: Transport, url: str) -> int | None:
     try:
-        reply = transport.request("REPORT", url, _COUNT, {"Depth": "1", **XML_HEADERS})
+        reply = transport.request("REPORT", url, bodies.ALL_EVENTS, {"Depth": "1", **XML_HEADERS})
         if reply.status != 207:
             return None
         count = 0

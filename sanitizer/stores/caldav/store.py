@@ -19,7 +19,7 @@ from sanitizer.core.expand import MAX_OBJECT_BYTES
 from sanitizer.core.model import Window
 from sanitizer.errors import PreconditionFailed, StoreError, TokenRejected
 from sanitizer.stores.base import Changes, RawObject
-from sanitizer.stores.caldav import ctag
+from sanitizer.stores.caldav import bodies, ctag
 from sanitizer.stores.caldav.http import (
     TRANSIENT_STATUSES,
     BudgetedTransport,
@@ -53,58 +53,6 @@ __all__ = [
     "Requester",
     "Transport",
 ]
-
-_QUERY = """<?xml version="1.0" encoding="utf-8"?>
-<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
-  <D:prop><D:getetag/><C:calendar-data/></D:prop>
-  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}</C:comp-filter>
-  </C:comp-filter></C:filter>
-</C:calendar-query>"""
-
-# Recurring objects whose instances reach back a year, ETags only (see series.py).
-_SERIES = """<?xml version="1.0" encoding="utf-8"?>
-<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
-  <D:prop><D:getetag/></D:prop>
-  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}
-  <C:prop-filter name="RRULE"/></C:comp-filter></C:comp-filter></C:filter>
-</C:calendar-query>"""
-_ETAGS = """<?xml version="1.0" encoding="utf-8"?>
-<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
-  <D:prop><D:getetag/></D:prop>
-  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{range}</C:comp-filter>
-  </C:comp-filter></C:filter>
-</C:calendar-query>"""
-
-_PROPFIND_SYNC_STATE = """<?xml version="1.0" encoding="utf-8"?>
-<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>"""
-
-_PROPFIND_TOKENS = """<?xml version="1.0" encoding="utf-8"?>
-<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><D:sync-token/>
-  <CS:getctag/></D:prop></D:propfind>"""
-
-_PROPFIND_CTAG = """<?xml version="1.0" encoding="utf-8"?>
-<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><CS:getctag/>
-  </D:prop></D:propfind>"""
-
-_SYNC_COLLECTION = """<?xml version="1.0" encoding="utf-8"?>
-<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>
-  <D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop>
-</D:sync-collection>"""
-
-_MULTIGET = """<?xml version="1.0" encoding="utf-8"?>
-<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
-  <D:prop><D:getetag/><C:calendar-data/></D:prop>
-{hrefs}
-</C:calendar-multiget>"""
-
-_MKCALENDAR = """<?xml version="1.0" encoding="utf-8"?>
-<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
-  <D:set><D:prop>
-    <D:displayname>{name}</D:displayname>
-    <C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set>
-  </D:prop></D:set>
-</C:mkcalendar>"""
-
 
 def multistatus(reply: Reply, url: str, operation: str) -> Iterator[tuple[str, int, Any]]:
     """(absolute href, status, prop element) for each response in a 207 body."""
@@ -176,11 +124,6 @@ def _expect(reply: Reply, ok: set[int], operation: str, url: str) -> None:
     raise StoreError(operation=operation, url=url, reason=reason, status=reply.status)
 
 
-def _range(window: Window) -> str:
-    return (f'<C:time-range start="{window.start:%Y%m%dT%H%M%SZ}" '
-            f'end="{window.end:%Y%m%dT%H%M%SZ}"/>')
-
-
 class CalDAVSource:
     """A work calendar, read with one calendar-query per full cycle. It has no write method.
 
@@ -196,7 +139,7 @@ class CalDAVSource:
     def sync_token(self) -> str | None:
         """The collection's current sync token (with its getctag, in the same request, where
         the server has one we may trust), or None if the server has none (RFC 6578)."""
-        found = self._properties(_PROPFIND_TOKENS, (DAV + "sync-token", CS + "getctag"))
+        found = self._properties(bodies.TOKENS, (DAV + "sync-token", CS + "getctag"))
         token = found.get(DAV + "sync-token")
         if not token:
             return None
@@ -206,9 +149,9 @@ class CalDAVSource:
     def _ctag_probe(self) -> bool:
         return self.transport.differences.ctag_probe and ctag.trusted(self.url)
 
-    def _properties(self, body: str, names: Sequence[str]) -> dict[str, str]:
+    def _properties(self, body: bytes, names: Sequence[str]) -> dict[str, str]:
         """Depth-0 PROPFIND of the collection: the named properties it answered."""
-        reply = self.transport.request("PROPFIND", self.url, body.encode(),
+        reply = self.transport.request("PROPFIND", self.url, body,
                                        {"Depth": "0", **XML_HEADERS})
         if reply.status == 404:
             raise StoreError(operation="PROPFIND", url=self.url, reason="source-not-found",
@@ -231,7 +174,7 @@ class CalDAVSource:
             return self._sync_collection(point.sync)
         if point.left == 0:
             return self._checked(point)
-        now = ctag.usable(self._properties(_PROPFIND_CTAG, (CS + "getctag",)).get(CS + "getctag"))
+        now = ctag.usable(self._properties(bodies.CTAG, (CS + "getctag",)).get(CS + "getctag"))
         if now == point.ctag:
             return Changes(point.probed().encode(), (), ())
         found = self._sync_collection(point.sync)
@@ -243,7 +186,7 @@ class CalDAVSource:
         this calendar is not trusted again."""
         found = self._sync_collection(point.sync)
         if found.changed or found.removed:
-            after = self._properties(_PROPFIND_CTAG, (CS + "getctag",)).get(CS + "getctag")
+            after = self._properties(bodies.CTAG, (CS + "getctag",)).get(CS + "getctag")
             if ctag.usable(after) == point.ctag:
                 ctag.distrust(self.url)
                 log.info("%s: its getctag did not change with its contents; probing it with "
@@ -253,7 +196,11 @@ class CalDAVSource:
 
     def _sync_collection(self, token: str) -> Changes:
         """What changed since the server's sync `token` (RFC 6578)."""
-        body = _SYNC_COLLECTION.format(token=_xml_text(token)).encode()
+        try:
+            body = bodies.sync_collection(token)
+        except ValueError:  # a token XML cannot carry: start again from a full read
+            raise TokenRejected(operation="REPORT", url=self.url, reason="sync-token-rejected",
+                                status=None) from None
         reply = self.transport.request("REPORT", self.url, body, XML_HEADERS)
         if reply.status in self.transport.differences.forgotten_token_statuses:
             raise TokenRejected(operation="REPORT", url=self.url, reason="sync-token-rejected",
@@ -276,12 +223,11 @@ class CalDAVSource:
     def multiget(self, hrefs: Sequence[str]) -> list[RawObject]:
         """The named objects with their data, in one request per batch of 200."""
         found: list[RawObject] = []
-        inside = [h for h in hrefs if object_url(h, self.url) is not None]
+        inside = bodies.xml_safe(urlsplit(h).path for h in hrefs
+                                 if object_url(h, self.url) is not None)
         for start in range(0, len(inside), 200):
-            batch = inside[start:start + 200]
-            lines = "\n".join(f"  <D:href>{_xml_text(urlsplit(h).path)}</D:href>" for h in batch)
             reply = self.transport.request("REPORT", self.url,
-                                           _MULTIGET.format(hrefs=lines).encode(),
+                                           bodies.multiget(inside[start:start + 200]),
                                            {"Depth": "1", **XML_HEADERS})
             found.extend(_objects(reply, self.url, "REPORT"))
         return found
@@ -297,7 +243,7 @@ class CalDAVSource:
         first answer left it out): the server's time filter is never the last word. An answer
         over the size cap (a few huge invitations) gives way to an ETag listing and a fetch of
         each object on its own, so the others still arrive."""
-        body = _QUERY.format(range=_range(window)).encode()
+        body = bodies.calendar_query(window, data=True)
         try:
             reply = self.transport.request("REPORT", self.url, body,
                                            {"Depth": "1", **XML_HEADERS})
@@ -330,7 +276,7 @@ class CalDAVSource:
         """(href, ETag) of the recurring objects reaching into the year before the window that
         `seen` lacks."""
         series = Window(window.start - SERIES_REACH, window.end)
-        body = _SERIES.format(range=_range(series)).encode()
+        body = bodies.calendar_query(series, data=False, recurring=True)
         reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
         if 400 <= reply.status < 500 and reply.status not in (401, 429):
             # A server that does not take this filter (a prop-filter is optional for it) keeps
@@ -347,7 +293,7 @@ class CalDAVSource:
 
     def etags(self, window: Window) -> list[tuple[str, str | None]]:
         """(href, ETag) of every VEVENT object with an instance in the window, without data."""
-        body = _ETAGS.format(range=_range(window)).encode()
+        body = bodies.calendar_query(window, data=False)
         reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
         if reply.status == 404:
             raise StoreError(operation="REPORT", url=self.url, reason="source-not-found",
@@ -411,7 +357,7 @@ class CalDAVTarget:
 
     def list(self) -> list[RawObject]:
         """Every VEVENT object in the calendar; 404 if the calendar does not exist."""
-        body = _QUERY.format(range="").encode()
+        body = bodies.EVERYTHING
         reply = self.transport.request("REPORT", self.url, body, {"Depth": "1", **XML_HEADERS})
         if reply.status == 404:
             raise StoreError(operation="REPORT", url=self.url, reason="target-not-found",
@@ -426,9 +372,8 @@ class CalDAVTarget:
         """MKCALENDAR; a calendar that appeared meanwhile is fine."""
         if not self.transport.differences.makes_calendars:
             raise StoreError(operation="MKCALENDAR", url=self.url, reason="calendar-must-exist")
-        name = _xml_text(self.display_name)
         reply = self.transport.request("MKCALENDAR", self.url,
-                                       _MKCALENDAR.format(name=name).encode(), XML_HEADERS)
+                                       bodies.mkcalendar(self.display_name), XML_HEADERS)
         if reply.status == 405:  # already exists (RFC 4791 5.3.1.2)
             return
         _expect(reply, {200, 201}, "MKCALENDAR", self.url)
@@ -462,7 +407,7 @@ class CalDAVTarget:
         path = unquote(urlsplit(url).path)
         if self.listed is not None:
             return path in self.listed
-        reply = self.transport.request("PROPFIND", url, _PROPFIND_SYNC_STATE.encode(),
+        reply = self.transport.request("PROPFIND", url, bodies.SYNC_TOKEN,
                                        {"Depth": "0", **XML_HEADERS})
         return reply.status != 404
 
@@ -493,10 +438,6 @@ def _names(reply: Reply, url: str) -> Iterator[str]:
 def _looks_like_a_page(reply: Reply) -> bool:
     content_type = {k.lower(): v for k, v in reply.headers.items()}.get("content-type", "")
     return content_type.lower().startswith("text/html") and reply.status == 200
-
-
-def _xml_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _etag(headers: Mapping[str, str]) -> str | None:
