@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,demo]'
 	touch $(STAMP)
 
+# demo/ lives beside the package, as bench/ does; `calendar-sanitizer demo` in a clone runs it too.
 demo: $(STAMP)
-	$(BIN)/calendar-sanitizer demo
+	$(BIN)/python -m demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check

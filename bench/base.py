@@ -19,7 +19,7 @@ from bench.report import Row
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the tests package, when run as a script
 
-from sanitizer.demo.embedded_server import EmbeddedRadicale  # noqa: E402
+from demo.embedded_server import EmbeddedRadicale  # noqa: E402
 from tests.support.faultproxy import FaultProxy  # noqa: E402
 
 LOOKAHEAD = timedelta(days=14)

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-from sanitizer.demo.embedded_server import MKCALENDAR_TEMPLATE
+from demo.embedded_server import MKCALENDAR_TEMPLATE
 
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
 XML = {"Content-Type": "application/xml; charset=utf-8"}

@@ -16,8 +16,8 @@ from typing import Any
 from bench import agency, calgen, dav, probes, report, tools
 from bench.base import LOOKAHEAD, REPO, RETENTION, Bench, log, log_row
 from bench.report import PRODUCT, VDIR, Row
+from demo.embedded_server import EmbeddedRadicale
 from sanitizer.core.durations import parse_duration
-from sanitizer.demo.embedded_server import EmbeddedRadicale
 from tests.support.faultproxy import FaultProxy
 
 

@@ -7,9 +7,8 @@ Layers, each importing only those below it (enforced by the import contract in p
 - ``engine``   one cycle for one pair: read, sanitize, plan, execute, report; the saved state
 - ``stores``   the store protocol and one module per kind of calendar server
 - ``core``     pure: model, policy, expand, rules, sanitize, plan, identity, phone format
-- ``demo``     the embedded Radicale demo (uses the layers above, nothing depends on it)
-
-``errors`` and ``files`` are shared leaves that every layer may use.
+``errors`` and ``files`` are shared leaves that every layer may use. The demo (``demo/``) and the
+benchmark (``bench/``) live beside the package in a clone and use it; it imports neither.
 """
 
 __version__ = "0.2.0"

@@ -9,10 +9,12 @@ preview, wipe.py wipe and resume); common.py has what they share. No command pri
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from sanitizer import __version__
@@ -157,14 +159,28 @@ def _give_closed_streams_a_sink() -> None:
         sys.stdout = _ClosedPipeSafe(sys.stdout)
 
 
+# The directory that holds this package: a clone's root, beside demo/ and bench/, or, for an
+# installed wheel, site-packages, which has neither.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The embedded default (sanitizer/demo): part of a clone, not of the installed package."""
-    try:
-        from sanitizer.demo.run import run_demo  # noqa: PLC0415 - needs Radicale, only here
-    except ModuleNotFoundError:
+    """The demo lives in the clone's demo/ (`python -m demo`), not in the package: imported by
+    name at run time, so the package never depends on it, and only from beside this package."""
+    demo_run = None
+    if (SOURCE_ROOT / "pyproject.toml").is_file() and (SOURCE_ROOT / "demo" / "run.py").is_file():
+        if str(SOURCE_ROOT) not in sys.path:
+            sys.path.insert(0, str(SOURCE_ROOT))
+        try:
+            demo_run = importlib.import_module("demo.run")
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("demo", "demo.run"):
+                raise  # the demo is there, but a dependency of it is not
+    if demo_run is None:
         raise UsageError("the demo is not part of an installed package: run `make demo` in a "
-                         "clone of the source") from None
-    return run_demo(interval=args.interval, cycles=args.cycles)
+                         "clone of the source")
+    code: int = demo_run.run_demo(interval=args.interval, cycles=args.cycles)
+    return code
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from demo.embedded_server import find_free_port
 from sanitizer.cli.main import COMMANDS, main
-from sanitizer.demo.embedded_server import find_free_port
 from sanitizer.service import status
 from tests.support.harness import REPO, list_objects, put, vevent
 from tests.support.servers import XandikosServer

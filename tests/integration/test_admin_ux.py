@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sanitizer.demo.embedded_server import find_free_port
+from demo.embedded_server import find_free_port
 from sanitizer.service import credentials, rejected
 from sanitizer.service.config import load_config
 from tests.support.faultproxy import FaultProxy

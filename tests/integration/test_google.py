@@ -408,7 +408,7 @@ def test_a_read_only_token_cannot_write(sim: GoogleServer) -> None:
     calendar = new_calendar(sim, "work-ro")
     assert sim.tokens is not None
     token = sim.tokens.issue(sim.user, frozenset({READ_ONLY_SCOPE}))
-    from sanitizer.demo.embedded_server import dav_request  # noqa: PLC0415
+    from demo.embedded_server import dav_request  # noqa: PLC0415
 
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/calendar"}
     answer = dav_request("PUT", calendar + "x.ics", body=vevent("x", "20300304T130000Z",
@@ -431,7 +431,7 @@ def test_the_phones_own_account_sees_only_the_shared_phone_calendar(
     token = sim.tokens.issue(PHONE_USER)
     headers = {"Authorization": f"Bearer {token}", "Depth": "1",
                "Content-Type": "application/xml"}
-    from sanitizer.demo.embedded_server import dav_request  # noqa: PLC0415
+    from demo.embedded_server import dav_request  # noqa: PLC0415
 
     phone = dav_request("REPORT", target, body=LIST_BODY, headers=headers)
     assert phone.status == 207 and phone.body.count(b"BEGIN:VEVENT") == 2

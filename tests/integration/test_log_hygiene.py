@@ -330,7 +330,7 @@ EVENT_NAMES = frozenset({"summary", "description", "location", "data", "ics", "r
                          "components", "calendar", "vevent", "attendee", "organizer", "comment",
                          "body", "errors", "obj", "objects",
                          "instance", "instances", "source_uid", "categories", "klass", "title"})
-SOURCES = sorted(SANITIZER.rglob("*.py"))
+SOURCES = sorted([*SANITIZER.rglob("*.py"), *(SANITIZER.parent / "demo").rglob("*.py")])
 
 
 def _calls(tree: ast.AST) -> Iterator[ast.Call]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
+from demo.embedded_server import EmbeddedRadicale, dav_request
 from tests.support.harness import SERIES, put, vevent
 from tests.support.schema import assert_schema
 from tests.support.server_fixtures import FreshCalendars

@@ -19,7 +19,7 @@ from pathlib import Path
 import caldav
 import pytest
 
-from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
+from demo.embedded_server import EmbeddedRadicale, dav_request
 from tests.support.harness import put, vevent
 from tests.support.servers import RadicaleServer, XandikosServer
 

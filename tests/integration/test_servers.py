@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-import sanitizer.demo.embedded_server as embedded_server
+import demo.embedded_server as embedded_server
 import tests.support.servers as servers_module
-from sanitizer.demo.embedded_server import (
+from demo.embedded_server import (
     EmbeddedRadicale,
     ServerStartError,
     dav_request,

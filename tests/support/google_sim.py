@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from sanitizer.demo.embedded_server import DavResponse, dav_request, mkcalendar
+from demo.embedded_server import DavResponse, dav_request, mkcalendar
 from tests.support.servers import CalDAVServer, RadicaleServer
 
 GOOGLE_AUDIENCE = "https://oauth2.googleapis.com/token"  # what google-auth always sends

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sanitizer.demo.embedded_server import (
+from demo.embedded_server import (
     LOOPBACK,
     DavResponse,
     EmbeddedRadicale,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sanitizer.cli import main as cli_main
 from sanitizer.cli.main import build_parser, main
 
 
@@ -65,9 +66,20 @@ def test_global_options_work_after_the_command_and_module_entry_point(tmp_path: 
 
 
 def test_an_installed_package_without_the_demo_says_where_the_demo_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel holds sanitizer/ alone, in site-packages, where no clone's demo/ is beside it:
+    `demo` says where the demo is, exit 64, and runs no other package that is named demo."""
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "run.py").write_text("raise SystemExit('another package')\n")
+    monkeypatch.setattr(cli_main, "SOURCE_ROOT", tmp_path)  # as site-packages, no pyproject.toml
+    code, out, err = run("demo", "--cycles", "1")
+    assert code == 64, err
+    assert "make demo" in err and "internal error" not in err and out == ""
+
+
+def test_a_clone_whose_demo_cannot_be_imported_says_where_the_demo_is(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The wheel leaves sanitizer/demo out (pyproject.toml): `demo` says so, exit 64."""
-    monkeypatch.setitem(sys.modules, "sanitizer.demo.run", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "demo.run", None)  # as if demo/ were not importable
     code, out, err = run("demo", "--cycles", "1")
     assert code == 64, err
     assert "make demo" in err and "internal error" not in err and out == ""

@@ -12,7 +12,6 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sanitizer"
 CLIENTS = ("niquests", "requests", "urllib3", "httpx", "urllib.request", "http.client", "aiohttp")
 ALLOWED = {
     "stores/wire.py": {"niquests"},  # the one client
-    "demo/embedded_server.py": {"http.client"},  # the demo's own loopback server, started by it
 }
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from demo.data import demo_config, sample_events
+from demo.embedded_server import EmbeddedRadicale, dav_request
 from sanitizer.core.expand import SkipObject, expand_object
 from sanitizer.core.model import Instance, SanitizedEvent, When
-from sanitizer.demo.data import demo_config, sample_events
-from sanitizer.demo.embedded_server import EmbeddedRadicale, dav_request
 from sanitizer.engine.desired import read_target, window_for
 from sanitizer.engine.report import PairReport
 from sanitizer.service.config import load_config
