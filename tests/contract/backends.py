@@ -25,10 +25,10 @@ from urllib.parse import unquote, urlsplit
 import icalendar
 import recurring_ical_events
 
-from sanitizer.stores import google
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
-from sanitizer.stores.caldav import CalDAVSource, CalDAVTarget, Credentials, Transport
-from sanitizer.stores.differences import STANDARD, ServerDifferences
+from sanitizer.stores.caldav.differences import STANDARD, ServerDifferences
+from sanitizer.stores.caldav.store import CalDAVSource, CalDAVTarget, Credentials, Transport
+from sanitizer.stores.google import service_account as google
 from sanitizer.stores.microsoft365.source import GraphSource
 from sanitizer.stores.microsoft365.target import GraphTarget
 from tests.support.faultproxy import FaultProxy
