@@ -14,15 +14,6 @@ from tests.contract.data import entry, fields
 START = datetime(2030, 3, 5, 10, 0, tzinfo=UTC)
 # An entity-tag (RFC 9110 8.8.3): strong "..." from CalDAV, weak W/"changeKey" from Graph.
 ETAG = re.compile(r'(W/)?"[\x21\x23-\x7e]*"')
-# A store bug, not a quirk: CalDAVTarget.create_calendar() says "a calendar that appeared
-# meanwhile is fine" but accepts only 405 for it. Radicale answers MKCALENDAR on an existing
-# calendar with 409 and Xandikos with 403, both with the RFC 4791 5.3.1.2 precondition
-# <DAV:resource-must-be-null/>, so the store raises StoreError (Xandikos's 403 even reads
-# "forbidden: the account may not use this URL").
-EXISTING_CALENDAR_REFUSED = {
-    "radicale": "create_calendar() raises StoreError 409 on Radicale's resource-must-be-null",
-    "xandikos": "create_calendar() raises StoreError 403 on Xandikos's resource-must-be-null",
-}
 
 
 def test_create_returns_an_href_and_etag_and_list_shows_the_object(store_pair: StorePair) -> None:
@@ -128,11 +119,9 @@ def test_a_missing_calendar_lists_as_404_and_is_created_where_the_service_can(
         assert refused.value.reason == "calendar-must-exist"
 
 
-def test_creating_a_calendar_that_exists_meanwhile_is_fine(store_pair: StorePair,
-                                                          request: pytest.FixtureRequest) -> None:
-    if store_pair.kind in EXISTING_CALENDAR_REFUSED:
-        reason = EXISTING_CALENDAR_REFUSED[store_pair.kind]
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+def test_creating_a_calendar_that_exists_meanwhile_is_fine(store_pair: StorePair) -> None:
+    """Radicale answers 409 and Xandikos 403 with DAV:resource-must-be-null: both mean it
+    exists."""
     target = store_pair.target
     href, _ = target.create("there.ics", entry("there", START))
 

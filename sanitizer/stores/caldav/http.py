@@ -286,6 +286,9 @@ class Transport:
                                     for node in tree.iter()):
             raise TokenRejected(operation=method, url=url, reason="sync-token-rejected",
                                 status=reply.status)
+        if reply.status == 403 and tree is not None and any(
+                str(node.tag) == "{DAV:}resource-must-be-null" for node in tree.iter()):
+            return  # a precondition (something exists there), for the caller: not access
         if self.differences.is_rate_limit(reply.status, reply.head):
             raise StoreError(operation=method, url=url, reason="rate-limited",
                              status=reply.status, transient=True,

@@ -374,7 +374,7 @@ class CalDAVTarget:
             raise StoreError(operation="MKCALENDAR", url=self.url, reason="calendar-must-exist")
         reply = self.transport.request("MKCALENDAR", self.url,
                                        bodies.mkcalendar(self.display_name), XML_HEADERS)
-        if reply.status == 405:  # already exists (RFC 4791 5.3.1.2)
+        if reply.status == 405 or _names_existing(reply):  # already exists (RFC 4791 5.3.1.2)
             return
         _expect(reply, {200, 201}, "MKCALENDAR", self.url)
 
@@ -438,6 +438,13 @@ def _names(reply: Reply, url: str) -> Iterator[str]:
 def _looks_like_a_page(reply: Reply) -> bool:
     content_type = {k.lower(): v for k, v in reply.headers.items()}.get("content-type", "")
     return content_type.lower().startswith("text/html") and reply.status == 200
+
+
+def _names_existing(reply: Reply) -> bool:
+    """A refused MKCALENDAR whose error body says something exists there already (Radicale
+    answers 409 and Xandikos 403 with RFC 4791's DAV:resource-must-be-null)."""
+    tree = reply.tree if reply.status in (403, 409) else None
+    return tree is not None and tree.find(f".//{DAV}resource-must-be-null") is not None
 
 
 def _etag(headers: Mapping[str, str]) -> str | None:
