@@ -27,7 +27,8 @@ from sanitizer.engine.desired import read_target, window_for
 from sanitizer.engine.report import PairReport
 from sanitizer.service.config import load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
-from sanitizer.service.runtime import Runtime, open_runtime, run_cycle
+from sanitizer.service.cycle import run_cycle
+from sanitizer.service.runtime import Runtime, open_runtime
 
 COLUMN = 46
 
@@ -115,7 +116,7 @@ def _loop(runtime: Runtime, work_url: str, server: EmbeddedRadicale, zone: ZoneI
     while True:
         count += 1
         now = datetime.now(UTC)
-        reports = run_cycle(runtime, runtime.config.pairs, now)
+        reports = run_cycle(runtime, runtime.config.pairs, now).reports
         table = side_by_side(runtime, work_url, phone_url, zone, today, now)
         print(cycle_text(count, now.astimezone(zone), reports, table, shown,
                          _connect_text(phone_url, server)))

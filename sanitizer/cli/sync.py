@@ -57,18 +57,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
     try:
         runtime = open_runtime(config, pairs, dry_run=args.dry_run, connect=False)
         _say_if_throwaway(runtime)
-        reports = run_all(runtime, pairs, now, dry_run=args.dry_run, force_full=args.full,
+        results = run_all(runtime, pairs, now, dry_run=args.dry_run, force_full=args.full,
                           what_if=args.now is not None)
     finally:
         if instance is not None:
             instance.release()
-    for report in reports:
+    for report in results.reports:
         common.say(report.status_line())
-    for retired in runtime.retired:
+    for retired in results.retired:
         common.say(retired.status_line())
-    if not all(r.ok for r in runtime.retired) and all(r.ok for r in reports):
+    if not all(r.ok for r in results.retired) and all(r.ok for r in results.reports):
         return int(ExitCode.FAILED)
-    return sync_exit_code(reports)
+    return sync_exit_code(results.reports)
 
 
 def _say_if_throwaway(runtime: Runtime) -> None:
@@ -106,7 +106,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     now = parse_now(args.now, config.service.timezone)
     runtime = open_runtime(config, pairs, dry_run=True, connect=False)
     _say_if_throwaway(runtime)
-    reports = run_all(runtime, pairs, now, dry_run=True)
+    reports = run_all(runtime, pairs, now, dry_run=True).reports
     for report in reports:
         common.say(render_preview(report, config.service.timezone))
     return int(ExitCode.OK if all(r.error is None for r in reports) else ExitCode.FAILED)

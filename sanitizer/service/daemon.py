@@ -41,7 +41,7 @@ from sanitizer.service.config import Config, Pair, load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
 from sanitizer.service.pool import Finished, Pool
 from sanitizer.service.runtime import Runtime, open_runtime
-from sanitizer.service.supervise import RETIRED, Supervisor, Sweep, has_expired, key_of
+from sanitizer.service.supervise import RETIRED, Supervisor, Sweep, key_of
 from sanitizer.service.worker import CYCLE, EXPIRE, RETIRE, Job
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ class Daemon:
         state = self.states.setdefault(pair.name, Backoff())
         if state.retry_at is not None and now < state.retry_at:
             sweep.counts["waiting"] += 1
-            if has_expired(self.config, pair, now):
+            if self.runtime.state.has_expired(pair, now):
                 self._queue(sweep, self.boss.job(EXPIRE, pair, now))
             return
         settled = self.boss.settled(pair, dry_run=False)

@@ -1,33 +1,31 @@
-"""Wiring: config + secrets -> a connection per account and stores per pair; one cycle over them.
+"""Wiring: config + secrets -> a connection per account and stores per pair.
 
 One connection per account (see connections.py), shared by every pair that uses it. In the
 service a Runtime is made twice: by the supervisor, which reads the key and the secrets and makes
 no connection, and in each worker (worker.py) from the secrets its job carries. A pair whose
 password is missing or whose server is down fails alone; the others run. Each pair's cycle has a
 time budget: no request of it runs past the budget, so a slow server holds up its own pair for a
-bounded time only (and the supervisor kills a worker that outlives it). run_cycle runs pairs in
-this process, without workers, for the demo.
+bounded time only (and the supervisor kills a worker that outlives it). The cycle itself is
+cycle.py's.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sanitizer.core.model import Action
 from sanitizer.core.policy import Policy
-from sanitizer.engine import ledger, poison, sync_state
-from sanitizer.engine.reconcile import sync_pair
+from sanitizer.engine import ledger
 from sanitizer.engine.report import PairReport
-from sanitizer.errors import ADMIN, SecretError
-from sanitizer.service import credentials, metrics, rejected, retirement, status, targets
+from sanitizer.errors import SecretError
+from sanitizer.service import credentials, metrics, rejected, retirement
 from sanitizer.service.config import Account, Config, Pair
 from sanitizer.service.connections import Connection, connect, read_secret
+from sanitizer.service.state_dir import StateDir
 from sanitizer.stores.base import SourceCalendar, TargetCalendar
 from sanitizer.stores.urls import within
 
@@ -50,13 +48,16 @@ class Runtime:
     connections: dict[str, Connection] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # account -> why it has no secret
     throwaway_key: bool = False  # a dry run without a key: UIDs shown are not the real ones
-    retired: list[retirement.Retirement] = field(default_factory=list)  # this run's clean-ups
     fingerprints: dict[str, str] = field(default_factory=dict)  # account -> rejected.fingerprint
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # account -> its secret
-    swept: datetime | None = None  # the cycle (its `now`) whose retired targets were looked at
     sources: tuple[str, ...] | None = None  # every pair's source URL (a worker's config is
     # scoped to its pair: config.scoped); None: the config's own
     _targets: retirement.Targets | None = field(default=None, init=False, repr=False)
+
+    @property
+    def state(self) -> StateDir:
+        """The state directory, as one object."""
+        return StateDir(self.config.service.state_dir)
 
     @property
     def targets(self) -> retirement.Targets:
@@ -209,103 +210,6 @@ def target_clash(runtime: Runtime, pair: Pair) -> PairReport | None:
     return None
 
 
-def sync_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
-             force_full: bool = False) -> PairReport:
-    """One cycle of one pair in this process; its state is read and saved here."""
-    report = cycle_one(runtime, pair, now, dry_run, force_full)
-    persist(runtime.config.service.state_dir, pair, report)
-    return report
-
-
-def cycle_one(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool = False,
-              force_full: bool = False, budget: float | None = None) -> PairReport:
-    """One cycle of one pair, isolated from the others: its state is read here, and what to
-    save is in the report (persist() saves it). No request runs past `budget` seconds."""
-    timeout = runtime.config.service.timeout.total_seconds()
-    until = time.monotonic() + (cycle_budget(timeout) if budget is None else budget)
-    source, target = runtime.source(pair, until), runtime.target(pair, until)
-    if source is None or target is None:
-        account = pair.source_account if source is None else pair.target_account
-        return PairReport.failed(
-            pair.name, "password-missing",
-            runtime.missing.get(account.name, f"account {account.name}: no password"),
-            dry_run=dry_run)
-    service = runtime.config.service
-    clash = target_clash(runtime, pair)
-    if clash is not None:
-        clash.dry_run = dry_run
-        return clash
-    # Before the first write, so a crash cannot hide the target; one target's file only.
-    known = (ledger.record(service.state_dir, pair.target_url) if dry_run else
-             ledger.note_target(service.state_dir, pair.target_url, pair.name,
-                                pair.target_account.name))
-    return targets.explain_missing(sync_pair(
-        pair, source, target, key=runtime.key, now=now, zone=service.timezone, dry_run=dry_run,
-        workers=service.workers, state=sync_state.load(service.state_dir, pair.name),
-        full_every=service.full_reconcile, force_full=force_full,
-        known=known.entries.keys() if known is not None else (),
-        emptied=status.empty_confirmed(service.state_dir, pair.name),
-        poison=poison.load(service.state_dir, pair.name, runtime.key),
-    ), pair, runtime.connection(pair.target_account))
-
-
-def persist(state_dir: Path, pair: Pair, report: PairReport) -> None:
-    """Save what a cycle leaves for the next one; a cycle that left nothing (it failed before
-    reaching the target, or its worker died) keeps the entries known so far, and the next cycle
-    is a full one."""
-    if report.dry_run:
-        return
-    if report.ok and report.mode == "full" and status.empty_confirmed(state_dir, pair.name):
-        status.empty_done(state_dir, pair.name)  # `confirm-empty` holds for one full cycle
-    if report.poison is not None:
-        poison.save(state_dir, pair.name, report.poison)
-    if report.state is None:
-        sync_state.mark_unclean(state_dir, pair.name)
-        return
-    sync_state.save(state_dir, pair.name, report.state)
-    ledger.note_entries(state_dir, pair.target_url,
-                        {uid: entry.href for uid, entry in report.state.entries.items()})
-
-
-def run_cycle(runtime: Runtime, pairs: Iterable[Pair], now: datetime,
-              dry_run: bool = False, force_full: bool = False,
-              ran_at: datetime | None = None) -> list[PairReport]:
-    """One cycle over the given pairs in this process; every pair runs whatever happens to
-    the others.
-
-    `now` is the time the cycle reconciles as of; `ran_at` is when it really ran (the clock),
-    which status and metrics record, so a what-if run as of another time never moves the
-    staleness clock. Without `ran_at` the two are the same.
-    """
-    reports = []
-    durations: dict[str, float] = {}
-    state_dir = runtime.config.service.state_dir
-    pairs = list(pairs)
-    target_urls = {pair.name: pair.target_url for pair in pairs}  # this call's pairs only
-    for pair in pairs:
-        if status.is_paused(state_dir, pair.name):
-            log.info("pair %s: paused (run `%s resume %s`)", pair.name, ADMIN, pair.name)
-            continue
-        warn_unverified(pair)
-        started = time.monotonic()
-        report = _guarded_sync(runtime, pair, now, dry_run, force_full)
-        durations[pair.name] = time.monotonic() - started
-        log.info("%s", report.status_line())
-        reports.append(report)
-    if dry_run:
-        return reports
-    if reports:
-        status.record(state_dir, reports, ran_at or now,
-                      as_of=now if ran_at is not None and ran_at != now else None,
-                      targets=target_urls)
-        metrics.record(runtime.config.service.metrics_file, state_dir, reports, durations,
-                       ran_at or now)
-    if runtime.swept != now:  # once per cycle (one `now`), not once per pair
-        runtime.swept = now
-        runtime.retired = retirement.merge(runtime.retired, retire_abandoned(runtime, now))
-    return reports
-
-
 def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirement]:
     """Clean the targets no configured pair wants any more; a failure never stops the pairs."""
     try:
@@ -314,20 +218,6 @@ def retire_abandoned(runtime: Runtime, now: datetime) -> list[retirement.Retirem
     except Exception as exc:  # noqa: BLE001 - the pairs' results stand whatever happens here
         log.error("retired targets: internal error (%s)", type(exc).__name__)
         return []
-
-
-def _guarded_sync(runtime: Runtime, pair: Pair, now: datetime, dry_run: bool,
-                  force_full: bool) -> PairReport:
-    """sync_one, unless an account's password was rejected before; a new rejection is kept."""
-    refusal = refused(runtime, pair, dry_run)
-    if refusal is not None:
-        return refusal
-    try:
-        report = sync_one(runtime, pair, now, dry_run, force_full)
-    except Exception as exc:  # noqa: BLE001 - one pair's bug must not stop the others
-        report = PairReport.internal_error(pair.name, exc, dry_run=dry_run)
-    note_rejection(runtime, pair, report, now)
-    return report
 
 
 def refused(runtime: Runtime, pair: Pair, dry_run: bool) -> PairReport | None:

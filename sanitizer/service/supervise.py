@@ -20,19 +20,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sanitizer.core import expand
-from sanitizer.engine import sync_state
-from sanitizer.engine.expire import expired
 from sanitizer.engine.report import PairReport
 from sanitizer.errors import ADMIN
 from sanitizer.service import lock, retirement, status
 from sanitizer.service.config import Config, Pair
+from sanitizer.service.cycle import RunResults
 from sanitizer.service.pool import Finished, Pool, worker_data
 from sanitizer.service.recorder import Recorder
 from sanitizer.service.runtime import (
     Runtime,
     cycle_budget,
     note_rejection,
-    persist,
     refused,
     target_clash,
     warn_unverified,
@@ -144,8 +142,7 @@ class Supervisor:
         accounts; PairBusy if another process writes the pair."""
         stack = contextlib.ExitStack()
         if job.pair is not None and job.kind != RETIRE and not job.dry_run:
-            stack.enter_context(lock.pair_lock(self.runtime.config.service.state_dir,
-                                               job.pair, timeout=wait))
+            stack.enter_context(self.runtime.state.pair_lock(job.pair, wait))
         if job.kind == RETIRE:  # it reads which target each pair last synced: write it now
             self.recorder.flush(force=True)
         tokens = {n: t for n, t in self.tokens.items() if n in job.secrets and t.usable()}
@@ -167,7 +164,7 @@ class Supervisor:
         assert report is not None
         try:
             pair = job.config.pair(job.pair or "")
-            persist(job.config.service.state_dir, pair, report)
+            self.runtime.state.save(pair, report)
             if job.kind == CYCLE and note:
                 self.note(pair, report, job.now, done.seconds)
         finally:
@@ -199,16 +196,9 @@ class Supervisor:
                             pair.target_url)
 
 
-def has_expired(config: Config, pair: Pair, now: datetime) -> bool:
-    """Whether the pair's recorded entries include one past retention (read from the state
-    file: no request, no parsing of event data)."""
-    state = sync_state.load(config.service.state_dir, pair.name)
-    return state is not None and bool(expired(state.entries, now, pair.retention))
-
-
 def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: bool = False,
             force_full: bool = False, wait: float = 30.0,
-            what_if: bool = False) -> list[PairReport]:
+            what_if: bool = False) -> RunResults:
     """`sync`: one cycle per pair, `service.parallel` workers at a time, then the retired
     targets' clean-up in one more worker. Reports in the pairs' order. `what_if`: `now` was
     given (`--now`), so status records it as the as-of time, apart from when it ran."""
@@ -219,9 +209,8 @@ def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: 
     boss = Supervisor(runtime, pool, what_if)
     reports: dict[str, PairReport] = {}
     queue: list[Job] = []
-    state_dir = runtime.config.service.state_dir
     for pair in pairs:
-        if status.is_paused(state_dir, pair.name):
+        if runtime.state.is_paused(pair.name):
             log.info("pair %s: paused (run `%s resume %s`)", pair.name, ADMIN, pair.name)
             continue
         settled = boss.settled(pair, dry_run)
@@ -238,8 +227,7 @@ def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: 
     finally:
         pool.close()
         boss.recorder.flush(force=True)
-        runtime.retired = retirement.merge(runtime.retired, boss.retired)
-    return [reports[name] for name in order if name in reports]
+    return RunResults([reports[name] for name in order if name in reports], boss.retired)
 
 
 def _drain(boss: Supervisor, queue: list[Job], reports: dict[str, PairReport],

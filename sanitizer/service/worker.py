@@ -23,12 +23,12 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 
 from sanitizer.core import expand
-from sanitizer.engine import sync_state
 from sanitizer.engine.expire import expire
 from sanitizer.engine.report import PairReport
 from sanitizer.service import hardening, logs, retirement
 from sanitizer.service.config import Config
-from sanitizer.service.runtime import Runtime, cycle_one, retire_abandoned
+from sanitizer.service.cycle import run_pair
+from sanitizer.service.runtime import Runtime, retire_abandoned
 from sanitizer.stores import handoff
 
 CYCLE, EXPIRE, RETIRE = "cycle", "expire", "retire"
@@ -145,8 +145,8 @@ def run(job: Job) -> Outcome:
         try:
             if job.kind == EXPIRE:
                 return Outcome(expire_only(runtime, job))
-            report = cycle_one(runtime, pair, job.now, job.dry_run, job.force_full,
-                               job.bounds.budget)
+            report = run_pair(runtime, pair, job.now, dry_run=job.dry_run,
+                              force_full=job.force_full, budget=job.bounds.budget).report
             if not job.dry_run:
                 report.desired = []  # only `preview` shows them: not sent to the supervisor
             return Outcome(report)
@@ -162,8 +162,7 @@ def expire_only(runtime: Runtime, job: Job) -> PairReport:
     """Retention alone, for a pair that waits out a backoff: its recorded expired entries go,
     whatever its source does. The state is handed back for the supervisor to save."""
     pair = runtime.config.pair(job.pair or "")
-    state_dir = runtime.config.service.state_dir
-    state = sync_state.load(state_dir, pair.name)
+    state = runtime.state.sync_state(pair.name)
     report = PairReport(pair.name, mode="retention")
     target = runtime.target(pair)
     if state is None or target is None:

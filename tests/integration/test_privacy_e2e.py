@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from sanitizer.core.model import Window
 from sanitizer.core.phone_format import PRODID
 from sanitizer.stores.base import RawObject
-from sanitizer.stores.caldav.store import _QUERY, _range
+from sanitizer.stores.caldav import bodies
 from tests.integration.test_faults import Answer, Seen, StubProxy, multistatus, plain_http
 from tests.support.canary import Marker, MarkerSet, parse_content_line, split_content_lines
 from tests.support.harness import Result, Setup, delete, etags, list_objects, put
@@ -264,7 +264,7 @@ def fill_source(fresh_calendars: FreshCalendars, source: str,
     every query of that collection with HTTP 500, deleting the object or not.
     """
     server = fresh_calendars.server
-    query = _QUERY.format(range=_range(Window(WINDOW_START, WINDOW_END))).encode()
+    query = bodies.calendar_query(Window(WINDOW_START, WINDOW_END), data=True)
     headers = {"Content-Type": "text/calendar; charset=utf-8"}
     stored: set[str] = set()
     left_out: dict[str, list[str]] = {"refused": [], "breaks-query": []}

@@ -2,8 +2,9 @@
 and `target` are folder names under the root. Its secret must match the root's `.secret` file,
 so that `check` has something to accept or refuse.
 
-Importing this module registers the kind (its one registry line), in the tests and in every
-worker that unpickles one of its accounts.
+Importing this module registers the kind (its one registry line): in every worker that
+unpickles one of its accounts, too. The tests that use it take it out of the registry again
+(test_fourth_kind.py), so that other tests see the three real kinds only.
 """
 
 from __future__ import annotations
@@ -160,4 +161,5 @@ def calendars(account: FolderAccount) -> list[str]:
             if p.is_dir() and not p.name.startswith(".")]
 
 
-register(FolderKind())
+KIND = FolderKind()
+register(KIND)
