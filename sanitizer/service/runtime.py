@@ -79,7 +79,7 @@ class Runtime:
         `pair` (a worker for that pair's cycle), requests are confined to its own two calendars
         and its accounts' URLs: no other pair's calendar, and no ledger to read for them."""
         timeout = self.config.service.timeout.total_seconds()
-        known = {} if pair is not None else ledger.load(self.config.service.state_dir)
+        known = {} if pair is not None else self.state.ledger()
         sources = self.source_urls()
         for name, secret in sorted(self.secrets.items()):
             account = self.config.accounts[name]
@@ -131,7 +131,7 @@ def account_urls(config: Config, account: Account,
     """Every calendar URL the config or the ledger places on this account: requests may go
     there (and below the account URL), nowhere else. `known`: the ledger, when the caller
     has read it already (once for all accounts)."""
-    known = ledger.load(config.service.state_dir) if known is None else known
+    known = StateDir(config.service.state_dir).ledger() if known is None else known
     urls = [p.source_url for p in config.pairs if p.source_account.name == account.name]
     urls += [p.target_url for p in config.pairs if p.target_account.name == account.name]
     return urls + [url for url, record in known.items() if record.account == account.name]
@@ -174,14 +174,14 @@ def open_runtime(config: Config, pairs: Iterable[Pair] | None = None,
     A dry run makes nothing: without a key it uses a throwaway one (`runtime.throwaway_key`).
     """
     require_runnable(config)
-    state_dir = config.service.state_dir
-    found = credentials.existing_uid_key(state_dir) if dry_run else credentials.uid_key(state_dir)
+    state = StateDir(config.service.state_dir)
+    found = state.uid_key(dry_run=dry_run)
     runtime = Runtime(config, found or credentials.throwaway_uid_key(), throwaway_key=not found)
     backend = credentials.select_backend(config.service.keyring_backend)
     accounts = {a.name: a for p in (pairs or config.pairs)
                 for a in (p.source_account, p.target_account)}
     if not dry_run:  # the accounts of retired targets, so that their clean-up can run
-        for record in ledger.load(state_dir).values():
+        for record in state.ledger().values():
             if record.account in config.accounts:
                 accounts.setdefault(record.account, config.accounts[record.account])
     for name, account in sorted(accounts.items()):
@@ -225,8 +225,7 @@ def refused(runtime: Runtime, pair: Pair, dry_run: bool) -> PairReport | None:
     (nothing is sent with it until it changes), else None."""
     for account in {pair.source_account.name, pair.target_account.name}:
         fingerprint = runtime.fingerprints.get(account)
-        if fingerprint and rejected.is_rejected(runtime.config.service.state_dir, account,
-                                                fingerprint):
+        if fingerprint and runtime.state.is_rejected(account, fingerprint):
             return PairReport.failed(pair.name, rejected.REASON, rejected.message(account),
                                      dry_run=dry_run)
     return None
@@ -239,7 +238,7 @@ def note_rejection(runtime: Runtime, pair: Pair, report: PairReport, now: dateti
     for account in _rejected_accounts(pair, report.failed_url):
         fingerprint = runtime.fingerprints.get(account)
         if fingerprint:
-            rejected.remember(runtime.config.service.state_dir, account, fingerprint, now)
+            runtime.state.remember_rejection(account, fingerprint, now)
 
 
 def _rejected_accounts(pair: Pair, url: str | None) -> set[str]:
