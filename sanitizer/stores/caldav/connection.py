@@ -28,7 +28,7 @@ from sanitizer.stores.caldav.store import (
     CalDAVTarget,
     multistatus,
 )
-from sanitizer.stores.kind import Missing, Probe
+from sanitizer.stores.kind import Missing, Probe, create_if_missing
 
 _WRITE = frozenset({DAV + "all", DAV + "write", DAV + "write-content", DAV + "bind"})
 _CREATE = frozenset({DAV + "all", DAV + "write", DAV + "bind"})
@@ -73,22 +73,16 @@ class DavConnection:
         (MKCOL), one level only."""
         target = self.target(url)
         try:
-            target.list()
-            return False
-        except StoreError as exc:
-            if exc.status != 404:
-                raise
-        try:
-            target.create_calendar()
+            return create_if_missing(target)
         except StoreError as exc:
             if exc.status != 409:
                 raise
-            parent = urljoin(url, "..")
-            reply = self.transport.request("MKCOL", parent, b"", {})
-            if reply.status not in (201, 405):
-                raise StoreError(operation="MKCOL", url=parent, reason="cannot-create",
-                                 status=reply.status) from None
-            target.create_calendar()
+        parent = urljoin(url, "..")
+        reply = self.transport.request("MKCOL", parent, b"", {})
+        if reply.status not in (201, 405):
+            raise StoreError(operation="MKCOL", url=parent, reason="cannot-create",
+                             status=reply.status) from None
+        target.create_calendar()
         return True
 
     def _within(self, until: float | None) -> Requester:
