@@ -16,8 +16,10 @@ from typing import Any
 from sanitizer.engine import ledger
 from sanitizer.errors import ExitCode, SanitizerError
 from sanitizer.errors import UsageError as UsageError  # noqa: PLC0414 - re-exported
-from sanitizer.service import retirement
+from sanitizer.service import credentials, retirement
 from sanitizer.service.config import Account, Config, Pair, load_config, resolve_path
+from sanitizer.service.connections import Connection, open_connection
+from sanitizer.service.runtime import account_urls
 
 PROG = "calendar-sanitizer"
 
@@ -104,3 +106,11 @@ def say(text: str) -> None:
     """One line to stdout, flushed, so a reader sees progress of a slow command as it goes."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def connection(config: Config, account: Account, *also: str) -> Connection:
+    """The account's connection for one command: its secret from the configured keyring, its
+    requests confined to the calendars the config and the ledger place on it (and `also`)."""
+    backend = credentials.select_backend(config.service.keyring_backend)
+    return open_connection(account, backend, config.service.timeout.total_seconds(),
+                           bases=[*also, *account_urls(config, account)])

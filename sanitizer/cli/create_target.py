@@ -12,9 +12,6 @@ from typing import Any
 
 from sanitizer.cli import common
 from sanitizer.errors import ExitCode
-from sanitizer.service import credentials
-from sanitizer.service.connections import open_connection
-from sanitizer.service.runtime import account_urls
 
 
 def add_parser(commands: Any, parent: argparse.ArgumentParser) -> None:
@@ -31,10 +28,7 @@ def cmd_create_target(args: argparse.Namespace) -> int:
     """Create the pair's target if missing; say which it was."""
     config = common.load(args)
     pair = common.pair(config, args.pair)
-    backend = credentials.select_backend(config.service.keyring_backend)
-    connection = open_connection(pair.target_account, backend,
-                                 config.service.timeout.total_seconds(),
-                                 bases=account_urls(config, pair.target_account))
+    connection = common.connection(config, pair.target_account)
     try:
         made = connection.create_calendar(pair.target_url)
     finally:

@@ -27,9 +27,7 @@ from sanitizer.core.model import instant
 from sanitizer.core.phone_format import read_back
 from sanitizer.engine import sync_state
 from sanitizer.errors import ADMIN, ExitCode, PreconditionFailed
-from sanitizer.service import credentials, lock, status
-from sanitizer.service.connections import open_connection
-from sanitizer.service.runtime import account_urls
+from sanitizer.service import lock, status
 from sanitizer.stores.base import RawObject, TargetCalendar
 
 
@@ -86,10 +84,7 @@ def cmd_remove_orphans(args: argparse.Namespace) -> int:
     pair = common.pair(config, args.pair)
     state_dir = config.service.state_dir
     common.require_owner(state_dir)
-    backend = credentials.select_backend(config.service.keyring_backend)
-    connection = open_connection(pair.target_account, backend,
-                                 config.service.timeout.total_seconds(),
-                                 bases=account_urls(config, pair.target_account))
+    connection = common.connection(config, pair.target_account)
     try:
         target = connection.target(pair.target_url)
         with lock.pair_lock(state_dir, pair.name, timeout=120.0):

@@ -20,8 +20,6 @@ from sanitizer.engine import ledger, sync_state
 from sanitizer.errors import ADMIN, ExitCode, PreconditionFailed, StoreError
 from sanitizer.service import credentials, lock, retirement, status
 from sanitizer.service.config import Config, Pair
-from sanitizer.service.connections import Connection, open_connection
-from sanitizer.service.runtime import account_urls
 from sanitizer.stores.base import TargetCalendar
 
 WIPE_WAIT = 120.0  # seconds to wait for a sync of the pair that is in flight
@@ -164,10 +162,7 @@ def _confirm(name: str, targets: list[str], retired: bool) -> None:
 
 def _target_store(config: Config, pair: Pair) -> tuple[TargetCalendar, Callable[[], None]]:
     """The pair's target store and how to close its connections."""
-    backend = credentials.select_backend(config.service.keyring_backend)
-    connection = open_connection(pair.target_account, backend,
-                                 config.service.timeout.total_seconds(),
-                                 bases=account_urls(config, pair.target_account))
+    connection = common.connection(config, pair.target_account)
     return connection.target(pair.target_url), connection.close
 
 
@@ -177,10 +172,7 @@ def _wipe_retired_target(config: Config, url: str, record: ledger.Record) -> boo
         common.say(f"retired pair {record.pair}: account {record.account} is no longer in the "
                    f"config; add it back to reach {url}")
         return False
-    backend = credentials.select_backend(config.service.keyring_backend)
-    connection: Connection = open_connection(account, backend,
-                                             config.service.timeout.total_seconds(),
-                                             bases=[url, *account_urls(config, account)])
+    connection = common.connection(config, account, url)
     try:
         ours = ownership(config, url, None)
         deleted, foreign, remaining = wipe_target(connection.target(url), ours.owns)

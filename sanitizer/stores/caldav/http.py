@@ -221,22 +221,18 @@ class Transport:
             secret = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
             return self._exchange(session, method, url, body, headers, deadline,
                                   authorization=f"Basic {secret}")
-        try:
-            return self._exchange(session, method, url, body, headers, deadline,
-                                  authorization=creds.bearer.authorization())
-        except StoreError as exc:
-            if exc.status != 401 or exc.operation == "TOKEN":
-                raise
-        creds.bearer.invalidate()
-        try:
-            return self._exchange(session, method, url, body, headers, deadline,
-                                  authorization=creds.bearer.authorization())
-        except StoreError as exc:
-            if exc.status != 401 or exc.operation == "TOKEN":
-                raise
-            # a fresh token refused: no verdict on the key, so the account is never held back
-            raise StoreError(operation=method, url=url, reason="access-token-refused",
-                             status=401) from None
+        for fresh in (False, True):
+            try:
+                return self._exchange(session, method, url, body, headers, deadline,
+                                      authorization=creds.bearer.authorization())
+            except StoreError as exc:
+                if exc.status != 401 or exc.operation == "TOKEN":
+                    raise
+                if fresh:  # a fresh token refused: no verdict on the key, never held back
+                    raise StoreError(operation=method, url=url, reason="access-token-refused",
+                                     status=401) from None
+            creds.bearer.invalidate()
+        raise AssertionError("unreachable")
 
     def _exchange(self, session: Any, method: str, url: str, body: bytes,
                   headers: Mapping[str, str], deadline: float, *, authorization: str) -> Reply:
