@@ -41,7 +41,8 @@ class CalDAVKind(AccountKind):
     """`kind = "caldav"` (the default): `url`, `username`, `verify_tls`, `ca_file`."""
 
     name = "caldav"
-    preload: ClassVar[tuple[str, ...]] = ("sanitizer.stores.caldav.store",)
+    preload: ClassVar[tuple[str, ...]] = ("sanitizer.stores.caldav.store",
+                                          "sanitizer.stores.caldav.connection")
 
     def read(self, fields: AccountFields) -> Account | None:
         """A CalDAV login: its server and user (the password is in the keyring)."""
