@@ -29,6 +29,7 @@ CREDENTIALS_DIR = "/etc/calendar-sanitizer/credentials"
 CHECK_TIMEOUT = 15.0  # seconds; a check should answer quickly even if the service waits longer
 SEVERITY = (ExitCode.CONFIG, ExitCode.NOPERM, ExitCode.UNAVAILABLE)
 
+
 @dataclass(frozen=True)
 class Finding:
     """One row of the table."""
@@ -181,10 +182,10 @@ def account_checks(config: Config, findings: list[Finding]) -> dict[str, Account
                                 ExitCode.CONFIG))
         return {name: None for name in config.accounts}
     sources = [p.source_url for p in config.pairs]
+    timeout = min(config.service.timeout.total_seconds(), CHECK_TIMEOUT)
     for name, account in sorted(config.accounts.items()):
         probes[name] = None
         kind, item = kind_of(account), f"account {name}"
-        timeout = min(config.service.timeout.total_seconds(), kind.check_timeout)
         try:
             found, probe = kind.probe(account, read_secret(account, backend), timeout=timeout,
                                       bases=account_urls(config, account), sources=sources)

@@ -8,6 +8,7 @@ subclass, and one line in registry.py (docs/architecture.md, "Adding a kind of a
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,7 +100,7 @@ class AccountProbe(Protocol):
         ...
 
 
-class AccountKind:
+class AccountKind(ABC):
     """A kind of account. Subclasses set `name` and implement what their service needs."""
 
     name: ClassVar[str]
@@ -107,8 +108,8 @@ class AccountKind:
     hands_off_tokens: ClassVar[bool] = False  # one token per lifetime, across workers
     secret_file: ClassVar[bool] = False  # the secret is a key file (JSON), not a password
     secret_document: ClassVar[bool] = False  # `set-password --stdin` reads all of its input
-    check_timeout: ClassVar[float] = 15.0  # seconds a `check` request may take at most
 
+    @abstractmethod
     def read(self, fields: AccountFields) -> Account | None:
         """The account from its table (problems go to `fields`); None if it has any."""
         raise NotImplementedError
@@ -123,6 +124,7 @@ class AccountKind:
             raise ValueError("must be on the account's server")
         return url
 
+    @abstractmethod
     def connect(self, account: Account, secret: str, *, timeout: float,
                 retry: Backoff | None = None, bases: Iterable[str] = (),
                 sources: Iterable[str] = ()) -> Connection:
@@ -131,18 +133,19 @@ class AccountKind:
         of `sources` (every pair's source URL)."""
         raise NotImplementedError
 
+    @abstractmethod
     def probe(self, account: Account, secret: str, *, timeout: float, bases: Iterable[str],
               sources: Iterable[str]) -> tuple[Probe, AccountProbe | None]:
         """`check`'s one request for the account (reachability, TLS, the secret); the probe
         for its pairs if they can be checked over it. A StoreError is rendered by `check`."""
         raise NotImplementedError
 
+    @abstractmethod
     def discover(self, account: Account, secret: Callable[[], str], *, timeout: float,
                  user: str | None) -> str:
         """`discover`'s text: the calendars the account sees, as lines to paste. `secret` is
         read once the command line is known to be right (a UsageError comes first)."""
         raise NotImplementedError
-
 
 
 def create_if_missing(target: TargetCalendar) -> bool:
