@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import signal
@@ -109,6 +110,15 @@ class Finished:
     seconds: float
 
 
+def own_modules(names: Iterable[str]) -> None:
+    """The kinds' own modules, imported once here by a `sync` that forks its workers from
+    itself, instead of once in each worker (the pair's and the clean-up's). They load no HTTP
+    stack (each worker does, after the fork); the pool checks that again after importing them."""
+    for name in names:
+        if name.startswith("sanitizer."):
+            importlib.import_module(name)
+
+
 class Pool:
     """The workers in flight; the caller decides how many to start. With `fork_below` (`sync`)
     the workers are forked from this process if it has no other thread, has not loaded an HTTP
@@ -118,13 +128,17 @@ class Pool:
     account in the config, whose stores the fork server loads too."""
 
     def __init__(self, fork_below: int | None = None, kinds: Iterable[str] = ()) -> None:
-        if (fork_below is not None and threading.active_count() == 1
-                and not FORK_UNSAFE & set(sys.modules) and data_size() < fork_below):
+        preload = [name for kind in sorted(set(kinds)) for name in KINDS[kind].preload]
+        fork = (fork_below is not None and threading.active_count() == 1
+                and not FORK_UNSAFE & set(sys.modules) and data_size() < fork_below)
+        if fork:
+            own_modules(preload)
+            fork = not FORK_UNSAFE & set(sys.modules)
+        if fork:
             self._context: Any = multiprocessing.get_context("fork")
         else:
             self._context = multiprocessing.get_context("forkserver")
-            extra = [name for kind in sorted(set(kinds)) for name in KINDS[kind].preload]
-            self._context.set_forkserver_preload(PRELOAD + extra)
+            self._context.set_forkserver_preload(PRELOAD + preload)
         self.running: list[Running] = []
 
     def warm_up(self) -> None:

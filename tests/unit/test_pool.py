@@ -76,3 +76,18 @@ def test_sync_of_many_pairs_uses_the_fork_server(monkeypatch: pytest.MonkeyPatch
     few, many = asked[:2], asked[2:]
     assert all(isinstance(limit, int) for limit in few)  # may fork itself
     assert many == [None, None]  # copying a command that holds 1,000 pairs per worker costs more
+
+
+def test_a_sync_that_forks_itself_imports_the_kinds_modules_once_before_the_fork() -> None:
+    """Imported in the supervisor, they are shared by the pair's worker and the clean-up's,
+    instead of imported in each; no HTTP stack comes with them, so the fork stays safe."""
+    import subprocess  # noqa: PLC0415
+
+    code = ("import sys; from sanitizer.service import pool; "
+            "p = pool.Pool(fork_below=1 << 40, kinds=['caldav', 'google']); "
+            "print(p._context.get_start_method(), "
+            "'sanitizer.stores.caldav.connection' in sys.modules, "
+            "sorted(pool.FORK_UNSAFE & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["fork", "True", "[]"], out.stdout + out.stderr
