@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -56,6 +57,7 @@ DEFAULT_MEMORY_MAX = 512 * 1024 * 1024  # the shipped unit's MemoryMax, when non
 MEMORY_SHARE = 2  # all workers together stay under 1/MEMORY_SHARE of the unit's memory
 MIN_WORKER_DATA = 96 * 1024 * 1024
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+FREEZE = "sanitizer.service.frozen"  # imported last by the fork server: gc.freeze()
 FORK_UNSAFE = frozenset({"niquests", "urllib3", "urllib3_future", "requests", "msal"})
 
 
@@ -135,10 +137,11 @@ class Pool:
             own_modules(preload)
             fork = not FORK_UNSAFE & set(sys.modules)
         if fork:
+            gc.freeze()  # no collection in a worker walks (and copies) what it inherits
             self._context: Any = multiprocessing.get_context("fork")
         else:
             self._context = multiprocessing.get_context("forkserver")
-            self._context.set_forkserver_preload(PRELOAD + preload)
+            self._context.set_forkserver_preload([*PRELOAD, *preload, FREEZE])
         self.running: list[Running] = []
 
     def warm_up(self) -> None:

@@ -53,7 +53,7 @@ def test_the_configured_kinds_stores_are_loaded_by_the_fork_server(
     pool.Pool(kinds=["microsoft365", "caldav", "microsoft365"])
     assert asked[-1][: len(pool.PRELOAD)] == pool.PRELOAD
     assert asked[-1][len(pool.PRELOAD):] == [*KINDS["caldav"].preload,
-                                             *KINDS["microsoft365"].preload]
+                                             *KINDS["microsoft365"].preload, pool.FREEZE]
 
 
 class _Stop(Exception):
@@ -91,3 +91,21 @@ def test_a_sync_that_forks_itself_imports_the_kinds_modules_once_before_the_fork
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["fork", "True", "[]"], out.stdout + out.stderr
+
+
+def test_what_a_worker_inherits_is_frozen_before_the_fork() -> None:
+    """A collection in a worker must not walk (and so copy) every object of its parent: in a
+    `sync` that forks itself and in the fork server, gc.freeze() runs before the first fork."""
+    import subprocess  # noqa: PLC0415
+
+    code = ("import gc; from sanitizer.service import pool; "
+            "before = gc.get_freeze_count(); pool.Pool(fork_below=1 << 40, kinds=['caldav']); "
+            "print(before == 0, gc.get_freeze_count() > 10000)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr
+    frozen = subprocess.run([sys.executable, "-c", "import gc, sanitizer.service.frozen; "
+                             "print(gc.get_freeze_count() > 1000)"], capture_output=True,
+                            text=True, check=True)
+    assert frozen.stdout.strip() == "True"
+
