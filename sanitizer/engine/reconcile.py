@@ -27,7 +27,7 @@ from sanitizer.core.policy import Policy
 from sanitizer.engine import sync_state
 from sanitizer.engine.desired import Desired, desired_state, query_window, read_target
 from sanitizer.engine.execute import WriteResult, execute
-from sanitizer.engine.expire import expire
+from sanitizer.engine.expire import expire, expired
 from sanitizer.engine.poison import Poison
 from sanitizer.engine.report import PairReport
 from sanitizer.engine.sync_state import PairState
@@ -184,19 +184,53 @@ def _read(cycle: CycleInputs, source: SourceCalendar, window: Window,
     return objects, token
 
 
-def _quiet(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
-           state: PairState) -> PairReport:
-    report = PairReport(cycle.pair.name, mode="quiet")
+def probe_due(pair: Policy, state: PairState, *, key: bytes, now: datetime, zone: tzinfo,
+              full_every: timedelta) -> bool:
+    """Whether the pair's next cycle is a quiet probe and nothing more unless the source
+    changed: its state allows the quiet path and no entry is past retention (pure)."""
+    return (state.allows_quiet(sync_state.fingerprint(pair, zone, key), now, full_every)
+            and not expired(state.entries, now, pair.retention))
+
+
+def probe_pair(pair: Policy, source: SourceCalendar, target: TargetCalendar, *,
+               state: PairState) -> PairReport | None:
+    """The cycle of a pair whose `probe_due` holds, when its source changed nothing: the quiet
+    path's report, or None when the pair needs its whole cycle (the source changed, a
+    remembered entry is outside the target). It sends what the quiet path sends first, never a
+    write; a StoreError is the caller's (the pair's own cycle meets it again and reports it)."""
+    try:
+        changes = _probe(source, target, state)
+    except NeedFull:
+        return None
+    if changes.changed or changes.removed:
+        return None
+    return _unchanged(PairReport(pair.name, mode="quiet"), state, changes.token)
+
+
+def _probe(source: SourceCalendar, target: TargetCalendar, state: PairState) -> Changes:
+    """The quiet path's one question: what changed since the token (NeedFull if it cannot)."""
     assert state.token is not None
     if not all(target.holds(entry.href) for entry in state.entries.values()):
         raise NeedFull  # a remembered href outside the calendar: trust only a fresh listing
-    changes = source.changes(state.token)
+    return source.changes(state.token)
+
+
+def _unchanged(report: PairReport, state: PairState, token: str | None) -> PairReport:
+    """A quiet cycle's report when nothing changed: the state's counts, with the new token."""
     report.foreign, report.other_installations = state.foreign, state.other_installations
+    report.unchanged = len(state.entries)
+    report.skipped.update(_total(state.skipped))
+    report.state = replace(state, token=token)
+    return report
+
+
+def _quiet(cycle: CycleInputs, source: SourceCalendar, target: TargetCalendar,
+           state: PairState) -> PairReport:
+    changes = _probe(source, target, state)
+    report = PairReport(cycle.pair.name, mode="quiet")
     if not changes.changed and not changes.removed:
-        report.unchanged = len(state.entries)
-        report.skipped.update(_total(state.skipped))
-        report.state = replace(state, token=changes.token)
-        return report
+        return _unchanged(report, state, changes.token)
+    report.foreign, report.other_installations = state.foreign, state.other_installations
     report.mode = "incremental"
     return _incremental(cycle, source, target, state, changes, report)
 
