@@ -87,12 +87,14 @@ class Config:
                 return pair
         raise KeyError(name)
 
-    def scoped(self, name: str) -> Config:
-        """The config as one pair's worker needs it: that pair and its accounts only, so that
-        what a worker is handed (and unpickles) does not grow with the number of pairs."""
-        pair = self.pair(name)
-        accounts = {a.name: a for a in (pair.source_account, pair.target_account)}
-        return Config(self.service, accounts, (pair,), self.path)
+    def scoped(self, *names: str) -> Config:
+        """The config as a worker for these pairs needs it: those pairs and their accounts
+        only, so that what a worker is handed (and unpickles) does not grow with the number of
+        pairs."""
+        pairs = tuple(self.pair(name) for name in names)
+        accounts = {a.name: a for pair in pairs for a in (pair.source_account,
+                                                          pair.target_account)}
+        return Config(self.service, accounts, pairs, self.path)
 
 
 def resolve_path(explicit: str | Path | None) -> Path:

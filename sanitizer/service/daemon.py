@@ -41,8 +41,8 @@ from sanitizer.service.config import Config, Pair, load_config
 from sanitizer.service.credentials import CREDENTIALS_ENV
 from sanitizer.service.pool import Finished, Pool
 from sanitizer.service.runtime import Runtime, open_runtime
-from sanitizer.service.supervise import RETIRED, Supervisor, Sweep, key_of
-from sanitizer.service.worker import CYCLE, EXPIRE, RETIRE, Job
+from sanitizer.service.supervise import RETIRED, Supervisor, Sweep, keys_of
+from sanitizer.service.worker import CYCLE, EXPIRE, PROBE, RETIRE, Job
 
 log = logging.getLogger(__name__)
 
@@ -207,18 +207,22 @@ class Daemon:
         self.run_now = True
 
     def _cycle(self) -> None:
-        """A sweep: queue every pair that is due and not still running, and one clean-up of
-        retired targets; a pair that backs off gets a retention-only worker if it needs one."""
+        """A sweep: queue every pair that is due and not still running (the quiet ones in
+        probe jobs), and one clean-up of retired targets; a pair that backs off gets a
+        retention-only worker if it needs one."""
         self.cycles += 1
         now = datetime.now(UTC)
         sweep = Sweep(self.cycles, now)
+        cycles: list[Job] = []
         for pair in self.config.pairs:
-            self._sweep_pair(sweep, pair, now)
+            self._sweep_pair(sweep, pair, now, cycles)
+        for job in self.boss.batch(cycles):
+            self._queue(sweep, job)
         if RETIRED not in self.owner:
             self._queue(sweep, self.boss.job(RETIRE, None, now))
         self._close_if_done(sweep)
 
-    def _sweep_pair(self, sweep: Sweep, pair: Pair, now: datetime) -> None:
+    def _sweep_pair(self, sweep: Sweep, pair: Pair, now: datetime, cycles: list[Job]) -> None:
         if pair.name in self.owner:
             sweep.counts["running"] += 1
             return
@@ -238,12 +242,12 @@ class Daemon:
             self.boss.settle(pair, settled, now)
             self._account(sweep, pair.name, settled)
             return
-        self._queue(sweep, self.boss.job(CYCLE, pair, now))
+        cycles.append(self.boss.job(CYCLE, pair, now))
 
     def _queue(self, sweep: Sweep, job: Job) -> None:
-        key = key_of(job)
-        self.owner[key] = sweep
-        sweep.pending.add(key)
+        for key in keys_of(job):
+            self.owner[key] = sweep
+            sweep.pending.add(key)
         self.queue.append(job)
 
     def _start_jobs(self) -> None:
@@ -254,7 +258,7 @@ class Daemon:
                 return
             self.queue.remove(job)
             try:
-                self.boss.start(job)
+                self.queue[:0] = self.boss.start(job)
             except lock.PairBusy:
                 log.info("pair %s: being wiped or synced by another process; skipped", job.pair)
                 self._done(job, None, paused=True)
@@ -267,17 +271,27 @@ class Daemon:
                 self._done(job, report)
 
     def _finish(self, done: Finished) -> None:
-        self._done(done.job, self.boss.finish(done))
+        if done.job.kind != PROBE:
+            self._done(done.job, self.boss.finish(done))
+            return
+        reports, again = self.boss.finish_probes(done)
+        self.queue[:0] = again  # the pairs with something to do, before the next probes
+        for report in reports:
+            self._over(report.pair, CYCLE, report)
 
     def _done(self, job: Job, report: PairReport | None, paused: bool = False) -> None:
         """A job is over: count it in its sweep, and close the sweep when it was the last."""
-        sweep = self.owner.pop(key_of(job), None)
+        self._over(keys_of(job)[0], job.kind, report, paused)
+
+    def _over(self, key: str, kind: str, report: PairReport | None,
+              paused: bool = False) -> None:
+        sweep = self.owner.pop(key, None)
         if sweep is None:
             return
-        sweep.pending.discard(key_of(job))
+        sweep.pending.discard(key)
         if paused:
             sweep.counts["paused"] += 1
-        elif report is not None and job.kind == CYCLE:
+        elif report is not None and kind == CYCLE:
             self._account(sweep, report.pair, report)
         self._close_if_done(sweep)
 
@@ -334,7 +348,10 @@ class Daemon:
             log.warning("pair %s: still running after %ds; stopping anyway",
                         run.job.pair or "retired targets", int(STOP_GRACE))
         for done in self.pool.kill_all():
-            self.boss.finish(done, note=False)
+            if done.job.kind == PROBE:
+                self.boss.finish_probes(done, note=False)
+            else:
+                self.boss.finish(done, note=False)
         self.pool.close()
         self.boss.recorder.flush(force=True)
 

@@ -204,7 +204,11 @@ class Pool:
         run.conn.close()
         seconds = time.monotonic() - run.started
         outcome = run.outcome
-        if outcome is None or (outcome.report is None and run.job.kind != worker.RETIRE):
+        if run.job.kind == worker.PROBE:
+            if outcome is None:
+                _probes_died(run, seconds)
+                outcome = Outcome()
+        elif outcome is None or (outcome.report is None and run.job.kind != worker.RETIRE):
             outcome = Outcome(_died(run, seconds))
         return Finished(run.job, outcome, seconds)
 
@@ -247,6 +251,22 @@ def _nothing() -> None:
 
 def _died(run: Running, seconds: float) -> PairReport:
     """A failed report for a worker that ended without answering."""
+    reason, why = _death(run, seconds)
+    report = PairReport.failed(run.job.pair or "", reason,
+                               f"{reason}: the cycle's worker {why}", dry_run=run.job.dry_run)
+    log.error("pair %s: %s", report.pair, report.error)
+    return report
+
+
+def _probes_died(run: Running, seconds: float) -> None:
+    """Probes that ended without answering fail no pair: each runs its own cycle instead."""
+    reason, why = _death(run, seconds)
+    log.warning("quiet probes of %d pair(s): %s: their worker %s; each pair runs its own "
+                "cycle", len(run.job.probes), reason, why)
+
+
+def _death(run: Running, seconds: float) -> tuple[str, str]:
+    """The reason code of a worker's end without an answer, and what happened, in words."""
     code = run.process.exitcode
     if run.timed_out:
         reason, why = "worker-timeout", f"was stopped at its deadline ({int(seconds)}s)"
@@ -256,10 +276,7 @@ def _died(run: Running, seconds: float) -> PairReport:
         reason, why = "worker-killed", f"was killed by signal {-code}"
     else:
         reason, why = "worker-crashed", f"ended without an answer (exit {code})"
-    report = PairReport.failed(run.job.pair or "", reason,
-                               f"{reason}: the cycle's worker {why}", dry_run=run.job.dry_run)
-    log.error("pair %s: %s", report.pair, report.error)
-    return report
+    return reason, why
 
 
 def _used_cpu(run: Running) -> bool:

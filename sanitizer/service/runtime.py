@@ -12,7 +12,7 @@ cycle.py's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,18 +73,18 @@ class Runtime:
             self.sources = tuple(p.source_url for p in self.config.pairs)
         return self.sources
 
-    def connect(self, pair: Pair | None = None) -> None:
+    def connect(self, pairs: Sequence[Pair] | None = None) -> None:
         """A connection per account whose secret was read (nothing is sent yet). Each token
         source is keyed by its account, so a worker can hand its token to the next one. With
-        `pair` (a worker for that pair's cycle), requests are confined to its own two calendars
-        and its accounts' URLs: no other pair's calendar, and no ledger to read for them."""
+        `pairs` (a worker for those pairs), requests are confined to their own calendars and
+        their accounts' URLs: no other pair's calendar, and no ledger to read for them."""
         timeout = self.config.service.timeout.total_seconds()
-        known = {} if pair is not None else self.state.ledger()
+        known = {} if pairs is not None else self.state.ledger()
         sources = self.source_urls()
         for name, secret in sorted(self.secrets.items()):
             account = self.config.accounts[name]
-            bases = (account_urls(self.config, account, known) if pair is None
-                     else pair_urls(pair, account))
+            bases = (account_urls(self.config, account, known) if pairs is None
+                     else [url for pair in pairs for url in pair_urls(pair, account)])
             try:
                 connection = connect(account, secret, timeout, bases=bases, sources=sources)
             except SecretError as exc:

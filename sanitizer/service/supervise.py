@@ -6,6 +6,14 @@ without a worker), hands each job the secrets and tokens of its accounts only, h
 lock while its worker runs, and is the one writer of the pair's state, the status file and the
 metrics, from the plain data each worker answers. Tokens come back from the workers and stay in
 its memory, one per account, until they expire.
+
+Most cycles of an idle agency are one quiet probe that finds nothing (a getctag PROPFIND on most
+CalDAV servers), which costs a server a few milliseconds and a fresh worker several times more.
+So the pairs whose state says that their cycle is such a probe unless their source changed
+(reconcile.probe_due) are probed together, up to PROBE_BATCH pairs of the same two accounts
+per worker: the same secrets a single pair's worker gets, and nothing parsed but the probes'
+answers. A pair whose probe finds anything to do, or fails, runs its whole cycle in a worker of
+its own in the same sweep, so a probe never decides more than the quiet path would.
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sanitizer.core import expand
+from sanitizer.engine.reconcile import probe_due
 from sanitizer.engine.report import PairReport
+from sanitizer.engine.sync_state import PairState
 from sanitizer.errors import ADMIN
 from sanitizer.service import lock, retirement, status
 from sanitizer.service.config import Config, Pair
@@ -35,7 +45,7 @@ from sanitizer.service.runtime import (
     target_clash,
     warn_unverified,
 )
-from sanitizer.service.worker import CYCLE, RETIRE, Bounds, Job
+from sanitizer.service.worker import CYCLE, PROBE, RETIRE, Bounds, Job
 from sanitizer.stores import handoff
 from sanitizer.stores.registry import kind_of
 
@@ -48,6 +58,7 @@ RETIRED = "\0retired"  # the sweep's clean-up of retired targets, among the pair
 # at 1,000 pairs cost 160 ms of CPU per worker against 11 ms from the fork server, whose own
 # start (about a second of imports) is paid back after a handful of workers.
 FORK_MAX_PAIRS = 8
+PROBE_BATCH = 25  # pairs per probe worker: a few hundred milliseconds of probes on Radicale
 
 
 @dataclass
@@ -69,9 +80,18 @@ class Sweep:
                 + " ".join(f"{k}={changes[k]}" for k in ("created", "updated", "deleted")))
 
 
-def key_of(job: Job) -> str:
-    """The name a job is known by while queued or in flight: one per pair at a time."""
-    return RETIRED if job.kind == RETIRE else job.pair or ""
+def keys_of(job: Job) -> list[str]:
+    """The names a job is known by while queued or in flight: one job per pair at a time."""
+    if job.kind == PROBE:
+        return [name for name, _ in job.probes]
+    return [RETIRED if job.kind == RETIRE else job.pair or ""]
+
+
+def own_cycle(probes: Job, name: str) -> Job:
+    """The cycle of one of a probe job's pairs in a worker of its own, from what the probe job
+    was given (its config, secrets and time: a reload in between changes neither)."""
+    return replace(probes, kind=CYCLE, pair=name, config=probes.config.scoped(name),
+                   probes=(), tokens={})
 
 
 def bounds(config: Config) -> Bounds:
@@ -119,6 +139,49 @@ class Supervisor:
                    environment=dict(os.environ),
                    sources=runtime.source_urls() if scoped else None)
 
+    def probe_job(self, jobs: list[Job], states: list[PairState]) -> Job:
+        """One worker's probes of the pairs of `jobs` (cycles of the same two accounts, as of
+        the same time), with the states their last cycles left."""
+        first = jobs[0]
+        names = [job.pair or "" for job in jobs]
+        return replace(first, kind=PROBE, pair=None, config=self.runtime.config.scoped(*names),
+                       probes=tuple(zip(names, states, strict=True)))
+
+    def batch(self, jobs: list[Job]) -> list[Job]:
+        """The jobs, with the cycles that are a quiet probe unless their source changed
+        grouped by their two accounts into probe jobs, first; every other job as it was."""
+        groups: dict[tuple[str, ...], list[tuple[Job, PairState]]] = {}
+        rest: list[Job] = []
+        for job in jobs:
+            state = self._probe_state(job)
+            if state is None:
+                rest.append(job)
+                continue
+            groups.setdefault((*sorted(job.secrets), job.now.isoformat()), []).append(
+                (job, state))
+        probes: list[Job] = []
+        for members in groups.values():
+            for start in range(0, len(members), PROBE_BATCH):
+                chunk = members[start:start + PROBE_BATCH]
+                if len(chunk) == 1:
+                    rest.append(chunk[0][0])
+                else:
+                    probes.append(self.probe_job([j for j, _ in chunk], [s for _, s in chunk]))
+        return probes + rest
+
+    def _probe_state(self, job: Job) -> PairState | None:
+        """The state of the job's pair if its cycle is a quiet probe unless the source changed
+        (reconcile.probe_due), else None."""
+        if job.kind != CYCLE or job.dry_run or job.force_full or job.pair is None:
+            return None
+        state = self.runtime.state.sync_state(job.pair)
+        service = self.runtime.config.service
+        if state is None or not probe_due(job.config.pair(job.pair), state, key=self.runtime.key,
+                                          now=job.now, zone=service.timezone,
+                                          full_every=service.full_reconcile):
+            return None
+        return state
+
     def settled(self, pair: Pair, dry_run: bool) -> PairReport | None:
         """A report without a worker: a missing or rejected password, or a target that is a
         source."""
@@ -137,9 +200,12 @@ class Supervisor:
                  and n not in self.tokens}
         return any(needs & set(r.job.secrets) for r in self.pool.running)
 
-    def start(self, job: Job, wait: float = 0.0) -> None:
+    def start(self, job: Job, wait: float = 0.0) -> list[Job]:
         """Take the pair's lock and start the worker with the tokens held now for its
-        accounts; PairBusy if another process writes the pair."""
+        accounts; PairBusy if another process writes the pair. Probes go without the pairs
+        whose lock is taken: their cycles are returned, to wait for it as any cycle does."""
+        if job.kind == PROBE:
+            return self._start_probes(job)
         stack = contextlib.ExitStack()
         if job.pair is not None and job.kind != RETIRE and not job.dry_run:
             stack.enter_context(self.runtime.state.pair_lock(job.pair, wait))
@@ -150,6 +216,54 @@ class Supervisor:
             self.pool.start(replace(job, tokens=tokens))
             if job.pair is not None and job.kind != RETIRE:
                 self.locks[job.pair] = stack.pop_all()  # held until the worker is done
+        return []
+
+    def _start_probes(self, job: Job) -> list[Job]:
+        kept: list[tuple[str, PairState]] = []
+        busy: list[Job] = []
+        for name, state in job.probes:
+            stack = contextlib.ExitStack()
+            try:
+                stack.enter_context(self.runtime.state.pair_lock(name, 0.0))
+            except (lock.PairBusy, OSError):
+                busy.append(own_cycle(job, name))
+                continue
+            self.locks[name] = stack
+            kept.append((name, state))
+        if kept:
+            tokens = {n: t for n, t in self.tokens.items() if n in job.secrets and t.usable()}
+            try:
+                self.pool.start(replace(job, probes=tuple(kept), tokens=tokens))
+            except OSError:  # no worker: each pair's own cycle meets the problem and says so
+                for name, _ in kept:
+                    self.locks.pop(name).close()
+                    busy.append(own_cycle(job, name))
+        return busy
+
+    def finish_probes(self, done: Finished, note: bool = True) -> tuple[list[PairReport],
+                                                                         list[Job]]:
+        """Save what a probe worker settled; those pairs' reports, and a cycle for each pair it
+        did not settle (its source changed, or the probe could not tell), as of the same time."""
+        job, outcome = done.job, done.outcome
+        self.tokens.update(outcome.tokens)
+        reports: list[PairReport] = []
+        again: list[Job] = []
+        for name, _ in job.probes:
+            stack = self.locks.pop(name, None)
+            try:
+                pair = job.config.pair(name)
+                probed = outcome.probed.get(name)
+                if probed is None:
+                    again.append(own_cycle(job, name))
+                    continue
+                self.runtime.state.save(pair, probed.report)
+                if note:
+                    self.note(pair, probed.report, job.now, probed.seconds)
+                reports.append(probed.report)
+            finally:
+                if stack is not None:
+                    stack.close()
+        return reports, again
 
     def finish(self, done: Finished, note: bool = True) -> PairReport | None:
         """Save what the worker answered; the pair's report (None for the retired targets).
@@ -199,8 +313,9 @@ class Supervisor:
 def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: bool = False,
             force_full: bool = False, wait: float = 30.0,
             what_if: bool = False) -> RunResults:
-    """`sync`: one cycle per pair, `service.parallel` workers at a time, then the retired
-    targets' clean-up in one more worker. Reports in the pairs' order. `what_if`: `now` was
+    """`sync`: one cycle per pair (the quiet ones probed together), `service.parallel` workers
+    at a time, then the retired targets' clean-up in one more worker. Reports in the pairs'
+    order. `what_if`: `now` was
     given (`--now`), so status records it as the as-of time, apart from when it ran."""
     pairs = list(pairs)
     few = len(pairs) <= FORK_MAX_PAIRS
@@ -221,7 +336,7 @@ def run_all(runtime: Runtime, pairs: Iterable[Pair], now: datetime, *, dry_run: 
             queue.append(boss.job(CYCLE, pair, now, dry_run=dry_run, force_full=force_full))
     order = [p.name for p in pairs]
     try:
-        _drain(boss, queue, reports, wait)
+        _drain(boss, boss.batch(queue), reports, wait)
         if not dry_run:  # after the pairs: a changed target's old calendar waits for the new one
             _drain(boss, [boss.job(RETIRE, None, now)], reports, wait)
     finally:
@@ -241,7 +356,7 @@ def _drain(boss: Supervisor, queue: list[Job], reports: dict[str, PairReport],
                 break
             queue.remove(ready)
             try:
-                boss.start(ready, wait)
+                queue[:0] = boss.start(ready, wait)
             except lock.PairBusy as exc:
                 reports[ready.pair or ""] = PairReport.failed(ready.pair or "", "pair-busy",
                                                               str(exc))
@@ -250,6 +365,11 @@ def _drain(boss: Supervisor, queue: list[Job], reports: dict[str, PairReport],
                     ready.pair or "", "state-dir-unwritable",
                     f"cannot take the pair's lock ({exc.strerror})")
         for done in boss.pool.wait(boss.recorder.wait(60.0)):
+            if done.job.kind == PROBE:
+                probed, again = boss.finish_probes(done)
+                queue[:0] = again
+                reports.update((report.pair, report) for report in probed)
+                continue
             report = boss.finish(done)
             if report is not None:
                 reports[report.pair] = report

@@ -1,14 +1,14 @@
-"""What runs inside a worker process: one pair's cycle, a retention-only pass, or the sweep's
-clean-up of retired targets.
+"""What runs inside a worker process: one pair's cycle, a retention-only pass, the quiet probes
+of several pairs, or the sweep's clean-up of retired targets.
 
 The supervisor (pool.py) starts each worker from a fork server and hands it a Job: the config,
 the UID key, the secrets of the accounts it needs (no others), the tokens held for them, and its
 bounds. The worker sets its own operating-system limits first (CPU seconds, data memory), leaves
 SIGTERM, SIGINT and SIGHUP to the supervisor, sends its log records to the supervisor, and
-answers with plain data: the pair's report (with the state to save), what the clean-up did, and
-the tokens it holds. It writes no state file but the ledger's note of a target, which must come
-before the first write to it (the ledger serialises its writers with a lock).
-"""
+answers with plain data: the pair's report (with the state to save), the probes' reports, what
+the clean-up did, and the tokens it holds. It writes no state file but the ledger's note of a
+target, which must come before the first write to it (the ledger serialises its writers with a
+lock)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import os
 import resource
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,18 +25,22 @@ from multiprocessing.connection import Connection
 
 from sanitizer.core import expand
 from sanitizer.engine.expire import expire
+from sanitizer.engine.reconcile import probe_pair
 from sanitizer.engine.report import PairReport
+from sanitizer.engine.sync_state import PairState
+from sanitizer.errors import StoreError, TokenRejected
 from sanitizer.service import hardening, logs, retirement
 from sanitizer.service.config import Config
 from sanitizer.service.cycle import run_pair
 from sanitizer.service.runtime import Runtime, retire_abandoned
 from sanitizer.stores import handoff
 
-CYCLE, EXPIRE, RETIRE = "cycle", "expire", "retire"
+CYCLE, EXPIRE, PROBE, RETIRE = "cycle", "expire", "probe", "retire"
 CPU_GRACE = 5  # seconds between SIGXCPU (the soft CPU limit) and SIGKILL (the hard one)
 THREAD_STACK = 1024 * 1024  # the writer threads' stacks count against the memory limit: 1 MiB,
 # not the 8 MiB default, which is far more than a request needs
 MEMORY_REASON = "worker-memory"
+SERVER_WIDE = frozenset({401, 407, 429})  # a rejected secret, or throttling: no more probes
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Bounds:
 class Job:
     """One unit of work for one worker process."""
 
-    kind: str  # CYCLE, EXPIRE (retention only) or RETIRE (retired targets)
+    kind: str  # CYCLE, EXPIRE (retention only), PROBE (quiet probes) or RETIRE (retired targets)
     pair: str | None
     config: Config
     key: bytes = field(repr=False)
@@ -66,6 +71,16 @@ class Job:
     log_level: int = logging.INFO
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # the supervisor's
     sources: tuple[str, ...] | None = None  # every pair's source, when `config` is scoped
+    probes: tuple[tuple[str, PairState], ...] = field(default=(), repr=False)  # PROBE: each
+    # pair's name and the state its last cycle left
+
+
+@dataclass(frozen=True)
+class Probed:
+    """A pair whose quiet probe found nothing to do: its report, and the seconds it took."""
+
+    report: PairReport
+    seconds: float
 
 
 @dataclass
@@ -74,6 +89,7 @@ class Outcome:
 
     report: PairReport | None = None
     retired: list[retirement.Retirement] = field(default_factory=list)
+    probed: dict[str, Probed] = field(default_factory=dict)  # PROBE: the pairs it settled
     tokens: dict[str, handoff.Handed] = field(default_factory=dict, repr=False)
 
 
@@ -126,7 +142,7 @@ def main(job: Job, conn: Connection) -> None:
     try:
         outcome = run(job)
     except MemoryError:
-        outcome = Outcome(PairReport.failed(
+        outcome = Outcome() if job.kind == PROBE else Outcome(PairReport.failed(
             job.pair or "", MEMORY_REASON, f"{MEMORY_REASON}: the cycle's worker ran out of "
             "memory", dry_run=job.dry_run))
     outcome.tokens = {k: v for k, v in handoff.held().items() if k in job.secrets}
@@ -137,10 +153,12 @@ def main(job: Job, conn: Connection) -> None:
 def run(job: Job) -> Outcome:
     """The job, with connections made from the secrets it carries."""
     runtime = Runtime(job.config, job.key, secrets=dict(job.secrets), sources=job.sources)
-    runtime.connect(None if job.kind == RETIRE else job.config.pair(job.pair or ""))
+    runtime.connect(None if job.kind == RETIRE else job.config.pairs)
     try:
         if job.kind == RETIRE:
             return Outcome(retired=retire_abandoned(runtime, job.now))
+        if job.kind == PROBE:
+            return Outcome(probed=probe_all(runtime, job))
         pair = job.config.pair(job.pair or "")
         try:
             if job.kind == EXPIRE:
@@ -170,3 +188,46 @@ def expire_only(runtime: Runtime, job: Job) -> PairReport:
     report.state = expire(state, target, job.now, pair.retention, report,
                           runtime.config.service.workers)
     return report
+
+
+def probe_all(runtime: Runtime, job: Job) -> dict[str, Probed]:
+    """The quiet probes of the job's pairs, one after another, within one cycle's budget: the
+    pairs whose source changed nothing, with their reports. Every other pair (its source
+    changed, or anything went wrong) runs its whole cycle in a worker of its own, so a probe
+    never decides more than the quiet path would. A failure that may be the server's rather
+    than one calendar's ends the probes: the pairs left run their own cycles."""
+    service = job.config.service
+    timeout = service.timeout.total_seconds()
+    until = time.monotonic() + job.bounds.budget
+    found: dict[str, Probed] = {}
+    for name, state in job.probes:
+        started = time.monotonic()
+        if started + timeout > until:
+            break
+        pair = job.config.pair(name)
+        source, target = runtime.source(pair, until), runtime.target(pair, until)
+        if source is None or target is None:
+            continue
+        try:
+            report = probe_pair(pair, source, target, state=state)
+        except TokenRejected:
+            continue
+        except StoreError as exc:
+            if about_one_calendar(exc):
+                continue
+            break
+        except Exception as exc:  # noqa: BLE001 - a bug: the pairs left run their own cycles
+            logging.getLogger(__name__).error("quiet probes: internal error (%s)",
+                                              type(exc).__name__)
+            break
+        if report is not None:
+            found[name] = Probed(report, time.monotonic() - started)
+    return found
+
+
+def about_one_calendar(exc: StoreError) -> bool:
+    """Whether a failed probe says something about its calendar only (a 4xx answer), so the
+    next probe may go on; no answer, a 5xx, throttling or a rejected secret is the server's
+    (and a rejected secret must not be sent again and again)."""
+    status = exc.status
+    return status is not None and 400 <= status < 500 and status not in SERVER_WIDE

@@ -108,7 +108,7 @@ def test_a_worker_for_one_pair_reads_no_other_pairs_calendars(
     monkeypatch.setattr(ledger, "load", load)
     pair = config.pair("p7")
     worker = runtime.Runtime(config, b"k" * 32, secrets={"main": "pw"})
-    worker.connect(pair)
+    worker.connect([pair])
     connection = worker.connections["main"]
     assert isinstance(connection, DavConnection)
     assert set(connection.transport.credentials.bases) == {pair.source_url, pair.target_url}
