@@ -22,6 +22,7 @@ import contextlib
 import logging
 import math
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -122,6 +123,7 @@ class Supervisor:
         self.retired: list[retirement.Retirement] = []
         service = runtime.config.service
         self.recorder = Recorder(service.state_dir, service.metrics_file)
+        self._bounds: tuple[Config, float, Bounds] | None = None
 
     def job(self, kind: str, pair: Pair | None, now: datetime, *, dry_run: bool = False,
             force_full: bool = False) -> Job:
@@ -134,10 +136,18 @@ class Supervisor:
         return Job(kind, pair.name if pair else None,
                    runtime.config.scoped(pair.name) if scoped and pair else runtime.config,
                    runtime.key, {n: s for n, s in runtime.secrets.items() if n in names}, now,
-                   bounds(runtime.config), dry_run=dry_run, force_full=force_full,
+                   self.bounds(), dry_run=dry_run, force_full=force_full,
                    log_level=logging.getLogger().getEffectiveLevel(),
                    environment=dict(os.environ),
                    sources=runtime.source_urls() if scoped else None)
+
+    def bounds(self) -> Bounds:
+        """The workers' limits, read again at most once a minute (they read the cgroup's
+        MemoryMax, which an admin may change while the service runs) or for a new config."""
+        config, minute = self.runtime.config, time.monotonic() // 60
+        if self._bounds is None or self._bounds[0] is not config or self._bounds[1] != minute:
+            self._bounds = (config, minute, bounds(config))
+        return self._bounds[2]
 
     def probe_job(self, jobs: list[Job], states: list[PairState]) -> Job:
         """One worker's probes of the pairs of `jobs` (cycles of the same two accounts, as of
