@@ -262,10 +262,11 @@ def test_sighup_during_a_cycle_is_not_lost(calendars, make_setup, processes, not
         work = proxy.url + work.removeprefix(server.url)
         setup = make_setup(server, [("p", work, work.replace("/work", "/phone"))],
                            url=proxy.url, service_extra='interval = "10m"\n')
+        proxy.reset_stats()  # the setup's MKCALENDAR went through the proxy: count the daemon's
         process = Process(setup, notify.address)
         processes.append(process)
         notify.wait_for(lambda f: f == "READY=1")
-        proxy.wait_for_requests()  # the first request is being slowed down
+        proxy.wait_for_requests()  # the daemon's first request is being slowed down
         process.signal(signal.SIGHUP)
         process.wait_for_line("reloaded: 1 pair(s)", timeout=10)
         process.wait_for_line("cycle 2:", timeout=10)
