@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from sanitizer.core import expand
 from sanitizer.engine.reconcile import probe_due
 from sanitizer.engine.report import PairReport
-from sanitizer.engine.sync_state import PairState
 from sanitizer.errors import ADMIN
 from sanitizer.service import lock, retirement, status
 from sanitizer.service.config import Config, Pair
@@ -84,7 +83,7 @@ class Sweep:
 def keys_of(job: Job) -> list[str]:
     """The names a job is known by while queued or in flight: one job per pair at a time."""
     if job.kind == PROBE:
-        return [name for name, _ in job.probes]
+        return list(job.probes)
     return [RETIRED if job.kind == RETIRE else job.pair or ""]
 
 
@@ -149,48 +148,45 @@ class Supervisor:
             self._bounds = (config, minute, bounds(config))
         return self._bounds[2]
 
-    def probe_job(self, jobs: list[Job], states: list[PairState]) -> Job:
+    def probe_job(self, jobs: list[Job]) -> Job:
         """One worker's probes of the pairs of `jobs` (cycles of the same two accounts, as of
-        the same time), with the states their last cycles left."""
-        first = jobs[0]
-        names = [job.pair or "" for job in jobs]
-        return replace(first, kind=PROBE, pair=None, config=self.runtime.config.scoped(*names),
-                       probes=tuple(zip(names, states, strict=True)))
+        the same time)."""
+        names = tuple(job.pair or "" for job in jobs)
+        return replace(jobs[0], kind=PROBE, pair=None, config=self.runtime.config.scoped(*names),
+                       probes=names)
 
     def batch(self, jobs: list[Job]) -> list[Job]:
         """The jobs, with the cycles that are a quiet probe unless their source changed
-        grouped by their two accounts into probe jobs, first; every other job as it was."""
-        groups: dict[tuple[str, ...], list[tuple[Job, PairState]]] = {}
+        grouped by their two accounts into probe jobs, first; every other job as it was. Each
+        state is read, judged and let go (the worker reads it again under the pair's lock), so
+        the supervisor never holds every pair's entries at once."""
+        groups: dict[tuple[str, ...], list[Job]] = {}
         rest: list[Job] = []
         for job in jobs:
-            state = self._probe_state(job)
-            if state is None:
+            if self._probes_alone(job):
+                groups.setdefault((*sorted(job.secrets), job.now.isoformat()), []).append(job)
+            else:
                 rest.append(job)
-                continue
-            groups.setdefault((*sorted(job.secrets), job.now.isoformat()), []).append(
-                (job, state))
         probes: list[Job] = []
         for members in groups.values():
             for start in range(0, len(members), PROBE_BATCH):
                 chunk = members[start:start + PROBE_BATCH]
                 if len(chunk) == 1:
-                    rest.append(chunk[0][0])
+                    rest.append(chunk[0])
                 else:
-                    probes.append(self.probe_job([j for j, _ in chunk], [s for _, s in chunk]))
+                    probes.append(self.probe_job(chunk))
         return probes + rest
 
-    def _probe_state(self, job: Job) -> PairState | None:
-        """The state of the job's pair if its cycle is a quiet probe unless the source changed
-        (reconcile.probe_due), else None."""
+    def _probes_alone(self, job: Job) -> bool:
+        """Whether the job's cycle is a quiet probe unless the source changed
+        (reconcile.probe_due), from the state its pair's last cycle left."""
         if job.kind != CYCLE or job.dry_run or job.force_full or job.pair is None:
-            return None
+            return False
         state = self.runtime.state.sync_state(job.pair)
         service = self.runtime.config.service
-        if state is None or not probe_due(job.config.pair(job.pair), state, key=self.runtime.key,
-                                          now=job.now, zone=service.timezone,
-                                          full_every=service.full_reconcile):
-            return None
-        return state
+        return state is not None and probe_due(
+            job.config.pair(job.pair), state, key=self.runtime.key, now=job.now,
+            zone=service.timezone, full_every=service.full_reconcile)
 
     def settled(self, pair: Pair, dry_run: bool) -> PairReport | None:
         """A report without a worker: a missing or rejected password, or a target that is a
@@ -229,9 +225,9 @@ class Supervisor:
         return []
 
     def _start_probes(self, job: Job) -> list[Job]:
-        kept: list[tuple[str, PairState]] = []
+        kept: list[str] = []
         busy: list[Job] = []
-        for name, state in job.probes:
+        for name in job.probes:
             stack = contextlib.ExitStack()
             try:
                 stack.enter_context(self.runtime.state.pair_lock(name, 0.0))
@@ -239,13 +235,13 @@ class Supervisor:
                 busy.append(own_cycle(job, name))
                 continue
             self.locks[name] = stack
-            kept.append((name, state))
+            kept.append(name)
         if kept:
             tokens = {n: t for n, t in self.tokens.items() if n in job.secrets and t.usable()}
             try:
                 self.pool.start(replace(job, probes=tuple(kept), tokens=tokens))
             except OSError:  # no worker: each pair's own cycle meets the problem and says so
-                for name, _ in kept:
+                for name in kept:
                     self.locks.pop(name).close()
                     busy.append(own_cycle(job, name))
         return busy
@@ -258,7 +254,7 @@ class Supervisor:
         self.tokens.update(outcome.tokens)
         reports: list[PairReport] = []
         again: list[Job] = []
-        for name, _ in job.probes:
+        for name in job.probes:
             stack = self.locks.pop(name, None)
             try:
                 pair = job.config.pair(name)

@@ -25,9 +25,8 @@ from multiprocessing.connection import Connection
 
 from sanitizer.core import expand
 from sanitizer.engine.expire import expire
-from sanitizer.engine.reconcile import probe_pair
+from sanitizer.engine.reconcile import probe_due, probe_pair
 from sanitizer.engine.report import PairReport
-from sanitizer.engine.sync_state import PairState
 from sanitizer.errors import StoreError, TokenRejected
 from sanitizer.service import hardening, logs, retirement
 from sanitizer.service.config import Config
@@ -71,8 +70,7 @@ class Job:
     log_level: int = logging.INFO
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # the supervisor's
     sources: tuple[str, ...] | None = None  # every pair's source, when `config` is scoped
-    probes: tuple[tuple[str, PairState], ...] = field(default=(), repr=False)  # PROBE: each
-    # pair's name and the state its last cycle left
+    probes: tuple[str, ...] = ()  # PROBE: the pairs to probe
 
 
 @dataclass(frozen=True)
@@ -193,18 +191,25 @@ def expire_only(runtime: Runtime, job: Job) -> PairReport:
 def probe_all(runtime: Runtime, job: Job) -> dict[str, Probed]:
     """The quiet probes of the job's pairs, one after another, within one cycle's budget: the
     pairs whose source changed nothing, with their reports. Every other pair (its source
-    changed, or anything went wrong) runs its whole cycle in a worker of its own, so a probe
-    never decides more than the quiet path would. A failure that may be the server's rather
-    than one calendar's ends the probes: the pairs left run their own cycles."""
+    changed, its state no longer calls for a probe alone, or anything went wrong) runs its
+    whole cycle in a worker of its own, so a probe never decides more than the quiet path
+    would. A failure that may be the server's rather than one calendar's ends the probes: the
+    pairs left run their own cycles. Each state is read here, under the pair's lock the
+    supervisor holds, and checked again: the supervisor read it before it took the lock."""
     service = job.config.service
     timeout = service.timeout.total_seconds()
     until = time.monotonic() + job.bounds.budget
     found: dict[str, Probed] = {}
-    for name, state in job.probes:
+    for name in job.probes:
         started = time.monotonic()
         if started + timeout > until:
             break
         pair = job.config.pair(name)
+        state = runtime.state.sync_state(name)
+        if state is None or not probe_due(pair, state, key=runtime.key, now=job.now,
+                                          zone=service.timezone,
+                                          full_every=service.full_reconcile):
+            continue
         source, target = runtime.source(pair, until), runtime.target(pair, until)
         if source is None or target is None:
             continue

@@ -32,7 +32,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None, tupl
     real = Pool.start
 
     def start(self: Pool, job: Job) -> Any:
-        seen.append((job.kind, job.pair, tuple(name for name, _ in job.probes)))
+        seen.append((job.kind, job.pair, job.probes))
         return real(self, job)
 
     monkeypatch.setattr(Pool, "start", start)
